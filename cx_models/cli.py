@@ -1,0 +1,259 @@
+"""The ``cx-models`` command line.
+
+Data goes to files; progress and summaries go to stderr. A problem with the
+user's data or options prints one ``error:`` line (no traceback) and exits
+with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cx_models._version import __version__
+from cx_models.errors import CXDataError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="cx-models",
+    help="Churn, CLV and Net Customer Outcome from transactions and surveys.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+class TimeUnit(str, Enum):
+    """Time units of the BTYD columns."""
+
+    D = "D"
+    W = "W"
+
+
+def user_errors(func):
+    """Turn :class:`CXDataError` into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CXDataError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+# Options shared by every verb that reads raw events --------------------------------------
+TransactionsOpt = Annotated[
+    Path, typer.Option("--transactions", help="Transactions file (.csv or .parquet).")
+]
+SurveysOpt = Annotated[
+    Path | None, typer.Option("--surveys", help="Survey responses file (.csv or .parquet).")
+]
+AsOfOpt = Annotated[
+    str,
+    typer.Option("--as-of", help="Cutoff calendar day YYYY-MM-DD; events on it are included."),
+]
+TimeUnitOpt = Annotated[
+    TimeUnit,
+    typer.Option(
+        "--time-unit", case_sensitive=False, help="Unit of recency and T: D (days) or W (weeks)."
+    ),
+]
+CustomerCol = Annotated[str, typer.Option("--customer-col", help="Transactions: customer id.")]
+TimeCol = Annotated[str, typer.Option("--time-col", help="Transactions: timestamp column.")]
+AmountCol = Annotated[str, typer.Option("--amount-col", help="Transactions: amount column.")]
+TimeFormat = Annotated[
+    str | None,
+    typer.Option("--time-format", help="strptime format of non-ISO timestamps, e.g. %Y%m%d."),
+]
+SurveyCustomerCol = Annotated[
+    str, typer.Option("--survey-customer-col", help="Surveys: customer id column.")
+]
+SurveyTimeCol = Annotated[str, typer.Option("--survey-time-col", help="Surveys: timestamp.")]
+SurveyCol = Annotated[str, typer.Option("--survey-col", help="Surveys: survey type column.")]
+ScoreCol = Annotated[str, typer.Option("--score-col", help="Surveys: score column.")]
+SurveyTimeFormat = Annotated[
+    str | None,
+    typer.Option("--survey-time-format", help="strptime format of survey timestamps."),
+]
+QuarantineOut = Annotated[
+    Path | None,
+    typer.Option("--quarantine-out", help="Write every rejected row (.csv or .parquet)."),
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail instead of quarantining rows.")]
+DropDuplicatesOpt = Annotated[
+    bool, typer.Option("--drop-duplicates", help="Quarantine exact duplicate rows.")
+]
+LookbackOpt = Annotated[
+    int, typer.Option("--lookback-days", min=1, help="Survey look-back window in days.")
+]
+CesHigherOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ces-higher-is-better",
+        help="Declare CES as 7 = best; by default 1 = very low effort is best.",
+    ),
+]
+
+
+def _report_table(summary: dict) -> Table:
+    table = Table(title="Input validation", title_justify="left")
+    for col in ("input", "rows in", "used", "quarantined", "after as_of", "duplicates", "reasons"):
+        table.add_column(col, justify="right" if col not in {"input", "reasons"} else "left")
+    for name in ("transactions", "surveys"):
+        rep = summary.get(name)
+        if not rep:
+            continue
+        reasons = ", ".join(f"{r}={n}" for r, n in rep["reasons"].items()) or "-"
+        table.add_row(
+            name,
+            f"{rep['rows_in']:,}",
+            f"{rep['rows_used']:,}",
+            f"{rep['rows_quarantined']:,}",
+            f"{rep['rows_after_as_of']:,}",
+            f"{rep['duplicate_rows']:,}",
+            reasons,
+        )
+    return table
+
+
+@app.command()
+@user_errors
+def features(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    out: Annotated[Path, typer.Option("--out", help="Feature table (.parquet or .csv).")],
+    surveys: SurveysOpt = None,
+    time_unit: TimeUnitOpt = TimeUnit.D,
+    lookback_days: LookbackOpt = 365,
+    quarantine_out: QuarantineOut = None,
+    strict: StrictOpt = False,
+    drop_duplicates: DropDuplicatesOpt = False,
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "timestamp",
+    amount_col: AmountCol = "amount",
+    time_format: TimeFormat = None,
+    survey_customer_col: SurveyCustomerCol = "customer_id",
+    survey_time_col: SurveyTimeCol = "timestamp",
+    survey_col: SurveyCol = "survey",
+    score_col: ScoreCol = "score",
+    survey_time_format: SurveyTimeFormat = None,
+    ces_higher_is_better: CesHigherOpt = False,
+) -> None:
+    """Build one row of features per customer as of a cutoff day."""
+    from cx_models.features import build_features
+    from cx_models.io import table_format, write_table
+    from cx_models.schemas import SurveyColumns, TransactionColumns, write_quarantine
+
+    table_format(out, what="output")
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    build = build_features(
+        transactions,
+        surveys,
+        as_of=as_of,
+        time_unit=time_unit.value,
+        lookback_days=lookback_days,
+        transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
+        survey_columns=SurveyColumns(survey_customer_col, survey_time_col, survey_col, score_col),
+        time_format=time_format,
+        survey_time_format=survey_time_format,
+        drop_duplicates=drop_duplicates,
+        strict=strict,
+        ces_higher_is_better=ces_higher_is_better,
+    )
+    summary = build.summary()
+    write_table(
+        build.features,
+        out,
+        metadata={
+            "as_of": summary["as_of"],
+            "time_unit": summary["time_unit"],
+            "lookback_days": lookback_days,
+            "cx_models_version": __version__,
+            "validation": summary,
+        },
+    )
+    err.print(_report_table(summary))
+    if quarantine_out is not None:
+        write_quarantine(quarantine_out, build.transactions, build.surveys)
+        err.print(f"quarantined rows written to {quarantine_out}")
+    orphans = summary["survey_customers_without_purchase"]
+    if orphans:
+        err.print(f"{orphans:,} survey respondents have no purchase by as_of and get no row")
+    err.print(
+        f"wrote {summary['customers']:,} customers x {build.features.shape[1]} columns "
+        f"(as_of {summary['as_of']}, time unit {summary['time_unit']}) to {out}"
+    )
+
+
+@app.command()
+@user_errors
+def generate(
+    customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+) -> None:
+    """Simulate a customer base with ground truth (transactions, surveys, truth, params)."""
+    from cx_models.synthetic import generate_customer_base, write_customer_base
+
+    with err.status(f"simulating {customers:,} customers"):
+        base = generate_customer_base(customers, seed=seed)
+        paths = write_customer_base(base, out)
+    err.print(
+        f"wrote {base.transactions.height:,} transactions and {base.surveys.height:,} survey "
+        f"responses for {customers:,} customers ({base.params['start']} to "
+        f"{base.params['end']}, seed {seed}) to {paths['transactions'].parent}"
+    )
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("demo-output"),
+    customers: Annotated[int, typer.Option("--customers", min=100)] = 20_000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Run the main job end to end on a synthetic customer base."""
+    from cx_models.synthetic import SyntheticParams
+
+    data = out / "data"
+    err.rule("1. generate a synthetic customer base")
+    generate(customers=customers, out=data, seed=seed)
+    as_of = SyntheticParams().end
+    err.rule(f"2. customer features as of {as_of}")
+    features(
+        transactions=data / "transactions.parquet",
+        surveys=data / "surveys.parquet",
+        as_of=as_of,
+        out=out / "features.parquet",
+        quarantine_out=out / "quarantine.csv",
+    )
+    err.print(f"demo finished: outputs in {out}/")
+
+
+@app.command()
+def version() -> None:
+    """Print the cx-models version."""
+    sys.stdout.write(json.dumps({"cx_models": __version__}) + "\n")
+
+
+def main() -> None:
+    """Entry point of the ``cx-models`` console script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

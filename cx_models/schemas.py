@@ -1,0 +1,588 @@
+"""Data contracts: column names, survey scales, validation and quarantine.
+
+Two inputs are accepted, each as CSV, Parquet, a pandas or a polars frame:
+
+* **transactions** — ``customer_id, timestamp, amount``: one row per order.
+* **surveys** (long format) — ``customer_id, timestamp, survey, score`` with
+  ``survey`` one of ``nps``, ``csat``, ``ces`` (any case).
+
+Other column names are mapped with :class:`TransactionColumns` /
+:class:`SurveyColumns`; extra columns are ignored. Structural problems (file,
+required column, option value, no usable transaction) raise
+:class:`~cx_models.errors.CXDataError`. Row problems are *quarantined*: each
+rejected row keeps its original values and gets one ``reason``; the counts
+always satisfy ``rows_in = rows_used + rows_quarantined + rows_after_as_of``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+
+from cx_models.errors import CXDataError
+from cx_models.io import read_input, write_table
+from cx_models.timeutil import as_of_cutoff, parse_as_of
+
+__all__ = [
+    "QUARANTINE_REASONS",
+    "SURVEY_SCALES",
+    "SurveyColumns",
+    "SurveyScale",
+    "TransactionColumns",
+    "ValidatedTable",
+    "ValidationReport",
+    "quarantine_table",
+    "survey_scales",
+    "validate_surveys",
+    "validate_transactions",
+    "write_quarantine",
+]
+
+#: Every quarantine reason, with what it means.
+QUARANTINE_REASONS: dict[str, str] = {
+    "missing_customer_id": "the customer id is empty",
+    "missing_timestamp": "the timestamp is empty",
+    "unparseable_timestamp": "the timestamp cannot be read as a date or datetime",
+    "missing_amount": "the amount is empty",
+    "non_numeric_amount": "the amount is not a number",
+    "non_finite_amount": "the amount is NaN or infinite",
+    "negative_amount": "the amount is negative (returns are not purchases)",
+    "missing_survey_type": "the survey type is empty",
+    "unknown_survey_type": "the survey type is not one of nps, csat, ces",
+    "missing_score": "the score is empty",
+    "non_numeric_score": "the score is not a finite number",
+    "non_integer_score": "the score is not a whole number on its scale",
+    "out_of_range_score": "the score is outside its declared scale",
+    "duplicate_row": "an exact copy of an earlier row, dropped on request (--drop-duplicates)",
+}
+
+# Reasons that --strict does not turn into an error: the user asked for them.
+_REQUESTED_REASONS = {"duplicate_row"}
+
+
+@dataclass(frozen=True)
+class TransactionColumns:
+    """Names of the transaction columns in the user's data.
+
+    Examples
+    --------
+    >>> TransactionColumns(customer="cust", amount="value").amount
+    'value'
+    """
+
+    customer: str = "customer_id"
+    time: str = "timestamp"
+    amount: str = "amount"
+
+    def roles(self) -> dict[str, tuple[str, str]]:
+        """Map canonical name to (user column, CLI flag)."""
+        return {
+            "customer_id": (self.customer, "--customer-col"),
+            "timestamp": (self.time, "--time-col"),
+            "amount": (self.amount, "--amount-col"),
+        }
+
+
+@dataclass(frozen=True)
+class SurveyColumns:
+    """Names of the survey columns in the user's data.
+
+    Examples
+    --------
+    >>> SurveyColumns(survey="type").survey
+    'type'
+    """
+
+    customer: str = "customer_id"
+    time: str = "timestamp"
+    survey: str = "survey"
+    score: str = "score"
+
+    def roles(self) -> dict[str, tuple[str, str]]:
+        """Map canonical name to (user column, CLI flag)."""
+        return {
+            "customer_id": (self.customer, "--survey-customer-col"),
+            "timestamp": (self.time, "--survey-time-col"),
+            "survey": (self.survey, "--survey-col"),
+            "score": (self.score, "--score-col"),
+        }
+
+
+@dataclass(frozen=True)
+class SurveyScale:
+    """A declared survey scale: integer scores from ``low`` to ``high``.
+
+    Examples
+    --------
+    >>> SURVEY_SCALES["ces"].higher_is_better
+    False
+    """
+
+    name: str
+    low: int
+    high: int
+    higher_is_better: bool
+
+
+#: Declared scales: NPS 0-10 and CSAT 1-5 (higher is better); CES 1-7 where,
+#: by default, 1 = very low effort is best.
+SURVEY_SCALES: dict[str, SurveyScale] = {
+    "nps": SurveyScale("nps", 0, 10, True),
+    "csat": SurveyScale("csat", 1, 5, True),
+    "ces": SurveyScale("ces", 1, 7, False),
+}
+
+
+def survey_scales(*, ces_higher_is_better: bool = False) -> dict[str, SurveyScale]:
+    """Return the declared survey scales, with the CES direction as given.
+
+    Examples
+    --------
+    >>> survey_scales(ces_higher_is_better=True)["ces"].higher_is_better
+    True
+    """
+    scales = dict(SURVEY_SCALES)
+    scales["ces"] = SurveyScale("ces", 1, 7, ces_higher_is_better)
+    return scales
+
+
+@dataclass
+class ValidationReport:
+    """What validation did with one input.
+
+    ``rows_in = rows_used + rows_quarantined + rows_after_as_of`` always holds.
+    """
+
+    source: str
+    kind: str
+    rows_in: int
+    rows_used: int
+    rows_quarantined: int
+    rows_after_as_of: int
+    duplicate_rows: int
+    reasons: dict[str, int]
+    quarantine: pl.DataFrame = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """Return the counts as a JSON-friendly dict.
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> r = ValidationReport("t.csv", "transactions", 3, 2, 1, 0, 0,
+        ...                      {"negative_amount": 1}, pl.DataFrame())
+        >>> r.to_dict()["rows_quarantined"]
+        1
+        """
+        return {
+            "source": self.source,
+            "rows_in": self.rows_in,
+            "rows_used": self.rows_used,
+            "rows_quarantined": self.rows_quarantined,
+            "rows_after_as_of": self.rows_after_as_of,
+            "duplicate_rows": self.duplicate_rows,
+            "reasons": dict(self.reasons),
+        }
+
+
+@dataclass
+class ValidatedTable:
+    """Validated rows at or before ``as_of`` in canonical columns, with the report."""
+
+    data: pl.DataFrame
+    report: ValidationReport
+
+
+# ---------------------------------------------------------------------------
+# Column parsing helpers: each returns the parsed column and masks of problems.
+# ---------------------------------------------------------------------------
+
+_INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
+
+
+def _text(series: pl.Series) -> pl.Series:
+    """Strip text and turn empty strings into nulls."""
+    stripped = series.cast(pl.String).str.strip_chars()
+    return pl.select(pl.when(stripped.str.len_chars() == 0).then(None).otherwise(stripped)).to_series()
+
+
+def _customer_ids(series: pl.Series, source: str, column: str) -> pl.Series:
+    """Canonical customer ids: Int64 for integer ids, String otherwise; null = missing."""
+    dtype = series.dtype
+    if dtype.is_integer():
+        return series.cast(pl.Int64)
+    if dtype.is_float():
+        values = series.fill_nan(None)
+        present = values.drop_nulls()
+        if present.len() and not (present == present.round(0)).all():
+            raise CXDataError(
+                f"{source}: column {column!r} (customer id) holds non-integer numbers; "
+                "expected integer or text ids"
+            )
+        return values.cast(pl.Int64)
+    if dtype == pl.Boolean:
+        raise CXDataError(f"{source}: column {column!r} (customer id) is boolean; expected ids")
+    text = _text(series)
+    present = text.drop_nulls()
+    # Integer-looking ids become integers, unless leading zeros or size say they are codes.
+    if present.len() and present.str.contains(_INT_PATTERN).all():
+        return text.cast(pl.Int64)
+    return text
+
+
+def _timestamps(
+    series: pl.Series, time_format: str | None, source: str, column: str
+) -> tuple[pl.Series, pl.Series]:
+    """Return (naive UTC datetimes, mask of present-but-unparseable values)."""
+    dtype = series.dtype
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        parsed = series.cast(pl.Datetime("us"))
+        return parsed, pl.Series([False] * len(series))
+    if dtype == pl.Date:
+        return series.cast(pl.Datetime("us")), pl.Series([False] * len(series))
+    if dtype.is_integer():
+        if time_format is None:
+            raise CXDataError(
+                f"{source}: column {column!r} (timestamp) holds integers; give the format "
+                "with --time-format / time_format (e.g. %Y%m%d)"
+            )
+        series = series.cast(pl.String)
+    elif dtype != pl.String and not isinstance(dtype, (pl.Categorical, pl.Enum)):
+        raise CXDataError(
+            f"{source}: column {column!r} (timestamp) has type {dtype}; expected dates, "
+            "datetimes or text such as 2024-06-30 or 2024-06-30T14:05:00"
+        )
+    text = _text(series)
+    parsed = pd.to_datetime(
+        text.to_pandas(), format=time_format or "ISO8601", errors="coerce", utc=True
+    ).dt.tz_convert(None)
+    out = pl.from_pandas(parsed).cast(pl.Datetime("us")).alias(series.name)
+    bad = text.is_not_null() & out.is_null()
+    return out, bad
+
+
+def _numbers(series: pl.Series, source: str, column: str, what: str) -> tuple[pl.Series, pl.Series]:
+    """Return (Float64 values, mask of present-but-non-numeric values)."""
+    dtype = series.dtype
+    if dtype.is_numeric():
+        return series.cast(pl.Float64), pl.Series([False] * len(series))
+    if dtype == pl.Boolean:
+        raise CXDataError(f"{source}: column {column!r} ({what}) is boolean; expected numbers")
+    text = _text(series)
+    values = text.cast(pl.Float64, strict=False)
+    return values, text.is_not_null() & values.is_null()
+
+
+def _check_columns(frame: pl.DataFrame, source: str, roles: dict[str, tuple[str, str]]) -> None:
+    for canonical, (column, flag) in roles.items():
+        if column not in frame.columns:
+            found = ", ".join(repr(c) for c in frame.columns) or "none"
+            raise CXDataError(
+                f"{source}: required column {column!r} ({canonical}) is missing; "
+                f"found columns: {found}. Map another column with {flag}"
+            )
+
+
+def _first_reason(checks: list[tuple[str, pl.Series]], height: int) -> pl.Series:
+    """The first failing check per row, in priority order (null when none fails)."""
+    expr = None
+    for reason, mask in checks:
+        cond = pl.lit(mask.fill_null(False))
+        expr = pl.when(cond).then(pl.lit(reason)) if expr is None else expr.when(cond).then(
+            pl.lit(reason)
+        )
+    if expr is None or height == 0:
+        return pl.Series("reason", [None] * height, dtype=pl.String)
+    return pl.select(expr.otherwise(pl.lit(None, dtype=pl.String)).alias("reason")).to_series()
+
+
+def _finish(
+    *,
+    raw: pl.DataFrame,
+    canonical: pl.DataFrame,
+    checks: list[tuple[str, pl.Series]],
+    source: str,
+    kind: str,
+    as_of: dt.date,
+    drop_duplicates: bool,
+    strict: bool,
+) -> ValidatedTable:
+    height = raw.height
+    duplicate = (
+        ~raw.select(pl.struct(pl.all()).is_first_distinct()).to_series()
+        if height and raw.width
+        else pl.Series([False] * height)
+    )
+    if drop_duplicates:
+        checks = [*checks, ("duplicate_row", duplicate)]
+    reason = _first_reason(checks, height)
+    bad = reason.is_not_null()
+    rows = pl.Series("row", range(height), dtype=pl.Int64)
+
+    quarantine = pl.DataFrame(
+        {"source": pl.Series([kind] * int(bad.sum()), dtype=pl.String)}
+    ).with_columns(
+        rows.filter(bad),
+        reason.filter(bad),
+        *[raw[c].filter(bad).cast(pl.String) for c in raw.columns],
+    )
+    good = canonical.filter(~bad)
+    cutoff = as_of_cutoff(as_of)
+    after = good["timestamp"] >= cutoff
+    used = good.filter(~after)
+    counts = reason.filter(bad).value_counts()
+    reasons = {r: int(n) for r, n in sorted(counts.iter_rows(), key=lambda rn: (-rn[1], rn[0]))}
+    report = ValidationReport(
+        source=source,
+        kind=kind,
+        rows_in=height,
+        rows_used=used.height,
+        rows_quarantined=int(bad.sum()),
+        rows_after_as_of=int(after.sum()),
+        duplicate_rows=int(duplicate.sum()),
+        reasons=reasons,
+        quarantine=quarantine,
+    )
+    assert report.rows_in == report.rows_used + report.rows_quarantined + report.rows_after_as_of
+    if strict:
+        blocking = {r: n for r, n in reasons.items() if r not in _REQUESTED_REASONS}
+        if blocking:
+            listing = ", ".join(f"{r}: {n}" for r, n in blocking.items())
+            first = quarantine.filter(~pl.col("reason").is_in(list(_REQUESTED_REASONS)))
+            first_rows = ", ".join(str(r) for r in first["row"].head(5).to_list())
+            raise CXDataError(
+                f"{source}: --strict: {report.rows_quarantined} of {height} {kind} rows would be "
+                f"quarantined ({listing}); first bad rows (0-based): {first_rows}"
+            )
+    return ValidatedTable(data=used, report=report)
+
+
+def validate_transactions(
+    data,
+    *,
+    as_of,
+    columns: TransactionColumns | None = None,
+    time_format: str | None = None,
+    drop_duplicates: bool = False,
+    strict: bool = False,
+) -> ValidatedTable:
+    """Validate a transactions input and keep the rows usable at ``as_of``.
+
+    Parameters
+    ----------
+    data : path, pandas.DataFrame or polars.DataFrame
+        Transactions, one row per order.
+    as_of : str, date or datetime
+        The calendar day the data is seen from; its whole day is included.
+    columns : TransactionColumns, optional
+        The names of the customer, time and amount columns.
+    time_format : str, optional
+        ``strptime`` format for text or integer timestamps (e.g. ``%Y%m%d``);
+        ISO 8601 text is read without one.
+    drop_duplicates : bool
+        Quarantine exact copies of an earlier row (reason ``duplicate_row``)
+        instead of keeping them. They are counted either way.
+    strict : bool
+        Raise instead of quarantining.
+
+    Returns
+    -------
+    ValidatedTable
+        ``data`` has ``customer_id`` (Int64 or String), ``timestamp`` (naive
+        UTC datetime) and ``amount`` (Float64, finite, >= 0) for rows at or
+        before ``as_of``; ``report`` counts everything else.
+
+    Raises
+    ------
+    CXDataError
+        On a structural problem, including no usable transaction at or before
+        ``as_of``.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"customer_id": [1, 1, None, 2],
+    ...                     "timestamp": ["2024-01-02", "2024-02-01", "2024-01-03", "2025-01-01"],
+    ...                     "amount": [10.0, -5.0, 3.0, 4.0]})
+    >>> v = validate_transactions(raw, as_of="2024-12-31")
+    >>> v.report.rows_used, v.report.reasons, v.report.rows_after_as_of
+    (1, {'missing_customer_id': 1, 'negative_amount': 1}, 1)
+    """
+    columns = columns or TransactionColumns()
+    as_of = parse_as_of(as_of)
+    raw, source = read_input(data, what="transactions")
+    roles = columns.roles()
+    _check_columns(raw, source, roles)
+    customer = _customer_ids(raw[columns.customer], source, columns.customer)
+    timestamp, bad_time = _timestamps(raw[columns.time], time_format, source, columns.time)
+    amount, non_numeric = _numbers(raw[columns.amount], source, columns.amount, "amount")
+    present = amount.is_not_null()
+    finite = amount.is_finite().fill_null(False)
+    checks = [
+        ("missing_customer_id", customer.is_null()),
+        ("missing_timestamp", timestamp.is_null() & ~bad_time),
+        ("unparseable_timestamp", bad_time),
+        ("missing_amount", ~present & ~non_numeric),
+        ("non_numeric_amount", non_numeric),
+        ("non_finite_amount", present & ~finite),
+        ("negative_amount", finite & (amount.fill_nan(0.0) < 0)),
+    ]
+    canonical = pl.DataFrame(
+        {
+            "customer_id": customer,
+            "timestamp": timestamp,
+            "amount": amount,
+        }
+    )
+    validated = _finish(
+        raw=raw,
+        canonical=canonical,
+        checks=checks,
+        source=source,
+        kind="transactions",
+        as_of=as_of,
+        drop_duplicates=drop_duplicates,
+        strict=strict,
+    )
+    _require_usable(validated.report, source, as_of, time_format)
+    return validated
+
+
+def _require_usable(report: ValidationReport, source: str, as_of: dt.date, time_format) -> None:
+    """Raise when nothing is left to build features from."""
+    if report.rows_used:
+        return
+    if report.rows_in == 0:
+        raise CXDataError(f"{source}: no usable transaction: the input has no rows")
+    if report.rows_quarantined == report.rows_in:
+        listing = ", ".join(f"{r}: {n}" for r, n in report.reasons.items())
+        hint = ""
+        if "unparseable_timestamp" in report.reasons and time_format is None:
+            hint = "; for timestamps that are not ISO 8601 give --time-format (e.g. %Y%m%d)"
+        raise CXDataError(
+            f"{source}: no usable transaction: every one of the {report.rows_in} rows was "
+            f"quarantined ({listing}){hint}"
+        )
+    if report.rows_after_as_of == report.rows_in:
+        raise CXDataError(
+            f"{source}: no usable transaction: all {report.rows_in} rows are dated after "
+            f"as_of {as_of.isoformat()}; choose a later --as-of"
+        )
+    raise CXDataError(
+        f"{source}: no usable transaction at or before as_of {as_of.isoformat()}: "
+        f"{report.rows_quarantined} rows quarantined, {report.rows_after_as_of} after as_of"
+    )
+
+
+def validate_surveys(
+    data,
+    *,
+    as_of,
+    columns: SurveyColumns | None = None,
+    time_format: str | None = None,
+    drop_duplicates: bool = False,
+    strict: bool = False,
+    scales: dict[str, SurveyScale] | None = None,
+) -> ValidatedTable:
+    """Validate a long-format survey input and keep the responses usable at ``as_of``.
+
+    Parameters
+    ----------
+    data : path, pandas.DataFrame or polars.DataFrame
+        One row per response: customer, timestamp, survey type, score.
+    as_of : str, date or datetime
+        The calendar day the data is seen from; its whole day is included.
+    columns : SurveyColumns, optional
+        The names of the customer, time, survey-type and score columns.
+    time_format : str, optional
+        ``strptime`` format for text or integer timestamps.
+    drop_duplicates, strict : bool
+        As in :func:`validate_transactions`.
+    scales : dict of SurveyScale, optional
+        Declared scales; :data:`SURVEY_SCALES` by default.
+
+    Returns
+    -------
+    ValidatedTable
+        ``data`` has ``customer_id``, ``timestamp``, ``survey`` (lower case)
+        and ``score`` (Float64, a whole number on the declared scale).
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"customer_id": [1, 1, 2],
+    ...                     "timestamp": ["2024-01-02", "2024-01-05", "2024-01-03"],
+    ...                     "survey": ["NPS", "csat", "ces"], "score": [9, 6, 2]})
+    >>> v = validate_surveys(raw, as_of="2024-12-31")
+    >>> v.report.rows_used, v.report.reasons
+    (2, {'out_of_range_score': 1})
+    """
+    columns = columns or SurveyColumns()
+    scales = scales or SURVEY_SCALES
+    as_of = parse_as_of(as_of)
+    raw, source = read_input(data, what="surveys")
+    _check_columns(raw, source, columns.roles())
+    customer = _customer_ids(raw[columns.customer], source, columns.customer)
+    timestamp, bad_time = _timestamps(raw[columns.time], time_format, source, columns.time)
+    survey = _text(raw[columns.survey]).str.to_lowercase().alias("survey")
+    score, non_numeric = _numbers(raw[columns.score], source, columns.score, "score")
+    known = survey.is_in(list(scales))
+    low = survey.replace_strict({k: s.low for k, s in scales.items()}, default=None)
+    high = survey.replace_strict({k: s.high for k, s in scales.items()}, default=None)
+    present = score.is_not_null()
+    finite = score.is_finite().fill_null(False)
+    whole = finite & (score.fill_nan(0.0) == score.fill_nan(0.0).round(0))
+    checks = [
+        ("missing_customer_id", customer.is_null()),
+        ("missing_timestamp", timestamp.is_null() & ~bad_time),
+        ("unparseable_timestamp", bad_time),
+        ("missing_survey_type", survey.is_null()),
+        ("unknown_survey_type", survey.is_not_null() & ~known.fill_null(False)),
+        ("missing_score", ~present & ~non_numeric),
+        ("non_numeric_score", non_numeric | (present & ~finite)),
+        ("non_integer_score", finite & ~whole),
+        ("out_of_range_score", finite & ((score < low) | (score > high)).fill_null(False)),
+    ]
+    canonical = pl.DataFrame(
+        {"customer_id": customer, "timestamp": timestamp, "survey": survey, "score": score}
+    )
+    return _finish(
+        raw=raw,
+        canonical=canonical,
+        checks=checks,
+        source=source,
+        kind="surveys",
+        as_of=as_of,
+        drop_duplicates=drop_duplicates,
+        strict=strict,
+    )
+
+
+def quarantine_table(*reports: ValidationReport | None) -> pl.DataFrame:
+    """One table of every rejected row of every input.
+
+    Columns are ``source`` (``transactions`` or ``surveys``), ``row`` (0-based
+    row number in that input), ``reason``, then the row's original values as
+    text.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"customer_id": [1, 2], "timestamp": ["2024-01-01", "x"],
+    ...                     "amount": [1.0, 2.0]})
+    >>> v = validate_transactions(raw, as_of="2024-12-31")
+    >>> quarantine_table(v.report).select("source", "row", "reason").rows()
+    [('transactions', 1, 'unparseable_timestamp')]
+    """
+    frames = [r.quarantine for r in reports if r is not None]
+    if not frames:
+        return pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "reason": pl.String})
+    return pl.concat(frames, how="diagonal")
+
+
+def write_quarantine(path, *reports: ValidationReport | None) -> Path:
+    """Write :func:`quarantine_table` to a CSV or Parquet file (by extension)."""
+    return write_table(quarantine_table(*reports), path)

@@ -1,0 +1,1 @@
+"""Serving: batch scoring, reports, REST API and Spark (``cx_models.serving``)."""
