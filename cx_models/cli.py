@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +33,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
-class TimeUnit(str, Enum):
+class TimeUnit(StrEnum):
     """Time units of the BTYD columns."""
 
     D = "D"

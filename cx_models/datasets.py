@@ -48,7 +48,8 @@ def load_cdnow(kind: Literal["master", "sample"] = "master") -> pd.DataFrame:
     pandas.DataFrame
         ``customer_id`` (text, as in the file: ``"00004"``), ``timestamp``
         (datetime, day resolution), ``amount`` (dollars; 0 for the free
-        orders) and ``quantity`` (number of CDs).
+        orders) and ``quantity`` (number of CDs); the sample adds ``sample_id``,
+        the 1..2357 numbering of the published sample summary.
 
     Examples
     --------
@@ -75,7 +76,11 @@ def load_cdnow(kind: Literal["master", "sample"] = "master") -> pd.DataFrame:
             dtype={"customer_id": str, "sample_id": str, "date": str},
         )
     frame["timestamp"] = pd.to_datetime(frame["date"], format="%Y%m%d")
-    return frame[["customer_id", "timestamp", "amount", "quantity"]]
+    columns = ["customer_id", "timestamp", "amount", "quantity"]
+    if kind == "sample":
+        frame["sample_id"] = frame["sample_id"].astype(int)
+        columns.append("sample_id")
+    return frame[columns]
 
 
 def load_cdnow_summary(with_monetary_value: bool = True) -> pd.DataFrame:

@@ -180,14 +180,16 @@ def _survey_features(sv: pl.DataFrame, as_of: dt.date, lookback_days: int) -> pl
     day = pl.col("timestamp").dt.date()
     in_window = sv.filter((as_of_day - day).dt.total_days() < lookback_days)
     per_type = in_window.group_by("customer_id", "survey").agg(
-        pl.col("score").filter(pl.col("timestamp") == pl.col("timestamp").max()).mean().alias(
-            "latest"
-        ),
+        pl.col("score")
+        .filter(pl.col("timestamp") == pl.col("timestamp").max())
+        .mean()
+        .alias("latest"),
         pl.col("score").mean().alias("mean"),
         pl.len().alias("count"),
-        (as_of_day - pl.col("timestamp").max().dt.date()).dt.total_days().cast(pl.Float64).alias(
-            "days_since"
-        ),
+        (as_of_day - pl.col("timestamp").max().dt.date())
+        .dt.total_days()
+        .cast(pl.Float64)
+        .alias("days_since"),
     )
     wide = None
     for s in SURVEY_TYPES:
@@ -198,7 +200,9 @@ def _survey_features(sv: pl.DataFrame, as_of: dt.date, lookback_days: int) -> pl
             pl.col("count").alias(f"{s}_count"),
             pl.col("days_since").alias(f"{s}_days_since"),
         )
-        wide = part if wide is None else wide.join(part, on="customer_id", how="full", coalesce=True)
+        wide = (
+            part if wide is None else wide.join(part, on="customer_id", how="full", coalesce=True)
+        )
     return wide
 
 
@@ -254,7 +258,9 @@ def features_from_validated(
                 feats = feats.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
         name = f"{s}_count"
         feats = feats.with_columns(
-            (pl.col(name) if name in feats.columns else pl.lit(0)).fill_null(0).cast(pl.Int64)
+            (pl.col(name) if name in feats.columns else pl.lit(0))
+            .fill_null(0)
+            .cast(pl.Int64)
             .alias(name)
         )
     feats = feats.with_columns(_nps_category()).select(feature_columns()).sort("customer_id")
@@ -379,9 +385,10 @@ def build_customer_features(
 
     Examples
     --------
-    >>> tx = pd.DataFrame({"customer_id": [7, 7, 7, 8],
-    ...                    "timestamp": ["2024-01-01", "2024-01-15", "2024-01-29 18:00", "2024-01-20"],
-    ...                    "amount": [10.0, 20.0, 40.0, 5.0]})
+    >>> tx = pd.DataFrame({
+    ...     "customer_id": [7, 7, 7, 8],
+    ...     "timestamp": ["2024-01-01", "2024-01-15", "2024-01-29 18:00", "2024-01-20"],
+    ...     "amount": [10.0, 20.0, 40.0, 5.0]})
     >>> f = build_customer_features(tx, as_of="2024-01-29", time_unit="W")
     >>> f[["customer_id", "frequency", "recency", "T", "monetary_value"]].to_dict("records")[0]
     {'customer_id': 7, 'frequency': 2.0, 'recency': 4.0, 'T': 4.0, 'monetary_value': 30.0}

@@ -60,11 +60,22 @@ def _pandas_to_polars(frame: pd.DataFrame) -> pl.DataFrame:
     for name in frame.columns:
         series = frame[name]
         kind = series.dtype.kind
-        if kind in "biufM" or isinstance(series.dtype, pd.DatetimeTZDtype):
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            # Aware timestamps become naive UTC, the contract for every input.
+            columns[str(name)] = pl.from_pandas(series.dt.tz_convert(None))
+        elif kind in "biufM":
             columns[str(name)] = pl.from_pandas(series)
         elif isinstance(series.dtype, pd.BooleanDtype) or str(series.dtype) in {
-            "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
-            "Float32", "Float64",
+            "Int8",
+            "Int16",
+            "Int32",
+            "Int64",
+            "UInt8",
+            "UInt16",
+            "UInt32",
+            "UInt64",
+            "Float32",
+            "Float64",
         }:
             columns[str(name)] = pl.from_pandas(series)
         else:

@@ -207,7 +207,9 @@ _INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
 def _text(series: pl.Series) -> pl.Series:
     """Strip text and turn empty strings into nulls."""
     stripped = series.cast(pl.String).str.strip_chars()
-    return pl.select(pl.when(stripped.str.len_chars() == 0).then(None).otherwise(stripped)).to_series()
+    return pl.select(
+        pl.when(stripped.str.len_chars() == 0).then(None).otherwise(stripped)
+    ).to_series()
 
 
 def _customer_ids(series: pl.Series, source: str, column: str) -> pl.Series:
@@ -243,9 +245,9 @@ def _timestamps(
         if dtype.time_zone is not None:
             series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         parsed = series.cast(pl.Datetime("us"))
-        return parsed, pl.Series([False] * len(series))
+        return parsed, pl.Series([False] * len(series), dtype=pl.Boolean)
     if dtype == pl.Date:
-        return series.cast(pl.Datetime("us")), pl.Series([False] * len(series))
+        return series.cast(pl.Datetime("us")), pl.Series([False] * len(series), dtype=pl.Boolean)
     if dtype.is_integer():
         if time_format is None:
             raise CXDataError(
@@ -271,7 +273,7 @@ def _numbers(series: pl.Series, source: str, column: str, what: str) -> tuple[pl
     """Return (Float64 values, mask of present-but-non-numeric values)."""
     dtype = series.dtype
     if dtype.is_numeric():
-        return series.cast(pl.Float64), pl.Series([False] * len(series))
+        return series.cast(pl.Float64), pl.Series([False] * len(series), dtype=pl.Boolean)
     if dtype == pl.Boolean:
         raise CXDataError(f"{source}: column {column!r} ({what}) is boolean; expected numbers")
     text = _text(series)
@@ -290,12 +292,14 @@ def _check_columns(frame: pl.DataFrame, source: str, roles: dict[str, tuple[str,
 
 
 def _first_reason(checks: list[tuple[str, pl.Series]], height: int) -> pl.Series:
-    """The first failing check per row, in priority order (null when none fails)."""
+    """Return the first failing check per row, in priority order (null when none fails)."""
     expr = None
     for reason, mask in checks:
         cond = pl.lit(mask.fill_null(False))
-        expr = pl.when(cond).then(pl.lit(reason)) if expr is None else expr.when(cond).then(
-            pl.lit(reason)
+        expr = (
+            pl.when(cond).then(pl.lit(reason))
+            if expr is None
+            else expr.when(cond).then(pl.lit(reason))
         )
     if expr is None or height == 0:
         return pl.Series("reason", [None] * height, dtype=pl.String)
@@ -317,7 +321,7 @@ def _finish(
     duplicate = (
         ~raw.select(pl.struct(pl.all()).is_first_distinct()).to_series()
         if height and raw.width
-        else pl.Series([False] * height)
+        else pl.Series([False] * height, dtype=pl.Boolean)
     )
     if drop_duplicates:
         checks = [*checks, ("duplicate_row", duplicate)]

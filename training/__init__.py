@@ -1,1 +1,1 @@
-"""Training pipelines: configuration, MLflow tracking, the pyfunc CX scorer (``cx_models.training``)."""
+"""Training pipelines: config, MLflow tracking, the pyfunc CX scorer (``cx_models.training``)."""

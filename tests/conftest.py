@@ -1,0 +1,22 @@
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import pytest  # noqa: E402
+
+from cx_models.synthetic import generate_customer_base  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_base():
+    """A seeded synthetic base of 3,000 customers."""
+    return generate_customer_base(3_000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def small_base_dir(tmp_path_factory, small_base):
+    from cx_models.synthetic import write_customer_base
+
+    out = tmp_path_factory.mktemp("base")
+    write_customer_base(small_base, out)
+    return out

@@ -1,0 +1,167 @@
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from cx_models.cli import app
+from cx_models.io import read_features, read_table_metadata
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_features_end_to_end(tmp_path, small_base_dir):
+    out = tmp_path / "features.parquet"
+    q = tmp_path / "q.csv"
+    res = run(
+        "features",
+        "--transactions",
+        small_base_dir / "transactions.parquet",
+        "--surveys",
+        small_base_dir / "surveys.parquet",
+        "--as-of",
+        "2025-06-30",
+        "--time-unit",
+        "w",
+        "--out",
+        out,
+        "--quarantine-out",
+        q,
+    )
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == ""  # nothing mixed into stdout
+    assert "wrote" in res.stderr and "Input validation" in res.stderr
+    f = read_features(out)
+    assert f.attrs == {"as_of": "2025-06-30", "time_unit": "W"}
+    meta = read_table_metadata(out)
+    assert meta["validation"]["transactions"]["rows_in"] == (
+        meta["validation"]["transactions"]["rows_used"]
+        + meta["validation"]["transactions"]["rows_after_as_of"]
+    )
+    assert (f["recency"] <= f["T"]).all()
+    assert q.exists()
+
+
+def test_column_mapping_flags_and_quarantine_file(tmp_path):
+    tx = tmp_path / "orders.csv"
+    tx.write_text(
+        "cid,day,value,note\n1,20240101,10,x\n1,20240105,-3,y\n2,2024,5,z\n,20240102,1,w\n"
+    )
+    sv = tmp_path / "sv.csv"
+    sv.write_text("who,when,kind,val\n1,20240102,NPS,9\n1,20240103,nps,12\n")
+    out, q = tmp_path / "f.csv", tmp_path / "q.parquet"
+    res = run(
+        "features",
+        "--transactions",
+        tx,
+        "--surveys",
+        sv,
+        "--as-of",
+        "2024-06-30",
+        "--out",
+        out,
+        "--quarantine-out",
+        q,
+        "--customer-col",
+        "cid",
+        "--time-col",
+        "day",
+        "--amount-col",
+        "value",
+        "--time-format",
+        "%Y%m%d",
+        "--survey-customer-col",
+        "who",
+        "--survey-time-col",
+        "when",
+        "--survey-col",
+        "kind",
+        "--score-col",
+        "val",
+    )
+    assert res.exit_code == 0, res.stderr
+    f = pl.read_csv(out)
+    assert f["customer_id"].to_list() == [1]
+    assert f["nps_latest"].to_list() == [9.0]
+    quarantined = pl.read_parquet(q)
+    assert quarantined.select("source", "row", "reason").rows() == [
+        ("transactions", 1, "negative_amount"),
+        ("transactions", 2, "unparseable_timestamp"),
+        ("transactions", 3, "missing_customer_id"),
+        ("surveys", 1, "out_of_range_score"),
+    ]
+    assert quarantined["note"].to_list()[:3] == ["y", "z", "w"]
+    assert json.loads((tmp_path / "f.csv.meta.json").read_text())["time_unit"] == "D"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--as-of", "2024-02-30"], "as_of '2024-02-30' is not a date"),
+        (
+            ["--as-of", "2020-01-01"],
+            "no usable transaction at or before as_of 2020-01-01: 1 rows quarantined, 1 after",
+        ),
+        (["--amount-col", "price"], "required column 'price' (amount) is missing"),
+        (["--strict"], "--strict: 1 of 2 transactions rows"),
+    ],
+)
+def test_data_errors_exit_2_without_traceback(tmp_path, args, message):
+    tx = tmp_path / "tx.csv"
+    tx.write_text("customer_id,timestamp,amount\n1,2024-01-01,1\n1,2024-01-02,-1\n")
+    base = ["features", "--transactions", tx, "--out", tmp_path / "f.parquet"]
+    if "--as-of" not in args:
+        base += ["--as-of", "2024-06-30"]
+    res = run(*base, *args)
+    assert res.exit_code == 2
+    assert "error:" in res.stderr and message in " ".join(res.stderr.split())
+    assert "Traceback" not in res.stderr + res.stdout
+    assert not (tmp_path / "f.parquet").exists()
+
+
+def test_missing_file_and_bad_option_value(tmp_path):
+    res = run(
+        "features",
+        "--transactions",
+        tmp_path / "nope.csv",
+        "--as-of",
+        "2024-01-01",
+        "--out",
+        tmp_path / "f.parquet",
+    )
+    assert res.exit_code == 2 and "nope.csv: transactions file not found" in res.stderr
+    res = run(
+        "features",
+        "--transactions",
+        tmp_path / "nope.csv",
+        "--as-of",
+        "2024-01-01",
+        "--out",
+        tmp_path / "f.parquet",
+        "--time-unit",
+        "M",
+    )
+    assert res.exit_code == 2 and "--time-unit" in res.stderr
+    res = run(
+        "features",
+        "--transactions",
+        tmp_path / "nope.csv",
+        "--as-of",
+        "2024-01-01",
+        "--out",
+        tmp_path / "f.json",
+    )
+    assert res.exit_code == 2 and "f.json" in res.stderr and ".csv or .parquet" in res.stderr
+
+
+def test_generate_writes_the_four_files(tmp_path):
+    res = run("generate", "--customers", 200, "--out", tmp_path / "base", "--seed", 3)
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == ""
+    names = sorted(p.name for p in (tmp_path / "base").iterdir())
+    assert names == ["params.json", "surveys.parquet", "transactions.parquet", "truth.parquet"]
+    assert pl.read_parquet(tmp_path / "base" / "truth.parquet").height == 200
