@@ -291,6 +291,26 @@ def _check_columns(frame: pl.DataFrame, source: str, roles: dict[str, tuple[str,
             )
 
 
+def _duplicate_mask(raw: pl.DataFrame) -> pl.Series:
+    """Mark each row that exactly repeats an earlier row (all columns).
+
+    Rows are hashed and only rows whose hash occurs more than once are compared
+    exactly, which is several times faster than hashing whole rows into a set.
+    """
+    height = raw.height
+    mask = pl.Series("duplicate", [False] * height, dtype=pl.Boolean)
+    if height < 2 or raw.width == 0:
+        return mask
+    hashes = raw.select(pl.struct(pl.all()).hash(seed=0)).to_series()
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    if repeated.len() == 0:
+        return mask
+    candidates = hashes.is_in(repeated.implode()).arg_true()
+    later = ~raw[candidates].select(pl.struct(pl.all()).is_first_distinct()).to_series()
+    return mask.scatter(candidates.filter(later), True)
+
+
 def _first_reason(checks: list[tuple[str, pl.Series]], height: int) -> pl.Series:
     """Return the first failing check per row, in priority order (null when none fails)."""
     expr = None
@@ -318,11 +338,7 @@ def _finish(
     strict: bool,
 ) -> ValidatedTable:
     height = raw.height
-    duplicate = (
-        ~raw.select(pl.struct(pl.all()).is_first_distinct()).to_series()
-        if height and raw.width
-        else pl.Series([False] * height, dtype=pl.Boolean)
-    )
+    duplicate = _duplicate_mask(raw)
     if drop_duplicates:
         checks = [*checks, ("duplicate_row", duplicate)]
     reason = _first_reason(checks, height)
