@@ -90,7 +90,8 @@ def load_cdnow_summary(with_monetary_value: bool = True) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``customer_id`` (1..2357), ``frequency``, ``recency``, ``T`` and, when
-        asked, ``monetary_value`` (the mean of repeat purchases).
+        asked, ``monetary_value`` (the mean of repeat purchases); ``attrs``
+        record ``time_unit="W"`` and ``as_of="1997-09-30"``.
 
     Examples
     --------
@@ -104,4 +105,5 @@ def load_cdnow_summary(with_monetary_value: bool = True) -> pd.DataFrame:
     frame.columns = ["customer_id", "frequency", "recency", "T", "monetary_value"]
     if not with_monetary_value:
         frame = frame.drop(columns="monetary_value")
+    frame.attrs = {"as_of": "1997-09-30", "time_unit": "W"}
     return frame

@@ -6,7 +6,7 @@ anything else is a bug in cx-models and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CXDataError", "NotFittedError"]
+__all__ = ["CXDataError", "ConvergenceError", "NotFittedError"]
 
 
 class CXDataError(ValueError):
@@ -25,3 +25,7 @@ class CXDataError(ValueError):
 
 class NotFittedError(RuntimeError):
     """A model was used before ``fit`` was called."""
+
+
+class ConvergenceError(CXDataError):
+    """A model's optimiser did not converge on the given data."""
