@@ -67,8 +67,10 @@ def main() -> None:
     print("cx-models:", {k: round(v, 6) for k, v in {**ours.params_, **ours.spend_params_}.items()})
     print("lifetimes:", {k: round(float(v), 6) for k, v in {**bg.params_, **gg.params_}.items()})
     print(f"largest relative parameter difference: {worst:.2e}")
-    print(f"log-likelihood (days): {ours.log_likelihood_:,.2f}; spend: "
-          f"{ours.spend_log_likelihood_:,.2f}; fitted in {np.nan if t_ours == 0 else t_ours:.2f} s")
+    print(
+        f"log-likelihood (days): {ours.log_likelihood_:,.2f}; spend: "
+        f"{ours.spend_log_likelihood_:,.2f}; fitted in {np.nan if t_ours == 0 else t_ours:.2f} s"
+    )
 
 
 if __name__ == "__main__":

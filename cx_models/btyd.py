@@ -120,7 +120,7 @@ def bgnbd_loglik(params, x, t_x, T, *, model: str = "bgnbd", grad: bool = False)
 
 
 def bgnbd_objective(log_params, x, t_x, T, weights, penalizer: float = 0.0, model="bgnbd"):
-    """lifetimes' objective and its gradient in log-parameters.
+    """Lifetimes' objective and its gradient in log-parameters.
 
     ``-sum(w * ll) / sum(w) + penalizer * sum(params ** 2)``, the function
     lifetimes minimises (on its time axis scaled so that max T = 1).

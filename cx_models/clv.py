@@ -175,7 +175,10 @@ class CLVModel:
             raise CXDataError("features: no customers to fit")
         (px, pr, pT), w = _weighted_patterns(x, rfm["recency"], rfm["T"])
         if self.engine == "fast":
-            params, se, = self._fit_transactions_fast(px, pr, pT, w, n)
+            (
+                params,
+                se,
+            ) = self._fit_transactions_fast(px, pr, pT, w, n)
         else:
             params, se = self._fit_transactions_lifetimes(px, pr, pT, w, n)
         self.params_ = dict(zip(_TRANSACTION_PARAMS, map(float, params), strict=True))
@@ -214,7 +217,11 @@ class CLVModel:
         scale = 1.0 / T.max() if T.max() > 0 else 1.0
         args = (x, t_x * scale, T * scale, w, self.penalizer, self.model)
         result = minimize(
-            btyd.bgnbd_objective, np.full(4, 0.1), args=args, jac=True, method="BFGS",
+            btyd.bgnbd_objective,
+            np.full(4, 0.1),
+            args=args,
+            jac=True,
+            method="BFGS",
             options={"gtol": self.tol, "maxiter": 2000},
         )
         if not np.all(np.isfinite(result.x)) or (
@@ -234,8 +241,12 @@ class CLVModel:
         n = int(w.sum())
         theta0 = np.log([1.0, 1.0, max(float(np.average(m, weights=w)), 1e-6)])
         result = minimize(
-            btyd.gg_objective, theta0, args=(x, m, w, self.spend_penalizer), jac=True,
-            method="BFGS", options={"gtol": self.tol, "maxiter": 2000},
+            btyd.gg_objective,
+            theta0,
+            args=(x, m, w, self.spend_penalizer),
+            jac=True,
+            method="BFGS",
+            options={"gtol": self.tol, "maxiter": 2000},
         )
         if not np.all(np.isfinite(result.x)) or (
             not result.success and np.linalg.norm(result.jac, np.inf) > 1e-5
@@ -345,7 +356,9 @@ class CLVModel:
         out["expected_purchases"] = btyd.conditional_expected_purchases(
             params, horizon, x, t_x, T, model=self.model
         )
-        out["prob_no_purchase"] = btyd.prob_no_purchase(params, horizon, x, t_x, T, model=self.model)
+        out["prob_no_purchase"] = btyd.prob_no_purchase(
+            params, horizon, x, t_x, T, model=self.model
+        )
         spend = tuple(self.spend_params_[k] for k in _SPEND_PARAMS)
         eov = btyd.gg_expected_spend(spend, np.where(x > 0, x, 0), rfm["monetary_value"])
         out["expected_order_value"] = eov
