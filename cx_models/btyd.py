@@ -164,7 +164,7 @@ def p_alive(params, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:
 
 
 def conditional_expected_purchases(params, t, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:
-    """Expected number of purchases in ``(T, T + t]`` given each customer's history.
+    """Return the expected number of purchases in ``(T, T + t]`` given the history.
 
     ``t`` may be a scalar or an array broadcasting against the customers.
 

@@ -79,7 +79,7 @@ def _rfm_arrays(features, *, source: str = "features") -> dict[str, np.ndarray]:
 
 
 def _weighted_patterns(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Unique rows of the given columns and how many customers share each."""
+    """Return the unique rows of the columns and how many customers share each."""
     frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
     grouped = frame.group_by(frame.columns).len()
     return [grouped[f"c{i}"].to_numpy() for i in range(len(columns))], grouped["len"].to_numpy()
