@@ -25,6 +25,7 @@ __all__ = [
     "bgnbd_loglik",
     "bgnbd_objective",
     "conditional_expected_purchases",
+    "expected_purchases",
     "gg_expected_spend",
     "gg_loglik",
     "gg_objective",
@@ -189,6 +190,28 @@ def conditional_expected_purchases(params, t, x, t_x, T, *, model: str = "bgnbd"
     # 1 - (1 - z)^(a - 1) * hyp, with care for small z
     bracket = -np.expm1((a - 1) * np.log1p(-z) + np.log(hyp))
     return c / (a - 1) * bracket * p_alive(params, x, t_x, T, model=model)
+
+
+def expected_purchases(params, t, *, model: str = "bgnbd") -> np.ndarray:
+    """Return E[X(t)], the expected repeat purchases of a new customer by age ``t``.
+
+    Examples
+    --------
+    >>> expected_purchases((0.243, 4.414, 0.793, 2.426), [39.0]).round(4)
+    array([1.1967])
+    """
+    _check_transaction_model(model)
+    r, alpha, a, b = (float(v) for v in params)
+    t = np.asarray(t, dtype=float)
+    z = t / (alpha + t)
+    if model == "bgnbd":
+        hyp = hyp2f1(a + b - 1 - r, a - 1, a + b - 1, z)
+        lead = (a + b - 1) / (a - 1)
+    else:
+        hyp = hyp2f1(a + b - r, a - 1, a + b, z)
+        lead = b / (a - 1)
+    # Euler's transformation again: (alpha/(alpha+t))^r 2F1(r, b; c; z) = (1-z)^(a-1) 2F1(...)
+    return lead * -np.expm1((a - 1) * np.log1p(-z) + np.log(hyp))
 
 
 def prob_no_purchase(params, t, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:

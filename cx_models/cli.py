@@ -30,7 +30,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
+# Wide enough for the validation table when stderr is a log file, not a terminal.
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 class TimeUnit(StrEnum):
@@ -153,14 +154,11 @@ def features(
     ces_higher_is_better: CesHigherOpt = False,
 ) -> None:
     """Build one row of features per customer as of a cutoff day."""
-    from cx_models.features import build_features
     from cx_models.io import table_format, write_table
-    from cx_models.schemas import SurveyColumns, TransactionColumns, write_quarantine
+    from cx_models.schemas import SurveyColumns, TransactionColumns
 
     table_format(out, what="output")
-    if quarantine_out is not None:
-        table_format(quarantine_out, what="quarantine output")
-    build = build_features(
+    build = _build(
         transactions,
         surveys,
         as_of=as_of,
@@ -173,6 +171,7 @@ def features(
         drop_duplicates=drop_duplicates,
         strict=strict,
         ces_higher_is_better=ces_higher_is_better,
+        quarantine_out=quarantine_out,
     )
     summary = build.summary()
     write_table(
@@ -186,6 +185,22 @@ def features(
             "validation": summary,
         },
     )
+    err.print(
+        f"wrote {summary['customers']:,} customers x {build.features.shape[1]} columns "
+        f"(as_of {summary['as_of']}, time unit {summary['time_unit']}) to {out}"
+    )
+
+
+def _build(transactions, surveys, *, quarantine_out, **options):
+    """Validate and build features, report counts on stderr, write the quarantine file."""
+    from cx_models.features import build_features
+    from cx_models.io import table_format
+    from cx_models.schemas import write_quarantine
+
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    build = build_features(transactions, surveys, **options)
+    summary = build.summary()
     err.print(_report_table(summary))
     if quarantine_out is not None:
         write_quarantine(quarantine_out, build.transactions, build.surveys)
@@ -193,10 +208,184 @@ def features(
     orphans = summary["survey_customers_without_purchase"]
     if orphans:
         err.print(f"{orphans:,} survey respondents have no purchase by as_of and get no row")
-    err.print(
-        f"wrote {summary['customers']:,} customers x {build.features.shape[1]} columns "
-        f"(as_of {summary['as_of']}, time unit {summary['time_unit']}) to {out}"
+    return build
+
+
+# --------------------------------------------------------------------------- cx-models clv
+clv_app = typer.Typer(
+    help="CLV on its own: BG/NBD (or MBG/NBD) + Gamma-Gamma from a transaction file.",
+    no_args_is_help=True,
+)
+app.add_typer(clv_app, name="clv")
+
+ModelOpt = Annotated[str, typer.Option("--model", help="Transaction model: bgnbd or mbgnbd.")]
+PenalizerOpt = Annotated[
+    float, typer.Option("--penalizer", min=0.0, help="L2 penalty (lifetimes' penalizer_coef).")
+]
+HorizonOpt = Annotated[
+    float, typer.Option("--horizon-days", min=0.0, help="Prediction horizon in DAYS.")
+]
+ClvMonthsOpt = Annotated[
+    int, typer.Option("--clv-months", min=0, help="CLV horizon in months of 30.4375 days.")
+]
+DiscountOpt = Annotated[
+    float, typer.Option("--discount-rate", help="ANNUAL discount rate, e.g. 0.10 for 10 %.")
+]
+
+
+def _print_json(data: dict) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@clv_app.command("fit")
+@user_errors
+def clv_fit(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    out: Annotated[Path, typer.Option("--out", help="Model file (.json).")],
+    time_unit: TimeUnitOpt = TimeUnit.D,
+    model: ModelOpt = "bgnbd",
+    penalizer: PenalizerOpt = 0.0,
+    quarantine_out: QuarantineOut = None,
+    strict: StrictOpt = False,
+    drop_duplicates: DropDuplicatesOpt = False,
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "timestamp",
+    amount_col: AmountCol = "amount",
+    time_format: TimeFormat = None,
+) -> None:
+    """Fit BG/NBD + Gamma-Gamma on transactions up to --as-of; write and print the JSON."""
+    from cx_models.clv import CLVModel
+    from cx_models.schemas import TransactionColumns
+
+    build = _build(
+        transactions,
+        None,
+        as_of=as_of,
+        time_unit=time_unit.value,
+        transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
+        time_format=time_format,
+        drop_duplicates=drop_duplicates,
+        strict=strict,
+        quarantine_out=quarantine_out,
     )
+    with err.status(f"fitting {model} + Gamma-Gamma on {len(build.features):,} customers"):
+        fitted = CLVModel(model=model, penalizer=penalizer).fit(build.features)
+    data = fitted.to_dict()
+    data["as_of"] = build.features.attrs["as_of"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    err.print(f"wrote the CLV model to {out}")
+    _print_json(data)
+
+
+@clv_app.command("predict")
+@user_errors
+def clv_predict(
+    model_path: Annotated[Path, typer.Option("--model", help="Model file from `clv fit`.")],
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    horizon_days: HorizonOpt,
+    out: Annotated[Path, typer.Option("--out", help="Predictions (.parquet or .csv).")],
+    clv_months: ClvMonthsOpt = 12,
+    discount_rate: DiscountOpt = 0.10,
+    quarantine_out: QuarantineOut = None,
+    strict: StrictOpt = False,
+    drop_duplicates: DropDuplicatesOpt = False,
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "timestamp",
+    amount_col: AmountCol = "amount",
+    time_format: TimeFormat = None,
+) -> None:
+    """Predict P(alive), purchases over --horizon-days, order value and CLV per customer."""
+    from cx_models.clv import CLVModel
+    from cx_models.io import table_format, write_table
+    from cx_models.schemas import TransactionColumns
+
+    table_format(out, what="output")
+    fitted = CLVModel.load(model_path)
+    build = _build(
+        transactions,
+        None,
+        as_of=as_of,
+        time_unit=fitted.time_unit_,
+        transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
+        time_format=time_format,
+        drop_duplicates=drop_duplicates,
+        strict=strict,
+        quarantine_out=quarantine_out,
+    )
+    pred = fitted.predict(
+        build.features,
+        horizon_days=horizon_days,
+        clv_months=clv_months,
+        discount_rate=discount_rate,
+    )
+    write_table(
+        pred,
+        out,
+        metadata={
+            "as_of": build.features.attrs["as_of"],
+            "horizon_days": horizon_days,
+            "clv_months": clv_months,
+            "discount_rate": discount_rate,
+            "model": str(model_path),
+            "cx_models_version": __version__,
+        },
+    )
+    err.print(
+        f"wrote predictions for {len(pred):,} customers to {out} (horizon {horizon_days:g} days, "
+        f"CLV over {clv_months} months at {discount_rate:.1%} a year)"
+    )
+
+
+@clv_app.command("validate")
+@user_errors
+def clv_validate(
+    transactions: TransactionsOpt,
+    calibration_end: Annotated[
+        str, typer.Option("--calibration-end", help="Last day of the calibration period.")
+    ],
+    holdout_end: Annotated[str, typer.Option("--holdout-end", help="Last day of the holdout.")],
+    time_unit: TimeUnitOpt = TimeUnit.D,
+    model: ModelOpt = "bgnbd",
+    penalizer: PenalizerOpt = 0.0,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Directory for PNG plots.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report file (.json).")] = None,
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "timestamp",
+    amount_col: AmountCol = "amount",
+    time_format: TimeFormat = None,
+) -> None:
+    """Fit on the calibration period, predict the holdout, compare with what happened."""
+    from cx_models.clv_validation import validate_clv
+    from cx_models.schemas import TransactionColumns
+
+    with err.status("fitting on the calibration period and predicting the holdout"):
+        report = validate_clv(
+            transactions,
+            calibration_end=calibration_end,
+            holdout_end=holdout_end,
+            time_unit=time_unit.value,
+            model=model,
+            penalizer=penalizer,
+            columns=TransactionColumns(customer_col, time_col, amount_col),
+            time_format=time_format,
+            plots_dir=plots,
+        )
+    h = report["holdout"]
+    err.print(
+        f"holdout {report['calibration_end']} -> {report['holdout_end']}: purchases actual "
+        f"{h['purchases_actual']:,.0f} vs predicted {h['purchases_predicted']:,.1f} "
+        f"(corr {h['purchases_corr'] or float('nan'):.3f}); spend actual {h['spend_actual']:,.2f} "
+        f"vs predicted {h['spend_predicted']:,.2f}"
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        err.print(f"wrote the report to {out}")
+    else:
+        _print_json(report)
 
 
 @app.command()

@@ -3,6 +3,11 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests are seeded too: the same examples on every run and machine.
+settings.register_profile("cx", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("cx")
 
 from cx_models.synthetic import generate_customer_base  # noqa: E402
 
