@@ -231,8 +231,8 @@ class CLVModel:
         log_params = result.x
         hess = _numeric_hessian(lambda th: btyd.bgnbd_objective(th, *args)[1], log_params)
         params = np.exp(log_params)
-        cov = np.outer(params, params) * np.linalg.inv(hess) / w.sum()
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        cov = np.outer(params, params) * self._inverse(hess, self.model, n) / w.sum()
+        se = np.sqrt(np.diag(cov))
         params[1] /= scale
         se[1] /= scale
         return params, se
@@ -258,8 +258,22 @@ class CLVModel:
         )
         p, q1, v = np.exp(theta)
         jac = np.array([p, q1, v])  # d(p, q, v) / d theta
-        cov = np.outer(jac, jac) * np.linalg.inv(hess) / w.sum()
-        return np.array([p, 1.0 + q1, v]), np.sqrt(np.clip(np.diag(cov), 0, None))
+        cov = np.outer(jac, jac) * self._inverse(hess, "Gamma-Gamma", n) / w.sum()
+        return np.array([p, 1.0 + q1, v]), np.sqrt(np.diag(cov))
+
+    def _inverse(self, hess: np.ndarray, what: str, n: int) -> np.ndarray:
+        """Invert the Hessian at the optimum, or explain why the estimate is not identified."""
+        try:
+            inv = np.linalg.inv(hess)
+        except np.linalg.LinAlgError:
+            inv = None
+        if inv is None or not np.all(np.isfinite(inv)) or np.any(np.diag(inv) <= 0):
+            raise ConvergenceError(
+                f"{what}: the likelihood is flat at the optimum on {n:,} customers, so the "
+                "parameters are not identified (too few customers or repeat purchases); add "
+                "data, or a penalizer, e.g. --penalizer 0.001"
+            )
+        return inv
 
     def _fit_transactions_lifetimes(self, x, t_x, T, w, n):
         with warnings.catch_warnings():
