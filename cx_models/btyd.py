@@ -290,3 +290,144 @@ def gg_expected_spend(params, x, m) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     m = np.asarray(m, dtype=float)
     return p * (v + x * m) / (p * x + q - 1)
+
+
+class BGNBDPatterns:
+    """Weighted (x, t_x, T) patterns prepared for fast repeated likelihood evaluations.
+
+    Terms that depend on ``x`` alone are computed once per distinct ``x``, and the
+    logarithms of ``alpha + T`` and ``alpha + t_x`` once per distinct value, so an
+    evaluation costs a few array operations per pattern. :meth:`objective` equals
+    :func:`bgnbd_objective` (tested).
+
+    Examples
+    --------
+    >>> data = BGNBDPatterns([2, 0], [30.43, 0.0], [38.86, 38.86], [1, 1])
+    >>> theta = np.log([0.243, 4.414, 0.793, 2.426])
+    >>> bool(np.isclose(data.objective(theta)[0],
+    ...                 bgnbd_objective(theta, [2, 0], [30.43, 0.0], [38.86, 38.86], [1, 1])[0]))
+    True
+    """
+
+    def __init__(self, x, t_x, T, weights, *, model: str = "bgnbd"):
+        self.model = _check_transaction_model(model)
+        x = np.asarray(x).astype(np.int64)
+        w = np.asarray(weights, dtype=float)
+        self.total = w.sum()
+        self.T_values, self.T_index = np.unique(np.asarray(T, dtype=float), return_inverse=True)
+        self.r_values, self.r_index = np.unique(np.asarray(t_x, dtype=float), return_inverse=True)
+        self.x_values, x_index = np.unique(x, return_inverse=True)
+        self.x = x.astype(float)
+        self.w = w
+        self.x_weight = np.bincount(x_index, weights=w)  # total weight per distinct x
+        self.has = x > 0 if model == "bgnbd" else np.ones(x.size, dtype=bool)
+        self.x_index = x_index
+        self.shift = 1 if model == "mbgnbd" else 0
+
+    def objective(self, log_params, penalizer: float = 0.0):
+        """Return lifetimes' objective and its gradient in log-parameters."""
+        params = np.exp(log_params)
+        r, alpha, a, b = params
+        xv = self.x_values.astype(float)
+        s = self.shift
+        w, xw = self.w, self.x_weight
+        # x-only terms, per distinct x
+        table = {"max_x": int(self.x_values.max(initial=0)) + 2}
+        xv_int = self.x_values
+        a12 = (
+            _log_rising(r, xv_int, table)
+            + r * np.log(alpha)
+            + _log_rising(b, xv_int + s, table)
+            - _log_rising(a + b, xv_int + s, table)
+        )
+        d_r_x = _rising_digamma(r, xv_int, table) + np.log(alpha)
+        d_ab_x = _rising_digamma(a + b, xv_int + s, table)
+        d_b_x = _rising_digamma(b, xv_int + s, table)
+        if self.model == "bgnbd":
+            c_x = np.log(a) - np.log(b + np.maximum(xv, 1) - 1)
+            inv_b_x = 1.0 / (b + np.maximum(xv, 1) - 1)
+        else:
+            c_x = np.log(a) - np.log(b + xv)
+            inv_b_x = 1.0 / (b + xv)
+        # per-pattern terms
+        log_at = np.log(alpha + self.T_values)[self.T_index]
+        log_ar = np.log(alpha + self.r_values)[self.r_index]
+        rx = r + self.x
+        a3 = -rx * log_at
+        d = c_x[self.x_index] + rx * (log_at - log_ar)
+        # mix = logaddexp(a3, a3 + d) = a3 + softplus(d); w4 = sigmoid(d)
+        e = np.exp(-np.abs(d))
+        softplus = np.maximum(d, 0) + np.log1p(e)
+        w4 = np.where(d >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        softplus = np.where(self.has, softplus, 0.0)
+        w4 = np.where(self.has, w4, 0.0)
+        w3 = 1.0 - w4
+        ll_total = xw @ a12 + w @ (a3 + softplus)
+        inv_at = (1.0 / (alpha + self.T_values))[self.T_index]
+        inv_ar = (1.0 / (alpha + self.r_values))[self.r_index]
+        ww4 = w * w4
+        g_r = xw @ d_r_x - w @ (w3 * log_at) - ww4 @ log_ar
+        g_alpha = self.total * r / alpha - (w * rx) @ (w3 * inv_at + w4 * inv_ar)
+        g_a = -(xw @ d_ab_x) + ww4.sum() / a
+        g_b = xw @ (d_b_x - d_ab_x) - ww4 @ inv_b_x[self.x_index]
+        grad_ll = np.array([g_r, g_alpha, g_a, g_b])
+        value = -ll_total / self.total + penalizer * np.sum(params**2)
+        gradient = (-grad_ll / self.total + 2.0 * penalizer * params) * params
+        return value, gradient
+
+
+class GammaGammaPatterns:
+    """Weighted (x, m) repeat-customer patterns prepared for fast evaluations.
+
+    :meth:`objective` equals :func:`gg_objective` (tested).
+
+    Examples
+    --------
+    >>> data = GammaGammaPatterns([2, 5], [22.35, 10.0], [1, 3])
+    >>> theta = np.log([6.25, 2.74, 15.44])
+    >>> bool(np.isclose(data.objective(theta)[0],
+    ...                 gg_objective(theta, [2, 5], [22.35, 10.0], [1, 3])[0]))
+    True
+    """
+
+    def __init__(self, x, m, weights):
+        x = np.asarray(x, dtype=float)
+        m = np.asarray(m, dtype=float)
+        w = np.asarray(weights, dtype=float)
+        self.x_values, self.x_index = np.unique(x, return_inverse=True)
+        self.x_weight = np.bincount(self.x_index, weights=w)
+        self.total = w.sum()
+        self.x, self.m, self.w = x, m, w
+        log_m = np.log(m)
+        self.sum_w_log_m = w @ log_m
+        self.sum_wx_log_m = (w * x) @ log_m
+        self.sum_wx_log_x = (w * x) @ np.log(x)
+        self.sum_wx = w @ x
+
+    def objective(self, theta, penalizer: float = 0.0):
+        """Return the objective and gradient in ``(log p, log(q - 1), log v)``."""
+        p, q_minus_1, v = np.exp(theta)
+        q = 1.0 + q_minus_1
+        params = np.array([p, q, v])
+        xv = self.x_values
+        xw = self.x_weight
+        pxv = p * xv
+        vmx = v + self.m * self.x
+        log_vmx = np.log(vmx)
+        per_x = gammaln(pxv + q) - gammaln(pxv) - gammaln(q) + q * np.log(v)
+        ll_total = (
+            xw @ per_x
+            + p * self.sum_wx_log_m
+            - self.sum_w_log_m
+            + p * self.sum_wx_log_x
+            - (self.w * (p * self.x + q)) @ log_vmx
+        )
+        dg = digamma(pxv + q)
+        wx_log_vmx = (self.w * self.x) @ log_vmx
+        g_p = (xw * xv) @ (dg - digamma(pxv)) + self.sum_wx_log_m + self.sum_wx_log_x - wx_log_vmx
+        g_q = xw @ (dg - digamma(q)) + self.total * np.log(v) - self.w @ log_vmx
+        g_v = self.total * q / v - (self.w * (p * self.x + q)) @ (1.0 / vmx)
+        grad_ll = np.array([g_p, g_q, g_v])
+        value = -ll_total / self.total + penalizer * np.sum(params**2)
+        d_params = -grad_ll / self.total + 2.0 * penalizer * params
+        return value, d_params * np.array([p, q_minus_1, v])

@@ -43,6 +43,9 @@ DAYS_PER_MONTH = 365.25 / 12
 #: Columns the model reads from a feature table.
 RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 _TRANSACTION_PARAMS = ("r", "alpha", "a", "b")
+# Above this many patterns, a fit on a seeded subsample starts the optimiser.
+_WARM_START_ABOVE = 100_000
+_WARM_START_SAMPLE = 20_000
 _SPEND_PARAMS = ("p", "q", "v")
 
 
@@ -94,6 +97,17 @@ def _numeric_hessian(grad, theta: np.ndarray, step: float = 1e-5) -> np.ndarray:
         e[i] = step
         hess[:, i] = (grad(theta + e) - grad(theta - e)) / (2 * step)
     return (hess + hess.T) / 2
+
+
+def _positive_inverse(matrix: np.ndarray) -> np.ndarray | None:
+    """Return the symmetric inverse of a well-conditioned positive definite matrix, else None."""
+    if not np.all(np.isfinite(matrix)):
+        return None
+    eig = np.linalg.eigvalsh(matrix)
+    if eig.min() <= 0 or eig.max() / eig.min() > 1e12:
+        return None
+    inverse = np.linalg.inv(matrix)
+    return (inverse + inverse.T) / 2
 
 
 class CLVModel:
@@ -213,25 +227,67 @@ class CLVModel:
             "e.g. CLVModel(penalizer=0.001) or --penalizer 0.001"
         )
 
-    def _fit_transactions_fast(self, x, t_x, T, w, n):
-        scale = 1.0 / T.max() if T.max() > 0 else 1.0
-        args = (x, t_x * scale, T * scale, w, self.penalizer, self.model)
+    def _optimise(self, make, columns, theta0, what: str, n: int) -> np.ndarray:
+        """Minimise ``make(*columns).objective`` with BFGS; return the optimum and Hessian.
+
+        On large inputs a fit on a seeded subsample of the patterns gives the
+        starting point and, through its Hessian, BFGS's initial inverse Hessian,
+        so the full-data optimisation needs only a few steps.
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._optimise_quietly(make, columns, theta0, what, n)
+
+    def _optimise_quietly(self, make, columns, theta0, what: str, n: int):
+        full = make(*columns)
+        hess_inv0 = None
+        size = columns[0].size
+        if size > _WARM_START_ABOVE:
+            rng = np.random.default_rng(0)
+            pick = np.sort(rng.choice(size, _WARM_START_SAMPLE, replace=False))
+            sub = make(*(c[pick] for c in columns))
+            warm = minimize(
+                sub.objective,
+                theta0,
+                args=(self._penalty(what),),
+                jac=True,
+                method="BFGS",
+                options={"gtol": 1e-6, "maxiter": 2000},
+            )
+            if np.all(np.isfinite(warm.x)):
+                theta0 = warm.x
+                hess_inv0 = _positive_inverse(
+                    _numeric_hessian(lambda th: sub.objective(th, self._penalty(what))[1], theta0)
+                )
         result = minimize(
-            btyd.bgnbd_objective,
-            np.full(4, 0.1),
-            args=args,
+            full.objective,
+            theta0,
+            args=(self._penalty(what),),
             jac=True,
             method="BFGS",
-            options={"gtol": self.tol, "maxiter": 2000},
+            options={"gtol": self.tol, "maxiter": 2000, "hess_inv0": hess_inv0},
         )
         if not np.all(np.isfinite(result.x)) or (
             not result.success and np.linalg.norm(result.jac, np.inf) > 1e-5
         ):
-            raise self._fail(self.model.upper().replace("NBD", "/NBD"), n, result.message)
-        log_params = result.x
-        hess = _numeric_hessian(lambda th: btyd.bgnbd_objective(th, *args)[1], log_params)
+            raise self._fail(what, n, result.message)
+        hessian = _numeric_hessian(lambda th: full.objective(th, self._penalty(what))[1], result.x)
+        return result.x, hessian
+
+    def _penalty(self, what: str) -> float:
+        return self.spend_penalizer if what == "Gamma-Gamma" else self.penalizer
+
+    def _fit_transactions_fast(self, x, t_x, T, w, n):
+        scale = 1.0 / T.max() if T.max() > 0 else 1.0
+        what = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD"}[self.model]
+
+        def make(x, t_x, T, w):
+            return btyd.BGNBDPatterns(x, t_x, T, w, model=self.model)
+
+        log_params, hessian = self._optimise(
+            make, (x, t_x * scale, T * scale, w), np.full(4, 0.1), what, n
+        )
         params = np.exp(log_params)
-        cov = np.outer(params, params) * self._inverse(hess, self.model, n) / w.sum()
+        cov = np.outer(params, params) * self._inverse(hessian, what, n) / w.sum()
         se = np.sqrt(np.diag(cov))
         params[1] /= scale
         se[1] /= scale
@@ -240,25 +296,12 @@ class CLVModel:
     def _fit_spend_fast(self, x, m, w):
         n = int(w.sum())
         theta0 = np.log([1.0, 1.0, max(float(np.average(m, weights=w)), 1e-6)])
-        result = minimize(
-            btyd.gg_objective,
-            theta0,
-            args=(x, m, w, self.spend_penalizer),
-            jac=True,
-            method="BFGS",
-            options={"gtol": self.tol, "maxiter": 2000},
-        )
-        if not np.all(np.isfinite(result.x)) or (
-            not result.success and np.linalg.norm(result.jac, np.inf) > 1e-5
-        ):
-            raise self._fail("Gamma-Gamma", n, result.message)
-        theta = result.x
-        hess = _numeric_hessian(
-            lambda th: btyd.gg_objective(th, x, m, w, self.spend_penalizer)[1], theta
+        theta, hessian = self._optimise(
+            btyd.GammaGammaPatterns, (x, m, w), theta0, "Gamma-Gamma", n
         )
         p, q1, v = np.exp(theta)
         jac = np.array([p, q1, v])  # d(p, q, v) / d theta
-        cov = np.outer(jac, jac) * self._inverse(hess, "Gamma-Gamma", n) / w.sum()
+        cov = np.outer(jac, jac) * self._inverse(hessian, "Gamma-Gamma", n) / w.sum()
         return np.array([p, 1.0 + q1, v]), np.sqrt(np.diag(cov))
 
     def _inverse(self, hess: np.ndarray, what: str, n: int) -> np.ndarray:
