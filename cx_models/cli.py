@@ -430,6 +430,28 @@ def demo(
         out=out / "features.parquet",
         quarantine_out=out / "quarantine.csv",
     )
+    err.rule("3. CLV: holdout validation, then BG/NBD + Gamma-Gamma on all history")
+    clv_validate(
+        transactions=data / "transactions.parquet",
+        calibration_end="2025-06-30",
+        holdout_end=as_of,
+        plots=out / "clv_plots",
+        out=out / "clv_validation.json",
+    )
+    from cx_models.clv import CLVModel
+    from cx_models.io import read_features, write_table
+
+    table = read_features(out / "features.parquet")
+    model = CLVModel().fit(table)
+    model.save(out / "clv.json")
+    pred = model.predict(table, horizon_days=90)
+    write_table(
+        pred, out / "clv_predictions.parquet", metadata={"as_of": as_of, "horizon_days": 90}
+    )
+    err.print(
+        f"CLV model in {out / 'clv.json'}; 12-month CLV of {len(pred):,} customers "
+        f"(mean {pred['clv'].mean():,.2f}) in {out / 'clv_predictions.parquet'}"
+    )
     err.print(f"demo finished: outputs in {out}/")
 
 
