@@ -388,6 +388,127 @@ def clv_validate(
         _print_json(report)
 
 
+# --------------------------------------------------------------------------- cx-models nco
+nco_app = typer.Typer(
+    help="Net Customer Outcome: one 0-100 score from surveys, CLV and churn risk.",
+    no_args_is_help=True,
+)
+app.add_typer(nco_app, name="nco")
+
+NcoWeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--nco-weights",
+        help="Component weights, e.g. 'csat=0.2,nps=0.2,ces=0.1,retention=0.25,value=0.25'.",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML or JSON file with NCO weights ([nco.weights])."),
+]
+
+
+def resolve_weights(config: Path | None, text: str | None) -> dict:
+    """Weights from the defaults, then a config file, then --nco-weights."""
+    from cx_models.nco import load_weights, parse_weights
+
+    return parse_weights(text or "", base=load_weights(config) if config is not None else None)
+
+
+def _read_frame(path: Path, what: str):
+    import pandas as pd
+
+    from cx_models.io import table_format
+
+    fmt = table_format(path, what=what)
+    if not path.exists():
+        raise CXDataError(f"{path}: {what} file not found")
+    try:
+        return pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001
+        raise CXDataError(f"{path}: cannot read the {what} file ({exc})") from None
+
+
+@nco_app.command("reference")
+@user_errors
+def nco_reference(
+    clv_from: Annotated[Path, typer.Option("--clv-from", help="Table with a CLV column.")],
+    out: Annotated[Path, typer.Option("--out", help="Reference file (.json).")],
+    clv_col: Annotated[str, typer.Option("--clv-col")] = "clv",
+    clv_months: ClvMonthsOpt = 12,
+    discount_rate: DiscountOpt = 0.10,
+) -> None:
+    """Save the CLV reference distribution the value score is measured against."""
+    from cx_models.nco import ValueReference
+
+    frame = _read_frame(clv_from, "CLV")
+    if clv_col not in frame.columns:
+        raise CXDataError(f"{clv_from}: column {clv_col!r} not found")
+    ref = ValueReference.from_clv(
+        frame[clv_col], settings={"clv_months": clv_months, "discount_rate": discount_rate}
+    )
+    out.write_text(json.dumps(ref.to_dict(), indent=2) + "\n")
+    err.print(f"wrote a {len(ref.quantiles)}-point CLV reference from {len(frame):,} rows to {out}")
+
+
+@nco_app.command("score")
+@user_errors
+def nco_score(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="Features with clv and churn_risk columns.")
+    ],
+    reference: Annotated[Path, typer.Option("--reference", help="From `nco reference`.")],
+    out: Annotated[Path, typer.Option("--out", help="Scored table (.parquet or .csv).")],
+    nco_weights: NcoWeightsOpt = None,
+    config: ConfigOpt = None,
+    ces_higher_is_better: CesHigherOpt = False,
+    clv_col: Annotated[str, typer.Option("--clv-col")] = "clv",
+    churn_col: Annotated[str, typer.Option("--churn-col")] = "churn_risk",
+) -> None:
+    """Add the NCO components, composite, value at risk and priority rank to a table."""
+    import pandas as pd
+
+    from cx_models.io import write_table
+    from cx_models.nco import ValueReference, score_nco
+
+    weights = resolve_weights(config, nco_weights)
+    if not reference.exists():
+        raise CXDataError(f"{reference}: reference file not found")
+    ref = ValueReference.from_dict(json.loads(reference.read_text()))
+    frame = _read_frame(input_path, "input")
+    scored = score_nco(
+        frame,
+        reference=ref,
+        weights=weights,
+        ces_higher_is_better=ces_higher_is_better,
+        clv_col=clv_col,
+        churn_col=churn_col,
+    )
+    keep = [c for c in frame.columns if c not in scored.columns]
+    result = pd.concat([scored, frame[keep]], axis=1).sort_values("priority_rank")
+    write_table(result, out, metadata={"nco_weights": weights, "cx_models_version": __version__})
+    err.print(f"scored {len(result):,} customers (weights {weights}) to {out}")
+
+
+@nco_app.command("summarise")
+@user_errors
+def nco_summarise(
+    scored: Annotated[Path, typer.Option("--scored", help="Scored table.")],
+    by: Annotated[str | None, typer.Option("--by", help="Segment column.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Summary (.csv or .parquet).")] = None,
+) -> None:
+    """Portfolio (or per-segment) NPS, CSAT, CES, churn, CLV, value at risk and NCO."""
+    from cx_models.io import write_table
+    from cx_models.nco import summarise
+
+    summary = summarise(_read_frame(scored, "scored"), by=by)
+    if out is not None:
+        write_table(summary, out)
+        err.print(f"wrote the summary of {len(summary)} segment(s) to {out}")
+    else:
+        sys.stdout.write(summary.to_json(orient="records", indent=2) + "\n")
+
+
 @app.command()
 @user_errors
 def generate(
