@@ -18,8 +18,12 @@ The process (all time in days):
 5. **Surveys** — after each purchase the customer answers a survey with
    probability ``response_rate`` within three days (NPS, CSAT or CES, chosen
    with ``survey_mix``); scores are rounded, clipped functions of the latent
-   satisfaction plus noise, so surveys carry signal about churn that purchase
-   history alone does not show.
+   satisfaction plus noise. The purchase after which a customer drops out was a
+   bad experience (the "last straw"): its survey answer is scored
+   ``last_straw_shift`` standard deviations lower, and unhappy customers answer
+   ``complaint_response_boost`` times as often. The purchase and dropout process
+   is untouched (still exactly BG/NBD), but surveys now carry signal about churn
+   that purchase history alone cannot show.
 
 The defaults give about ten transactions and two survey responses per
 customer over three years.
@@ -64,6 +68,8 @@ class SyntheticParams:
     # surveys
     rho: float = 0.6
     response_rate: float = 0.2
+    last_straw_shift: float = 2.0
+    complaint_response_boost: float = 2.0
     survey_mix: dict = field(default_factory=lambda: {"nps": 0.4, "csat": 0.4, "ces": 0.2})
 
 
@@ -173,7 +179,10 @@ def generate_customer_base(
         }
     )
 
-    surveys = _simulate_surveys(rng, prm, cust, day, satisfaction, period_days, start)
+    last_straw = np.zeros(cust.size, dtype=bool)
+    ends = np.cumsum(x_repeat)
+    last_straw[n + ends[dropped] - 1] = True  # the repeat purchase followed by dropout
+    surveys = _simulate_surveys(rng, prm, cust, day, satisfaction, last_straw, period_days, start)
 
     def to_ts(days: np.ndarray) -> np.ndarray:
         out = start + _seconds(np.nan_to_num(days))
@@ -203,16 +212,20 @@ def generate_customer_base(
     return CustomerBase(transactions=transactions, surveys=surveys, truth=truth, params=info)
 
 
-def _simulate_surveys(rng, prm, cust, day, satisfaction, period_days, start) -> pl.DataFrame:
-    answered = rng.random(cust.size) < prm.response_rate
+def _simulate_surveys(
+    rng, prm, cust, day, satisfaction, last_straw, period_days, start
+) -> pl.DataFrame:
+    rate = np.where(last_straw, prm.response_rate * prm.complaint_response_boost, prm.response_rate)
+    answered = rng.random(cust.size) < np.minimum(rate, 1.0)
     who = cust[answered]
+    shock = last_straw[answered]
     when = day[answered] + rng.uniform(0.0, 3.0, who.size)
     keep = when < period_days
-    who, when = who[keep], when[keep]
+    who, when, shock = who[keep], when[keep], shock[keep]
     kinds = np.array(list(prm.survey_mix))
     weights = np.array(list(prm.survey_mix.values()), dtype=float)
     kind = rng.choice(kinds, size=who.size, p=weights / weights.sum())
-    sat = satisfaction[who]
+    sat = satisfaction[who] - prm.last_straw_shift * shock
     noise = rng.standard_normal(who.size)
     score = np.select(
         [kind == "nps", kind == "csat", kind == "ces"],

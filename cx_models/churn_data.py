@@ -1,0 +1,257 @@
+"""Churn labels and leakage-safe training snapshots.
+
+Churn, for a non-contractual business: **no purchase in the ``horizon_days`` days
+after the snapshot day** — purchases dated from ``s + 1 day`` to
+``s + horizon_days`` inclusive.
+
+Given data up to ``as_of``, training snapshots are taken at ``as_of - horizon``,
+``as_of - horizon - step``, ... so that every label window ends at or before
+``as_of``. Every feature of a snapshot — the CLV model's outputs included, the
+BG/NBD being refitted on each snapshot — is computed from events at or before
+that snapshot only; customers enter a snapshot once they have made a purchase.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from cx_models.clv import CLVModel
+from cx_models.errors import CXDataError
+from cx_models.features import features_from_validated, to_pandas_features
+from cx_models.timeutil import as_of_cutoff, parse_as_of
+
+__all__ = [
+    "CHURN_FEATURES",
+    "add_model_features",
+    "churn_labels",
+    "snapshot_dates",
+    "snapshot_features",
+    "training_snapshots",
+]
+
+#: Features of the churn model: quantities that mean the same at any customer age
+#: (rates, gaps, recent windows, survey answers) plus the CLV model's outputs for
+#: the churn horizon. Counts and ages that only grow (T, tenure, frequency) are left
+#: out: trees do not extrapolate to customers older than any in training.
+CHURN_FEATURES = (
+    "days_since_last_purchase",
+    "mean_gap_days",
+    "std_gap_days",
+    "gap_ratio",
+    "purchase_rate_per_year",
+    "recency_share",
+    "mean_spend",
+    "monetary_value",
+    "purchases_30d",
+    "spend_30d",
+    "purchases_trend_30d",
+    "purchases_90d",
+    "spend_90d",
+    "purchases_trend_90d",
+    "purchases_180d",
+    "spend_180d",
+    "purchases_trend_180d",
+    "spend_trend_180d",
+    "nps_latest",
+    "nps_mean",
+    "nps_days_since",
+    "csat_latest",
+    "csat_mean",
+    "csat_days_since",
+    "ces_latest",
+    "ces_mean",
+    "ces_days_since",
+    "survey_count",
+    "latest_experience",
+    "latest_experience_days_since",
+    "answered_since_last_purchase",
+    "p_alive",
+    "expected_purchases",
+    "prob_no_purchase",
+    "clv",
+)
+
+
+def churn_labels(transactions: pl.DataFrame, customers, *, as_of, horizon_days: int) -> np.ndarray:
+    """Return 1 for each customer with no purchase in ``(as_of, as_of + horizon_days]``.
+
+    Parameters
+    ----------
+    transactions : polars.DataFrame
+        Validated transactions (``customer_id``, ``timestamp``) that reach past ``as_of``.
+    customers : array_like
+        Customer ids, in the order of the labels returned.
+    as_of : str or date
+        The snapshot day; the window starts the next day.
+    horizon_days : int
+        Window length in days.
+
+    Examples
+    --------
+    >>> tx = pl.DataFrame({"customer_id": [1, 2, 2],
+    ...                    "timestamp": [dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 31, 23),
+    ...                                  dt.datetime(2024, 2, 1)]})
+    >>> churn_labels(tx, [1, 2], as_of="2024-01-01", horizon_days=30).tolist()
+    [1, 0]
+    """
+    as_of = parse_as_of(as_of)
+    start = as_of_cutoff(as_of)
+    end = as_of_cutoff(as_of + dt.timedelta(days=int(horizon_days)))
+    buyers = transactions.filter(
+        (pl.col("timestamp") >= start) & (pl.col("timestamp") < end)
+    ).select(pl.col("customer_id").unique())["customer_id"]
+    ids = pl.Series("customer_id", customers).cast(transactions["customer_id"].dtype)
+    return (~ids.is_in(buyers.implode())).cast(pl.Int8).to_numpy()
+
+
+def snapshot_dates(
+    first_day: dt.date,
+    as_of,
+    *,
+    horizon_days: int,
+    step_days: int | None = None,
+    max_snapshots: int | None = None,
+    min_history_days: int = 90,
+) -> list[dt.date]:
+    """Snapshot days, newest first: ``as_of - horizon``, then every ``step_days`` back.
+
+    A snapshot needs at least ``min_history_days`` of history before it.
+
+    Examples
+    --------
+    >>> snapshot_dates(dt.date(2024, 1, 1), "2024-12-31", horizon_days=90, max_snapshots=3)
+    [datetime.date(2024, 10, 2), datetime.date(2024, 7, 4), datetime.date(2024, 4, 5)]
+    """
+    as_of = parse_as_of(as_of)
+    step = int(step_days or horizon_days)
+    if horizon_days <= 0 or step <= 0:
+        raise CXDataError("horizon_days and step_days must be positive numbers of days")
+    dates = []
+    day = as_of - dt.timedelta(days=int(horizon_days))
+    while (day - first_day).days >= min_history_days:
+        dates.append(day)
+        if max_snapshots is not None and len(dates) >= max_snapshots:
+            break
+        day -= dt.timedelta(days=step)
+    return dates
+
+
+def add_model_features(features: pd.DataFrame, clv: CLVModel, *, horizon_days: int) -> pd.DataFrame:
+    """Add the derived rates and the CLV model's outputs for the churn horizon."""
+    out = features.copy()
+    tenure = out["tenure_days"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["purchase_rate_per_year"] = np.where(
+            tenure > 0, out["frequency"].to_numpy(dtype=float) / tenure * 365.25, np.nan
+        )
+        t = out["T"].to_numpy(dtype=float)
+        out["recency_share"] = np.where(t > 0, out["recency"].to_numpy(dtype=float) / t, np.nan)
+    out["survey_count"] = out[["nps_count", "csat_count", "ces_count"]].sum(axis=1)
+    # The most recent answer of any type, on 0-100 (100 = best, CES by its declared
+    # default direction), and how long ago it came.
+    normalised = np.column_stack(
+        [
+            out["nps_latest"].to_numpy(dtype=float) * 10.0,
+            (out["csat_latest"].to_numpy(dtype=float) - 1.0) / 4.0 * 100.0,
+            (7.0 - out["ces_latest"].to_numpy(dtype=float)) / 6.0 * 100.0,
+        ]
+    )
+    since = out[["nps_days_since", "csat_days_since", "ces_days_since"]].to_numpy(dtype=float)
+    any_answer = ~np.isnan(since).all(axis=1)
+    newest = np.argmin(np.where(np.isnan(since), np.inf, since), axis=1)
+    rows = np.arange(len(out))
+    out["latest_experience"] = np.where(any_answer, normalised[rows, newest], np.nan)
+    out["latest_experience_days_since"] = np.where(any_answer, since[rows, newest], np.nan)
+    # feedback given on or after the last purchase day: the experience that came last
+    out["answered_since_last_purchase"] = np.where(
+        any_answer,
+        (since[rows, newest] <= out["days_since_last_purchase"].to_numpy(dtype=float)).astype(
+            float
+        ),
+        np.nan,
+    )
+    pred = clv.predict(out, horizon_days=horizon_days)
+    for col in ("p_alive", "expected_purchases", "prob_no_purchase", "clv"):
+        out[col] = pred[col].to_numpy()
+    return out
+
+
+def snapshot_features(
+    transactions: pl.DataFrame,
+    surveys: pl.DataFrame | None,
+    *,
+    as_of,
+    horizon_days: int,
+    time_unit: str = "D",
+    lookback_days: int = 365,
+    clv_model: CLVModel | None = None,
+) -> tuple[pd.DataFrame, CLVModel]:
+    """Features of every customer acquired by ``as_of``, from events at or before it.
+
+    The CLV model is fitted on this snapshot unless one is given.
+    """
+    as_of = parse_as_of(as_of)
+    feats, _ = features_from_validated(
+        transactions, surveys, as_of=as_of, time_unit=time_unit, lookback_days=lookback_days
+    )
+    frame = to_pandas_features(feats, as_of=as_of, time_unit=time_unit)
+    clv = clv_model if clv_model is not None else CLVModel().fit(frame)
+    return add_model_features(frame, clv, horizon_days=horizon_days), clv
+
+
+def training_snapshots(
+    transactions: pl.DataFrame,
+    surveys: pl.DataFrame | None,
+    *,
+    as_of,
+    horizon_days: int,
+    step_days: int | None = None,
+    max_snapshots: int | None = 4,
+    time_unit: str = "D",
+    lookback_days: int = 365,
+) -> pd.DataFrame:
+    """Stack labelled snapshots whose label windows end at or before ``as_of``.
+
+    Returns one row per (snapshot, customer) with the columns of
+    :func:`snapshot_features`, ``snapshot`` (the day, ISO text) and ``churn``
+    (0/1). The newest snapshot comes first.
+    """
+    as_of = parse_as_of(as_of)
+    if transactions.height == 0:
+        raise CXDataError("no transactions to build churn snapshots from")
+    first_day = transactions["timestamp"].min().date()
+    dates = snapshot_dates(
+        first_day,
+        as_of,
+        horizon_days=horizon_days,
+        step_days=step_days,
+        max_snapshots=max_snapshots,
+    )
+    if not dates:
+        raise CXDataError(
+            f"not enough history for a churn snapshot: data starts {first_day}, as_of is "
+            f"{as_of} and the horizon is {horizon_days} days (a snapshot needs 90 days of "
+            "history before it and its whole label window before as_of)"
+        )
+    cutoff = as_of_cutoff(as_of)
+    visible = transactions.filter(pl.col("timestamp") < cutoff)
+    parts = []
+    for day in dates:
+        frame, _ = snapshot_features(
+            visible,
+            surveys,
+            as_of=day,
+            horizon_days=horizon_days,
+            time_unit=time_unit,
+            lookback_days=lookback_days,
+        )
+        frame["churn"] = churn_labels(
+            visible, frame["customer_id"].to_numpy(), as_of=day, horizon_days=horizon_days
+        )
+        frame.insert(0, "snapshot", day.isoformat())
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
