@@ -388,6 +388,140 @@ def clv_validate(
         _print_json(report)
 
 
+# --------------------------------------------------------------------------- cx-models churn
+churn_app = typer.Typer(
+    help="Churn: leakage-safe snapshots, calibrated XGBoost, forward evaluation.",
+    no_args_is_help=True,
+)
+app.add_typer(churn_app, name="churn")
+
+StepOpt = Annotated[
+    int | None,
+    typer.Option("--step-days", min=1, help="Days between snapshots (default: horizon)."),
+]
+MaxSnapshotsOpt = Annotated[
+    int | None, typer.Option("--max-snapshots", min=2, help="At most this many snapshots.")
+]
+
+
+def _validated_events(
+    transactions,
+    surveys,
+    as_of,
+    columns,
+    survey_columns,
+    time_format,
+    survey_time_format,
+    quarantine_out,
+):
+    """Validate both inputs once (counts on stderr, quarantine written) for the churn verbs."""
+    from cx_models.schemas import validate_surveys, validate_transactions, write_quarantine
+
+    tx = validate_transactions(transactions, as_of=as_of, columns=columns, time_format=time_format)
+    sv = None
+    if surveys is not None:
+        sv = validate_surveys(
+            surveys,
+            as_of=as_of,
+            columns=survey_columns,
+            time_format=survey_time_format or time_format,
+        )
+    err.print(
+        _report_table(
+            {
+                "transactions": tx.report.to_dict(),
+                "surveys": None if sv is None else sv.report.to_dict(),
+            }
+        )
+    )
+    if quarantine_out is not None:
+        write_quarantine(quarantine_out, tx.report, None if sv is None else sv.report)
+    return tx.data, None if sv is None else sv.data
+
+
+@churn_app.command("evaluate")
+@user_errors
+def churn_evaluate(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    horizon_days: Annotated[
+        int, typer.Option("--horizon-days", min=1, help="Churn horizon, days.")
+    ],
+    surveys: SurveysOpt = None,
+    step_days: StepOpt = None,
+    max_snapshots: MaxSnapshotsOpt = None,
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="truth.parquet of a synthetic base (ceiling).")
+    ] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Directory for PNG plots.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report file (.json).")] = None,
+    quarantine_out: QuarantineOut = None,
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "timestamp",
+    amount_col: AmountCol = "amount",
+    time_format: TimeFormat = None,
+    survey_customer_col: SurveyCustomerCol = "customer_id",
+    survey_time_col: SurveyTimeCol = "timestamp",
+    survey_col: SurveyCol = "survey",
+    score_col: ScoreCol = "score",
+    survey_time_format: SurveyTimeFormat = None,
+) -> None:
+    """Train up to as_of - horizon and evaluate on the window after it, against baselines."""
+    import pandas as pd
+
+    from cx_models.churn_eval import evaluate_churn
+    from cx_models.schemas import SurveyColumns, TransactionColumns
+
+    tx, sv = _validated_events(
+        transactions,
+        surveys,
+        as_of,
+        TransactionColumns(customer_col, time_col, amount_col),
+        SurveyColumns(survey_customer_col, survey_time_col, survey_col, score_col),
+        time_format,
+        survey_time_format,
+        quarantine_out,
+    )
+    truth_frame = None
+    if truth is not None:
+        if not truth.exists():
+            raise CXDataError(f"{truth}: truth file not found")
+        truth_frame = pd.read_parquet(truth)
+    with err.status("building snapshots, training and evaluating forward in time"):
+        report = evaluate_churn(
+            tx,
+            sv,
+            as_of=as_of,
+            horizon_days=horizon_days,
+            step_days=step_days,
+            max_snapshots=max_snapshots,
+            truth=truth_frame,
+            plots_dir=plots,
+        )
+    for key in ("_model", "_scores", "_labels"):
+        report.pop(key)
+    table = Table(title=f"Churn within {horizon_days} days after {report['evaluation_day']}")
+    for col in ("scorer", "ROC-AUC", "PR-AUC", "Brier", "lift@10%", "model beats by (AUC)"):
+        table.add_column(col, justify="left" if col == "scorer" else "right")
+    for name, m in report["metrics"].items():
+        gap = report["beats"].get(name, {}).get("roc_auc")
+        table.add_row(
+            name,
+            f"{m['roc_auc']:.4f}",
+            f"{m['pr_auc']:.4f}",
+            "-" if m["brier"] is None else f"{m['brier']:.4f}",
+            f"{m['lift_top_decile']:.2f}",
+            "" if gap is None else f"{gap:+.4f}",
+        )
+    err.print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        err.print(f"wrote the report to {out}")
+    else:
+        _print_json(report)
+
+
 # --------------------------------------------------------------------------- cx-models nco
 nco_app = typer.Typer(
     help="Net Customer Outcome: one 0-100 score from surveys, CLV and churn risk.",
