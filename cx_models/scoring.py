@@ -1,0 +1,193 @@
+"""The CX scorer: CLV, churn risk, NCO, value at risk and drivers for a customer table.
+
+:class:`CXScorer` bundles a fitted :class:`~cx_models.clv.CLVModel`, a fitted
+:class:`~cx_models.churn.ChurnModel`, the training-time CLV reference for the
+value score and the NCO weights. Its output is the **scoring contract**, these
+columns first and in this order (:data:`SCORE_COLUMNS`)::
+
+    customer_id, p_alive, expected_purchases, prob_no_purchase, expected_order_value,
+    clv, churn_risk, csat_score, nps_score, ces_score, retention_score, value_score,
+    experience_score, nco, nco_coverage, value_at_risk, priority_rank, drivers
+
+``churn_risk`` is for the horizon the churn model was trained on;
+``expected_purchases`` and ``prob_no_purchase`` use the requested
+``horizon_days`` (default: the trained horizon); ``value_score`` always uses CLV at
+the trained CLV settings, whatever ``clv_months`` and ``discount_rate`` are asked
+for the ``clv`` column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cx_models._version import __version__
+from cx_models.churn import ChurnModel
+from cx_models.churn_data import add_model_features
+from cx_models.clv import CLVModel
+from cx_models.errors import CXDataError
+from cx_models.nco import ValueReference, score_nco, validate_weights
+
+__all__ = ["CXScorer", "SCORE_COLUMNS"]
+
+#: The scoring contract's columns, in order.
+SCORE_COLUMNS = (
+    "customer_id",
+    "p_alive",
+    "expected_purchases",
+    "prob_no_purchase",
+    "expected_order_value",
+    "clv",
+    "churn_risk",
+    "csat_score",
+    "nps_score",
+    "ces_score",
+    "retention_score",
+    "value_score",
+    "experience_score",
+    "nco",
+    "nco_coverage",
+    "value_at_risk",
+    "priority_rank",
+    "drivers",
+)
+
+
+@dataclass
+class CXScorer:
+    """Everything needed to score a customer feature table.
+
+    Examples
+    --------
+    >>> CXScorer.__name__
+    'CXScorer'
+    """
+
+    clv: CLVModel
+    churn: ChurnModel
+    reference: ValueReference
+    weights: dict = field(default_factory=lambda: validate_weights(None))
+    clv_months: int = 12
+    discount_rate: float = 0.10
+    lookback_days: int = 365
+    ces_higher_is_better: bool = False
+
+    @property
+    def horizon_days(self) -> int:
+        """The churn horizon the scorer was trained on, in days."""
+        return int(self.churn.horizon_days)
+
+    @property
+    def time_unit(self) -> str:
+        """The time unit of the CLV model."""
+        return self.clv.time_unit_
+
+    def score(
+        self,
+        features: pd.DataFrame,
+        *,
+        horizon_days: float | None = None,
+        clv_months: int | None = None,
+        discount_rate: float | None = None,
+        explain: bool = True,
+    ) -> pd.DataFrame:
+        """Score a customer feature table (one row per customer, any time unit).
+
+        Returns the scoring contract's columns (:data:`SCORE_COLUMNS`), in the
+        input's row order.
+        """
+        if "customer_id" not in features.columns:
+            raise CXDataError("the feature table needs a 'customer_id' column")
+        horizon = self.horizon_days if horizon_days is None else horizon_days
+        months = self.clv_months if clv_months is None else clv_months
+        rate = self.discount_rate if discount_rate is None else discount_rate
+        # churn features: CLV outputs at the trained horizon and CLV settings
+        model_features = add_model_features(features, self.clv, horizon_days=self.horizon_days)
+        churn_risk = self.churn.predict_proba(model_features)
+        trained_clv = model_features["clv"].to_numpy()
+        if horizon == self.horizon_days and (months, rate) == (self.clv_months, self.discount_rate):
+            clv_part = model_features[
+                ["p_alive", "expected_purchases", "prob_no_purchase", "clv"]
+            ].copy()
+            clv_part["expected_order_value"] = self.clv.predict(
+                features, horizon_days=horizon, clv_months=0
+            )["expected_order_value"].to_numpy()
+        else:
+            clv_part = self.clv.predict(
+                features, horizon_days=horizon, clv_months=months, discount_rate=rate
+            )
+        out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+        out["customer_id"] = out["customer_id"].astype(features["customer_id"].dtype)
+        for col in ("p_alive", "expected_purchases", "prob_no_purchase",
+                    "expected_order_value", "clv"):
+            out[col] = clv_part[col].to_numpy()
+        out["churn_risk"] = churn_risk
+        nco_input = pd.DataFrame(
+            {
+                "customer_id": out["customer_id"],
+                "csat_latest": _col(features, "csat_latest"),
+                "nps_latest": _col(features, "nps_latest"),
+                "ces_latest": _col(features, "ces_latest"),
+                "churn_risk": churn_risk,
+                "clv": out["clv"].to_numpy(),
+                "value_clv": trained_clv,
+            }
+        )
+        nco = score_nco(nco_input, reference=self.reference, weights=self.weights,
+                        ces_higher_is_better=self.ces_higher_is_better, value_clv_col="value_clv")
+        for col in ("csat_score", "nps_score", "ces_score", "retention_score", "value_score",
+                    "experience_score", "nco", "nco_coverage", "value_at_risk", "priority_rank"):
+            out[col] = nco[col].to_numpy()
+        out["drivers"] = self.churn.drivers(model_features) if explain else ""
+        return out[list(SCORE_COLUMNS)]
+
+    # -------------------------------------------------------------- persistence
+    def save(self, directory) -> Path:
+        """Write the scorer as JSON files and the booster as UBJ (no pickle)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.clv.save(directory / "clv.json")
+        self.churn.save(directory / "churn")
+        meta = {
+            "reference": self.reference.to_dict(),
+            "weights": self.weights,
+            "clv_months": self.clv_months,
+            "discount_rate": self.discount_rate,
+            "lookback_days": self.lookback_days,
+            "ces_higher_is_better": self.ces_higher_is_better,
+            "horizon_days": self.horizon_days,
+            "time_unit": self.time_unit,
+            "features": self.churn.features_,
+            "cx_models_version": __version__,
+        }
+        (directory / "scorer.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> CXScorer:
+        """Read a scorer written by :meth:`save`."""
+        directory = Path(directory)
+        meta_path = directory / "scorer.json"
+        if not meta_path.exists():
+            raise CXDataError(f"{meta_path}: scorer file not found")
+        meta = json.loads(meta_path.read_text())
+        return cls(
+            clv=CLVModel.load(directory / "clv.json"),
+            churn=ChurnModel.load(directory / "churn"),
+            reference=ValueReference.from_dict(meta["reference"]),
+            weights=validate_weights(meta["weights"]),
+            clv_months=int(meta["clv_months"]),
+            discount_rate=float(meta["discount_rate"]),
+            lookback_days=int(meta["lookback_days"]),
+            ces_higher_is_better=bool(meta["ces_higher_is_better"]),
+        )
+
+
+def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name in frame.columns:
+        return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+    return np.full(len(frame), np.nan)

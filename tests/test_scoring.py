@@ -1,0 +1,82 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from cx_models.features import build_customer_features
+from cx_models.schemas import validate_surveys, validate_transactions
+from cx_models.scoring import SCORE_COLUMNS, CXScorer
+from cx_models.synthetic import generate_customer_base
+from cx_models.training.pipeline import TrainingConfig, train_scorer
+
+AS_OF = "2025-12-31"
+
+
+@pytest.fixture(scope="module")
+def trained():
+    base = generate_customer_base(15_000, seed=21)
+    tx = validate_transactions(base.transactions, as_of=AS_OF).data
+    sv = validate_surveys(base.surveys, as_of=AS_OF).data
+    config = TrainingConfig(as_of=AS_OF, horizon_days=90, max_snapshots=4)
+    return base, train_scorer(tx, sv, config, truth=base.truth.to_pandas())
+
+
+def test_scoring_contract(trained):
+    base, result = trained
+    scored = result.scorer.score(result.features)
+    assert list(scored.columns) == list(SCORE_COLUMNS)
+    assert len(scored) == len(result.features)
+    assert scored["customer_id"].tolist() == result.features["customer_id"].tolist()
+    assert str(scored["customer_id"].dtype) == "Int64"
+    assert sorted(scored["priority_rank"]) == list(range(1, len(scored) + 1))
+    assert scored["churn_risk"].between(0, 1).all()
+    assert (scored["clv"] >= 0).all() and scored["p_alive"].between(0, 1).all()
+    np.testing.assert_allclose(scored["value_at_risk"], scored["clv"] * scored["churn_risk"])
+    assert scored["drivers"].str.len().gt(0).mean() > 0.99
+    # customers without any survey still get an NCO, with coverage 0.5
+    no_survey = scored["csat_score"].isna() & scored["nps_score"].isna() & scored[
+        "ces_score"].isna()
+    assert no_survey.any()
+    assert np.allclose(scored.loc[no_survey, "nco_coverage"], 0.5)
+    assert scored.loc[no_survey, "nco"].notna().all()
+
+
+def test_other_clv_settings_leave_value_score_alone(trained):
+    _, result = trained
+    a = result.scorer.score(result.features.head(300))
+    b = result.scorer.score(result.features.head(300), horizon_days=30, clv_months=36,
+                            discount_rate=0.2, explain=False)
+    pd.testing.assert_series_equal(a["value_score"], b["value_score"])
+    pd.testing.assert_series_equal(a["churn_risk"], b["churn_risk"])
+    assert (b["clv"] > a["clv"]).mean() > 0.9  # three years instead of one
+    assert (b["expected_purchases"] < a["expected_purchases"]).mean() > 0.9  # 30 vs 90 days
+    assert (b["drivers"] == "").all()
+
+
+def test_save_load_gives_identical_scores(tmp_path, trained):
+    _, result = trained
+    path = result.scorer.save(tmp_path / "scorer")
+    names = sorted(p.name for p in path.rglob("*") if p.is_file())
+    assert names == ["booster.ubj", "churn.json", "clv.json", "scorer.json"]
+    back = CXScorer.load(path)
+    pd.testing.assert_frame_equal(back.score(result.features), result.scorer.score(result.features))
+
+
+def test_scoring_a_days_table_with_a_weeks_model_is_consistent(trained):
+    base, result = trained
+    weeks = build_customer_features(base.transactions, base.surveys, as_of=AS_OF, time_unit="W")
+    days = result.features
+    a = result.scorer.score(days.head(500), explain=False)
+    b = result.scorer.score(weeks.head(500), explain=False)
+    np.testing.assert_allclose(a["clv"], b["clv"], rtol=1e-9)
+    np.testing.assert_allclose(a["churn_risk"], b["churn_risk"], rtol=1e-6)
+
+
+def test_training_records_evaluation_and_snapshots(trained):
+    _, result = trained
+    ev = result.evaluation
+    assert ev["evaluation_day"] == "2025-10-02"
+    assert set(ev["metrics"]) >= {"model", "bgnbd_prob_no_purchase", "days_since_last_purchase",
+                                  "logistic_regression", "ceiling_true_parameters"}
+    assert len(result.snapshot_counts) == 4
+    assert max(result.snapshot_counts) == "2025-10-02"
+    assert result.scorer.reference.settings == {"clv_months": 12, "discount_rate": 0.1}
