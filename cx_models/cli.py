@@ -685,7 +685,7 @@ def demo(
         out=out / "features.parquet",
         quarantine_out=out / "quarantine.csv",
     )
-    err.rule("3. CLV: holdout validation, then BG/NBD + Gamma-Gamma on all history")
+    err.rule("3. CLV: calibration / holdout validation")
     clv_validate(
         transactions=data / "transactions.parquet",
         calibration_end="2025-06-30",
@@ -693,19 +693,47 @@ def demo(
         plots=out / "clv_plots",
         out=out / "clv_validation.json",
     )
-    from cx_models.clv import CLVModel
-    from cx_models.io import read_features, write_table
+    err.rule("4. train: churn forward evaluation, final churn model, CLV, NCO reference")
+    import pandas as pd
 
-    table = read_features(out / "features.parquet")
-    model = CLVModel().fit(table)
-    model.save(out / "clv.json")
-    pred = model.predict(table, horizon_days=90)
-    write_table(
-        pred, out / "clv_predictions.parquet", metadata={"as_of": as_of, "horizon_days": 90}
+    from cx_models.io import write_table
+    from cx_models.nco import summarise
+    from cx_models.schemas import validate_surveys, validate_transactions
+    from cx_models.training.pipeline import TrainingConfig, train_scorer
+
+    tx = validate_transactions(data / "transactions.parquet", as_of=as_of).data
+    sv = validate_surveys(data / "surveys.parquet", as_of=as_of).data
+    result = train_scorer(
+        tx,
+        sv,
+        TrainingConfig(as_of=as_of, horizon_days=90),
+        truth=pd.read_parquet(data / "truth.parquet"),
+        plots_dir=out / "churn_plots",
+        progress=lambda message: err.print(f"  {message}"),
     )
+    evaluation = {k: v for k, v in result.evaluation.items() if not k.startswith("_")}
+    (out / "churn_evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+    model_dir = result.scorer.save(out / "model")
+    gap = evaluation["beats"]["bgnbd_prob_no_purchase"]["roc_auc"]
     err.print(
-        f"CLV model in {out / 'clv.json'}; 12-month CLV of {len(pred):,} customers "
-        f"(mean {pred['clv'].mean():,.2f}) in {out / 'clv_predictions.parquet'}"
+        f"churn ROC-AUC {evaluation['metrics']['model']['roc_auc']:.4f} on the window after "
+        f"{evaluation['evaluation_day']} ({gap:+.4f} against BG/NBD P(no purchase)); "
+        f"model in {model_dir}/"
+    )
+    err.rule("5. score every customer")
+    scored = result.scorer.score(result.features).sort_values("priority_rank")
+    write_table(scored, out / "scored.parquet", metadata={"as_of": as_of, "horizon_days": 90})
+    summary = summarise(
+        scored.merge(
+            result.features[["customer_id", "nps_latest", "csat_latest", "ces_latest"]],
+            on="customer_id",
+        )
+    ).iloc[0]
+    err.print(
+        f"{len(scored):,} customers scored to {out / 'scored.parquet'}: NPS {summary['nps']:.1f} "
+        f"({summary['nps_respondents']:,} respondents), predicted churn rate "
+        f"{summary['predicted_churn_rate']:.1%}, value at risk "
+        f"{summary['total_value_at_risk']:,.0f} of CLV {summary['total_clv']:,.0f}"
     )
     err.print(f"demo finished: outputs in {out}/")
 

@@ -122,8 +122,13 @@ class CXScorer:
             )
         out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
         out["customer_id"] = out["customer_id"].astype(features["customer_id"].dtype)
-        for col in ("p_alive", "expected_purchases", "prob_no_purchase",
-                    "expected_order_value", "clv"):
+        for col in (
+            "p_alive",
+            "expected_purchases",
+            "prob_no_purchase",
+            "expected_order_value",
+            "clv",
+        ):
             out[col] = clv_part[col].to_numpy()
         out["churn_risk"] = churn_risk
         nco_input = pd.DataFrame(
@@ -137,10 +142,25 @@ class CXScorer:
                 "value_clv": trained_clv,
             }
         )
-        nco = score_nco(nco_input, reference=self.reference, weights=self.weights,
-                        ces_higher_is_better=self.ces_higher_is_better, value_clv_col="value_clv")
-        for col in ("csat_score", "nps_score", "ces_score", "retention_score", "value_score",
-                    "experience_score", "nco", "nco_coverage", "value_at_risk", "priority_rank"):
+        nco = score_nco(
+            nco_input,
+            reference=self.reference,
+            weights=self.weights,
+            ces_higher_is_better=self.ces_higher_is_better,
+            value_clv_col="value_clv",
+        )
+        for col in (
+            "csat_score",
+            "nps_score",
+            "ces_score",
+            "retention_score",
+            "value_score",
+            "experience_score",
+            "nco",
+            "nco_coverage",
+            "value_at_risk",
+            "priority_rank",
+        ):
             out[col] = nco[col].to_numpy()
         out["drivers"] = self.churn.drivers(model_features) if explain else ""
         return out[list(SCORE_COLUMNS)]

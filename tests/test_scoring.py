@@ -1,12 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+from cx_models.training.pipeline import TrainingConfig, train_scorer
 
 from cx_models.features import build_customer_features
 from cx_models.schemas import validate_surveys, validate_transactions
 from cx_models.scoring import SCORE_COLUMNS, CXScorer
 from cx_models.synthetic import generate_customer_base
-from cx_models.training.pipeline import TrainingConfig, train_scorer
 
 AS_OF = "2025-12-31"
 
@@ -33,8 +33,9 @@ def test_scoring_contract(trained):
     np.testing.assert_allclose(scored["value_at_risk"], scored["clv"] * scored["churn_risk"])
     assert scored["drivers"].str.len().gt(0).mean() > 0.99
     # customers without any survey still get an NCO, with coverage 0.5
-    no_survey = scored["csat_score"].isna() & scored["nps_score"].isna() & scored[
-        "ces_score"].isna()
+    no_survey = (
+        scored["csat_score"].isna() & scored["nps_score"].isna() & scored["ces_score"].isna()
+    )
     assert no_survey.any()
     assert np.allclose(scored.loc[no_survey, "nco_coverage"], 0.5)
     assert scored.loc[no_survey, "nco"].notna().all()
@@ -43,8 +44,9 @@ def test_scoring_contract(trained):
 def test_other_clv_settings_leave_value_score_alone(trained):
     _, result = trained
     a = result.scorer.score(result.features.head(300))
-    b = result.scorer.score(result.features.head(300), horizon_days=30, clv_months=36,
-                            discount_rate=0.2, explain=False)
+    b = result.scorer.score(
+        result.features.head(300), horizon_days=30, clv_months=36, discount_rate=0.2, explain=False
+    )
     pd.testing.assert_series_equal(a["value_score"], b["value_score"])
     pd.testing.assert_series_equal(a["churn_risk"], b["churn_risk"])
     assert (b["clv"] > a["clv"]).mean() > 0.9  # three years instead of one
@@ -75,8 +77,13 @@ def test_training_records_evaluation_and_snapshots(trained):
     _, result = trained
     ev = result.evaluation
     assert ev["evaluation_day"] == "2025-10-02"
-    assert set(ev["metrics"]) >= {"model", "bgnbd_prob_no_purchase", "days_since_last_purchase",
-                                  "logistic_regression", "ceiling_true_parameters"}
+    assert set(ev["metrics"]) >= {
+        "model",
+        "bgnbd_prob_no_purchase",
+        "days_since_last_purchase",
+        "logistic_regression",
+        "ceiling_true_parameters",
+    }
     assert len(result.snapshot_counts) == 4
     assert max(result.snapshot_counts) == "2025-10-02"
     assert result.scorer.reference.settings == {"clv_months": 12, "discount_rate": 0.1}

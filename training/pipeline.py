@@ -91,24 +91,38 @@ def train_scorer(
     timings = {}
 
     def churn_model() -> ChurnModel:
-        return ChurnModel(horizon_days=config.horizon_days, calibration=config.calibration,
-                          random_state=config.random_state)
+        return ChurnModel(
+            horizon_days=config.horizon_days,
+            calibration=config.calibration,
+            random_state=config.random_state,
+        )
 
     t0 = time.perf_counter()
     say("forward evaluation: train to as_of - horizon, score the window after it")
     evaluation = evaluate_churn(
-        transactions, surveys, as_of=config.as_of, horizon_days=config.horizon_days,
-        step_days=config.step_days, max_snapshots=config.max_snapshots, model=churn_model(),
-        truth=truth, plots_dir=plots_dir,
+        transactions,
+        surveys,
+        as_of=config.as_of,
+        horizon_days=config.horizon_days,
+        step_days=config.step_days,
+        max_snapshots=config.max_snapshots,
+        model=churn_model(),
+        truth=truth,
+        plots_dir=plots_dir,
     )
     timings["evaluation_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     say("final churn model: snapshots whose label windows end at as_of")
     snaps = training_snapshots(
-        transactions, surveys, as_of=config.as_of, horizon_days=config.horizon_days,
-        step_days=config.step_days, max_snapshots=config.max_snapshots,
-        time_unit=config.time_unit, lookback_days=config.lookback_days,
+        transactions,
+        surveys,
+        as_of=config.as_of,
+        horizon_days=config.horizon_days,
+        step_days=config.step_days,
+        max_snapshots=config.max_snapshots,
+        time_unit=config.time_unit,
+        lookback_days=config.lookback_days,
     )
     churn = churn_model().fit(snaps)
     timings["churn_fit_s"] = time.perf_counter() - t0
@@ -117,13 +131,19 @@ def train_scorer(
     say("CLV on all history to as_of, and the NCO value reference")
     clv = CLVModel(model=config.clv_model, penalizer=config.penalizer)
     features, _ = snapshot_features(
-        transactions, surveys, as_of=config.as_of, horizon_days=config.horizon_days,
-        time_unit=config.time_unit, lookback_days=config.lookback_days,
+        transactions,
+        surveys,
+        as_of=config.as_of,
+        horizon_days=config.horizon_days,
+        time_unit=config.time_unit,
+        lookback_days=config.lookback_days,
         clv_model=None,
     )
     clv.fit(features)
     reference_clv = clv.predict(
-        features, horizon_days=config.horizon_days, clv_months=config.clv_months,
+        features,
+        horizon_days=config.horizon_days,
+        clv_months=config.clv_months,
         discount_rate=config.discount_rate,
     )["clv"]
     reference = ValueReference.from_clv(
@@ -132,9 +152,14 @@ def train_scorer(
     )
     timings["clv_fit_s"] = time.perf_counter() - t0
     scorer = CXScorer(
-        clv=clv, churn=churn, reference=reference, weights=config.nco_weights,
-        clv_months=config.clv_months, discount_rate=config.discount_rate,
-        lookback_days=config.lookback_days, ces_higher_is_better=config.ces_higher_is_better,
+        clv=clv,
+        churn=churn,
+        reference=reference,
+        weights=config.nco_weights,
+        clv_months=config.clv_months,
+        discount_rate=config.discount_rate,
+        lookback_days=config.lookback_days,
+        ces_higher_is_better=config.ces_higher_is_better,
     )
     counts = snaps.groupby("snapshot")["churn"].agg(["size", "mean"])
     snapshot_counts = {
@@ -144,8 +169,14 @@ def train_scorer(
     base_columns = [c for c in features.columns if c in _FEATURE_TABLE_COLUMNS]
     plain = features[base_columns].copy()
     plain.attrs = dict(features.attrs)
-    return TrainingResult(scorer=scorer, config=config, evaluation=evaluation, features=plain,
-                          snapshot_counts=snapshot_counts, timings=timings)
+    return TrainingResult(
+        scorer=scorer,
+        config=config,
+        evaluation=evaluation,
+        features=plain,
+        snapshot_counts=snapshot_counts,
+        timings=timings,
+    )
 
 
 def _feature_table_columns() -> set[str]:
