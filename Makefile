@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   # synthetic customer base -> features (-> model, scores, report as they land)
+#   make demo   # synthetic customer base -> trained, tracked model -> scored table (cx-demo/)
 #   make test   # the default (fast) test suite
 # Each creates the virtual environment in .venv on first use.
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cx-models demo --out demo-output
+	$(BIN)/cx-models demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -31,4 +31,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf demo-output .pytest_cache .ruff_cache
+	rm -rf cx-demo .pytest_cache .ruff_cache

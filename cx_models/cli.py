@@ -388,6 +388,135 @@ def clv_validate(
         _print_json(report)
 
 
+# --------------------------------------------------------------------------- cx-models train
+@app.command()
+@user_errors
+def train(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    horizon_days: Annotated[
+        int, typer.Option("--horizon-days", min=1, help="Churn horizon in days.")
+    ] = 90,
+    surveys: SurveysOpt = None,
+    time_unit: TimeUnitOpt = TimeUnit.D,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
+        "cx-models"
+    ),
+    model_name: Annotated[str, typer.Option("--model-name", help="Registered model name.")] = (
+        "cx-scorer"
+    ),
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
+            "else sqlite:///mlruns/mlflow.db).",
+        ),
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Move the 'champion' alias to the new version.")
+    ] = False,
+    config: ConfigOpt = None,
+    nco_weights: NcoWeightsOpt = None,
+    step_days: StepOpt = None,
+    max_snapshots: MaxSnapshotsOpt = None,
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="truth.parquet of a synthetic base (ceiling).")
+    ] = None,
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "timestamp",
+    amount_col: AmountCol = "amount",
+    time_format: TimeFormat = None,
+    survey_customer_col: SurveyCustomerCol = "customer_id",
+    survey_time_col: SurveyTimeCol = "timestamp",
+    survey_col: SurveyCol = "survey",
+    score_col: ScoreCol = "score",
+    survey_time_format: SurveyTimeFormat = None,
+    ces_higher_is_better: CesHigherOpt = False,
+) -> None:
+    """Train, evaluate, log and register the CX scorer; print the run id and model URI."""
+    run = _train(**locals())
+    _print_json({k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")})
+
+
+def _train(
+    *,
+    transactions,
+    as_of,
+    horizon_days,
+    surveys,
+    time_unit,
+    experiment,
+    model_name,
+    tracking_uri,
+    promote,
+    config,
+    nco_weights,
+    step_days,
+    max_snapshots,
+    truth,
+    customer_col,
+    time_col,
+    amount_col,
+    time_format,
+    survey_customer_col,
+    survey_time_col,
+    survey_col,
+    score_col,
+    survey_time_format,
+    ces_higher_is_better,
+):
+    import pandas as pd
+
+    from cx_models.schemas import SurveyColumns, TransactionColumns
+    from cx_models.training.pipeline import TrainingConfig, load_config_file
+    from cx_models.training.train import train as train_job
+
+    settings = load_config_file(config) if config is not None else {}
+    settings.update(as_of=as_of, horizon_days=horizon_days, time_unit=time_unit.value)
+    if step_days is not None:
+        settings["step_days"] = step_days
+    if max_snapshots is not None:
+        settings["max_snapshots"] = max_snapshots
+    if ces_higher_is_better:
+        settings["ces_higher_is_better"] = True
+    settings["nco_weights"] = resolve_weights(config, nco_weights)
+    truth_frame = None
+    if truth is not None:
+        if not truth.exists():
+            raise CXDataError(f"{truth}: truth file not found")
+        truth_frame = pd.read_parquet(truth)
+    with err.status("training") as status:
+        run = train_job(
+            transactions,
+            surveys,
+            config=TrainingConfig(**settings),
+            transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
+            survey_columns=SurveyColumns(
+                survey_customer_col, survey_time_col, survey_col, score_col
+            ),
+            time_format=time_format,
+            survey_time_format=survey_time_format,
+            experiment=experiment,
+            model_name=model_name,
+            tracking_uri=tracking_uri,
+            promote=promote,
+            truth=truth_frame,
+            progress=lambda message: (err.print(f"  {message}"), status.update(message)),
+        )
+    metrics = run["evaluation"]["metrics"]
+    gap = run["evaluation"]["beats"]["bgnbd_prob_no_purchase"]["roc_auc"]
+    err.print(
+        f"churn ROC-AUC {metrics['model']['roc_auc']:.4f} on the {horizon_days} days after "
+        f"{run['evaluation']['evaluation_day']} ({gap:+.4f} against BG/NBD P(no purchase))"
+    )
+    err.print(
+        f"run {run['run_id']}; model {run['model_uri']} (alias challenger"
+        f"{', champion' if run['champion'] else ''}) in {run['tracking_uri']}"
+    )
+    return run
+
+
 # --------------------------------------------------------------------------- cx-models churn
 churn_app = typer.Typer(
     help="Churn: leakage-safe snapshots, calibrated XGBoost, forward evaluation.",
@@ -666,17 +795,20 @@ def generate(
 @app.command()
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("demo-output"),
-    customers: Annotated[int, typer.Option("--customers", min=100)] = 20_000,
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("cx-demo"),
+    customers: Annotated[int, typer.Option("--customers", min=1000)] = 20_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="Default: sqlite:///mlruns/mlflow.db.")
+    ] = None,
 ) -> None:
-    """Run the main job end to end on a synthetic customer base."""
+    """Run the main job end to end: synthetic base -> tracked model -> scored table."""
     from cx_models.synthetic import SyntheticParams
 
     data = out / "data"
+    as_of = SyntheticParams().end
     err.rule("1. generate a synthetic customer base")
     generate(customers=customers, out=data, seed=seed)
-    as_of = SyntheticParams().end
     err.rule(f"2. customer features as of {as_of}")
     features(
         transactions=data / "transactions.parquet",
@@ -685,57 +817,74 @@ def demo(
         out=out / "features.parquet",
         quarantine_out=out / "quarantine.csv",
     )
-    err.rule("3. CLV: calibration / holdout validation")
-    clv_validate(
+    err.rule("3. train, evaluate, log to MLflow and register the CX scorer")
+    run = _train(
         transactions=data / "transactions.parquet",
-        calibration_end="2025-06-30",
-        holdout_end=as_of,
-        plots=out / "clv_plots",
-        out=out / "clv_validation.json",
+        as_of=as_of,
+        horizon_days=90,
+        surveys=data / "surveys.parquet",
+        time_unit=TimeUnit.D,
+        experiment="cx-models",
+        model_name="cx-scorer",
+        tracking_uri=tracking_uri,
+        promote=False,
+        config=None,
+        nco_weights=None,
+        step_days=None,
+        max_snapshots=None,
+        truth=data / "truth.parquet",
+        customer_col="customer_id",
+        time_col="timestamp",
+        amount_col="amount",
+        time_format=None,
+        survey_customer_col="customer_id",
+        survey_time_col="timestamp",
+        survey_col="survey",
+        score_col="score",
+        survey_time_format=None,
+        ces_higher_is_better=False,
     )
-    err.rule("4. train: churn forward evaluation, final churn model, CLV, NCO reference")
-    import pandas as pd
-
-    from cx_models.io import write_table
-    from cx_models.nco import summarise
-    from cx_models.schemas import validate_surveys, validate_transactions
-    from cx_models.training.pipeline import TrainingConfig, train_scorer
-
-    tx = validate_transactions(data / "transactions.parquet", as_of=as_of).data
-    sv = validate_surveys(data / "surveys.parquet", as_of=as_of).data
-    result = train_scorer(
-        tx,
-        sv,
-        TrainingConfig(as_of=as_of, horizon_days=90),
-        truth=pd.read_parquet(data / "truth.parquet"),
-        plots_dir=out / "churn_plots",
-        progress=lambda message: err.print(f"  {message}"),
-    )
-    evaluation = {k: v for k, v in result.evaluation.items() if not k.startswith("_")}
+    evaluation = run["evaluation"]
     (out / "churn_evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
-    model_dir = result.scorer.save(out / "model")
-    gap = evaluation["beats"]["bgnbd_prob_no_purchase"]["roc_auc"]
-    err.print(
-        f"churn ROC-AUC {evaluation['metrics']['model']['roc_auc']:.4f} on the window after "
-        f"{evaluation['evaluation_day']} ({gap:+.4f} against BG/NBD P(no purchase)); "
-        f"model in {model_dir}/"
+    err.rule("4. score every customer with the registered champion")
+    from cx_models.io import read_features, write_table
+    from cx_models.nco import summarise
+    from cx_models.training.tracking import load_model
+
+    model_uri = "models:/cx-scorer@champion"
+    model = load_model(model_uri, tracking_uri=run["tracking_uri"])
+    table = read_features(out / "features.parquet")
+    scored = model.predict(table).sort_values("priority_rank")
+    write_table(
+        scored,
+        out / "scored.parquet",
+        metadata={
+            "as_of": as_of,
+            "model_uri": model_uri,
+            "horizon_days": 90,
+            "cx_models_version": __version__,
+        },
     )
-    err.rule("5. score every customer")
-    scored = result.scorer.score(result.features).sort_values("priority_rank")
-    write_table(scored, out / "scored.parquet", metadata={"as_of": as_of, "horizon_days": 90})
     summary = summarise(
         scored.merge(
-            result.features[["customer_id", "nps_latest", "csat_latest", "ces_latest"]],
+            table[["customer_id", "nps_latest", "csat_latest", "ces_latest"]],
             on="customer_id",
         )
     ).iloc[0]
     err.print(
-        f"{len(scored):,} customers scored to {out / 'scored.parquet'}: NPS {summary['nps']:.1f} "
-        f"({summary['nps_respondents']:,} respondents), predicted churn rate "
+        f"{len(scored):,} customers scored: NPS {summary['nps']:.1f} "
+        f"({summary['nps_respondents']:,} respondents), predicted 90-day churn rate "
         f"{summary['predicted_churn_rate']:.1%}, value at risk "
-        f"{summary['total_value_at_risk']:,.0f} of CLV {summary['total_clv']:,.0f}"
+        f"{summary['total_value_at_risk']:,.0f} of 12-month CLV {summary['total_clv']:,.0f}"
     )
-    err.print(f"demo finished: outputs in {out}/")
+    err.rule("outputs")
+    err.print(f"  synthetic data      {data}/ (transactions, surveys, truth, params)")
+    err.print(f"  features            {out / 'features.parquet'}")
+    err.print(f"  churn evaluation    {out / 'churn_evaluation.json'}")
+    err.print(f"  scored customers    {out / 'scored.parquet'} (ranked by value at risk)")
+    err.print(f"  model               {run['model_uri']} (alias champion: {model_uri})")
+    err.print(f"  tracking store      {run['tracking_uri']}")
+    err.print(f"  MLflow UI           mlflow ui --backend-store-uri {run['tracking_uri']}")
 
 
 @app.command()

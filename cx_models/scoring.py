@@ -130,7 +130,7 @@ class CXScorer:
             "clv",
         ):
             out[col] = clv_part[col].to_numpy()
-        out["churn_risk"] = churn_risk
+        out["churn_risk"] = churn_risk.astype(np.float64)
         nco_input = pd.DataFrame(
             {
                 "customer_id": out["customer_id"],

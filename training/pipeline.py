@@ -33,7 +33,7 @@ from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
 from cx_models.timeutil import check_time_unit, parse_as_of
 
-__all__ = ["TrainingConfig", "TrainingResult", "train_scorer"]
+__all__ = ["TrainingConfig", "TrainingResult", "load_config_file", "train_scorer"]
 
 
 @dataclass
@@ -63,6 +63,46 @@ class TrainingConfig:
     def to_dict(self) -> dict:
         """Return the settings as a flat-ish dict."""
         return asdict(self)
+
+
+def load_config_file(path) -> dict:
+    """Read training settings from a TOML or JSON file.
+
+    Settings may sit at the top level or under ``[train]``; NCO weights under
+    ``[nco.weights]``. Unknown settings are an error that lists the valid ones.
+    """
+    import json
+    import tomllib
+    from dataclasses import fields
+    from pathlib import Path
+
+    from cx_models.errors import CXDataError
+
+    path = Path(path)
+    if not path.exists():
+        raise CXDataError(f"{path}: config file not found")
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(path.read_text())
+        elif path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+        else:
+            raise CXDataError(f"{path}: config must be .toml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise CXDataError(f"{path}: cannot parse the config ({exc})") from None
+    settings = dict(data.get("train", {}))
+    settings.update({k: v for k, v in data.items() if k not in ("train", "nco")})
+    valid = {f.name for f in fields(TrainingConfig)} - {"nco_weights"}
+    unknown = sorted(set(settings) - valid)
+    if unknown:
+        raise CXDataError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}"
+        )
+    if isinstance(data.get("nco"), dict):
+        from cx_models.nco import load_weights
+
+        settings["nco_weights"] = load_weights(path)
+    return settings
 
 
 @dataclass

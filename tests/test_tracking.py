@@ -1,0 +1,160 @@
+import json
+import os
+import pickletools  # noqa: F401 - documents what the scan looks for
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from cx_models.training.pipeline import TrainingConfig, load_config_file
+from cx_models.training.tracking import load_model, resolve_tracking_uri
+from cx_models.training.train import train
+from typer.testing import CliRunner
+
+from cx_models.cli import app
+from cx_models.scoring import SCORE_COLUMNS
+from cx_models.synthetic import generate_customer_base, write_customer_base
+
+runner = CliRunner()
+AS_OF = "2025-12-31"
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mlbase")
+    write_customer_base(generate_customer_base(6_000, seed=5), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def first_run(base_dir, store):
+    return train(
+        base_dir / "transactions.parquet",
+        base_dir / "surveys.parquet",
+        config=TrainingConfig(as_of=AS_OF, horizon_days=90, max_snapshots=3),
+        tracking_uri=store,
+        experiment="test",
+        model_name="cx-test",
+    )
+
+
+def test_log_load_round_trip_gives_identical_scores(first_run, store):
+    model = load_model("models:/cx-test@champion", tracking_uri=store)
+    features = first_run["result"].features
+    loaded = model.predict(features)
+    direct = first_run["result"].scorer.score(features)
+    assert list(loaded.columns) == list(SCORE_COLUMNS)
+    pd.testing.assert_frame_equal(loaded.reset_index(drop=True), direct, check_dtype=False)
+    again = model.predict(features.head(50), params={"horizon_days": 30.0, "explain": False})
+    assert (again["drivers"] == "").all()
+    assert (again["expected_purchases"] < loaded["expected_purchases"].head(50)).all()
+
+
+def test_no_pickle_in_the_logged_model(first_run, store):
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    local = Path(mlflow.artifacts.download_artifacts(first_run["model_uri"]))
+    files = [p for p in local.rglob("*") if p.is_file()]
+    assert any(p.name == "booster.ubj" for p in files)
+    for path in files:
+        assert path.suffix not in {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}, path
+        head = path.read_bytes()[:2]
+        # pickle protocols 2-5 start with PROTO (0x80) followed by the protocol number
+        assert not (len(head) == 2 and head[0] == 0x80 and head[1] in (2, 3, 4, 5)), path
+
+
+def test_run_records_configuration_data_metrics_figures_tables(first_run, store):
+    import mlflow
+
+    client = mlflow.MlflowClient(store)
+    run = client.get_run(first_run["run_id"])
+    assert run.data.params["horizon_days"] == "90"
+    assert run.data.params["nco_weights.value"] == "0.25"
+    assert (
+        run.data.metrics["churn.model.roc_auc"]
+        > run.data.metrics["churn.days_since_last_purchase.roc_auc"]
+    )
+    assert "clv.se.alpha" in run.data.metrics and "clv.holdout.purchases_corr" in run.data.metrics
+    names = {d.dataset.name for d in run.inputs.dataset_inputs}
+    assert names == {"transactions", "surveys"}
+    tags = {
+        t.key: t.value
+        for d in run.inputs.dataset_inputs
+        if d.dataset.name == "transactions"
+        for t in d.tags
+    }
+    assert int(tags["rows_in"]) == int(tags["rows_used"]) + int(tags["rows_quarantined"]) + int(
+        tags["rows_after_as_of"]
+    )
+    artifacts = {a.path for a in client.list_artifacts(first_run["run_id"], "figures")}
+    assert {
+        "figures/reliability.png",
+        "figures/lift.png",
+        "figures/tracking.png",
+        "figures/p_alive_matrix.png",
+        "figures/feature_importance.png",
+    } <= artifacts
+    tables = {a.path for a in client.list_artifacts(first_run["run_id"], "tables")}
+    assert "tables/churn_evaluation.json" in tables
+
+
+def test_second_run_promotes_only_with_promote(first_run, base_dir, store, tmp_path):
+    import mlflow
+
+    client = mlflow.MlflowClient(store)
+    assert first_run["champion"] and first_run["version"] == "1"
+    args = [
+        "train",
+        "--transactions",
+        str(base_dir / "transactions.parquet"),
+        "--as-of",
+        AS_OF,
+        "--horizon-days",
+        "90",
+        "--max-snapshots",
+        "3",
+        "--tracking-uri",
+        store,
+        "--experiment",
+        "test",
+        "--model-name",
+        "cx-test",
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.stderr
+    second = json.loads(res.stdout)
+    assert second["version"] == "2" and second["champion"] is False
+    assert str(client.get_model_version_by_alias("cx-test", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("cx-test", "challenger").version) == "2"
+    res = runner.invoke(app, [*args, "--promote"])
+    assert res.exit_code == 0, res.stderr
+    third = json.loads(res.stdout)
+    assert third["champion"] is True
+    assert str(client.get_model_version_by_alias("cx-test", "champion").version) == third["version"]
+
+
+def test_config_file_and_errors(tmp_path):
+    cfg = tmp_path / "train.toml"
+    cfg.write_text("[train]\nhorizon_days = 60\nmax_snapshots = 3\n[nco.weights]\nvalue = 0.5\n")
+    settings = load_config_file(cfg)
+    assert settings["horizon_days"] == 60 and settings["nco_weights"]["value"] == 0.5
+    cfg.write_text("[train]\nhorizon = 60\n")
+    from cx_models.errors import CXDataError
+
+    with pytest.raises(CXDataError, match=r"unknown setting\(s\) horizon; valid: .*horizon_days"):
+        load_config_file(cfg)
+
+
+def test_default_tracking_uri_is_the_embedded_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri() == "sqlite:///mlruns/mlflow.db"
+    assert (tmp_path / "mlruns").is_dir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert resolve_tracking_uri() == "sqlite:///elsewhere.db"

@@ -1,0 +1,325 @@
+"""MLflow adapter: tracking store, run logging, the pyfunc CX scorer, registry aliases.
+
+The one module of cx-models that imports mlflow (besides the models-from-code
+file :mod:`cx_models.training.cx_pyfunc` that MLflow itself executes). The batch
+scorer, the REST API and Spark load models through :func:`load_model`.
+
+Tracking store: ``--tracking-uri`` / ``tracking_uri=``, else ``MLFLOW_TRACKING_URI``,
+else the embedded default ``sqlite:///mlruns/mlflow.db`` with artifacts under
+``mlruns/artifacts`` (both relative to the working directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from cx_models._version import __version__
+from cx_models.errors import CXDataError
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "DEFAULT_TRACKING_URI",
+    "load_model",
+    "log_training_run",
+    "resolve_tracking_uri",
+]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+DEFAULT_MODEL_NAME = "cx-scorer"
+DEFAULT_EXPERIMENT = "cx-models"
+_PYFUNC_FILE = Path(__file__).with_name("cx_pyfunc.py")
+
+
+def _mlflow():
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's INFO lines (database migrations, validation notices) are not ours to print
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    try:
+        import mlflow
+    except ModuleNotFoundError:  # pragma: no cover - mlflow is a dependency
+        raise CXDataError("MLflow is not installed: pip install 'mlflow>=3'") from None
+    return mlflow
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """Return the tracking URI to use and prepare the embedded default if it is that.
+
+    Examples
+    --------
+    >>> resolve_tracking_uri("http://127.0.0.1:5000")
+    'http://127.0.0.1:5000'
+    """
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if chosen == DEFAULT_TRACKING_URI:
+        Path("mlruns").mkdir(exist_ok=True)
+    return chosen
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence MLflow's advisory warnings and INFO lines for the duration of a call."""
+    import logging
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _use(uri: str | None):
+    mlflow = _mlflow()
+    resolved = resolve_tracking_uri(uri)
+    mlflow.set_tracking_uri(resolved)
+    mlflow.set_registry_uri(resolved)
+    return mlflow, resolved
+
+
+def _experiment(mlflow, name: str, tracking_uri: str) -> str:
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+        # an embedded store keeps its artifacts beside the database, under mlruns/
+        db = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+        location = (db.parent / "artifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def _flat_params(config: dict) -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            for sub, inner in value.items():
+                flat[f"{key}.{sub}"] = inner
+        else:
+            flat[key] = "" if value is None else value
+    return flat
+
+
+def _log_dataset(mlflow, frame, report: dict, *, name: str, source: str, digest: str) -> None:
+    sample = frame.head(1000).to_pandas()
+    dataset = mlflow.data.from_pandas(sample, source=source, name=name, digest=digest)
+    tags = {
+        "rows_in": str(report["rows_in"]),
+        "rows_used": str(report["rows_used"]),
+        "rows_quarantined": str(report["rows_quarantined"]),
+        "rows_after_as_of": str(report["rows_after_as_of"]),
+        "duplicate_rows": str(report["duplicate_rows"]),
+        "quarantine_reasons": json.dumps(report["reasons"]),
+        "fingerprint": digest,
+    }
+    mlflow.log_input(dataset, context="training", tags=tags)
+
+
+def _pip_requirements() -> list[str]:
+    return [
+        "mlflow>=3.0",
+        "numpy>=2.0",
+        "scipy>=1.13",
+        "pandas>=2.2",
+        "polars>=2.0",
+        "pyarrow>=17.0",
+        "scikit-learn>=1.6",
+        "xgboost>=2.1",
+        "lifetimes>=0.11.3",
+        "pydantic>=2.7",
+    ]
+
+
+def log_training_run(
+    *,
+    result,
+    data: dict,
+    clv_validation: dict | None,
+    plots: list[str],
+    tables: dict,
+    experiment: str = DEFAULT_EXPERIMENT,
+    model_name: str = DEFAULT_MODEL_NAME,
+    tracking_uri: str | None = None,
+    promote: bool = False,
+) -> dict:
+    """Log a training run, the pyfunc CX scorer, and register it with aliases.
+
+    Parameters
+    ----------
+    result : cx_models.training.pipeline.TrainingResult
+    data : dict
+        Per input (``transactions``, ``surveys``): ``frame`` (validated polars
+        frame), ``report`` (validation counts), ``source`` and ``digest``.
+    clv_validation : dict, optional
+        The CLV calibration/holdout report.
+    plots : list of str
+        PNG files to log under ``figures/``.
+    tables : dict
+        Name -> JSON-serialisable table, logged under ``tables/``.
+    experiment, model_name, tracking_uri : str
+    promote : bool
+        Move the ``champion`` alias to the new version (it also becomes champion
+        when the model has none yet). Every new version gets ``challenger``.
+
+    Returns
+    -------
+    dict
+        ``run_id``, ``model_uri`` (``models:/NAME/VERSION``), ``version``,
+        ``champion`` (bool), ``tracking_uri``.
+    """
+    with _quiet():
+        return _log_training_run(
+            result=result,
+            data=data,
+            clv_validation=clv_validation,
+            plots=plots,
+            tables=tables,
+            experiment=experiment,
+            model_name=model_name,
+            tracking_uri=tracking_uri,
+            promote=promote,
+        )
+
+
+def _log_training_run(
+    *, result, data, clv_validation, plots, tables, experiment, model_name, tracking_uri, promote
+) -> dict:
+    mlflow, resolved = _use(tracking_uri)
+    experiment_id = _experiment(mlflow, experiment, resolved)
+    scorer = result.scorer
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tags({"cx_models_version": __version__, "as_of": result.config.as_of})
+        mlflow.log_params(_flat_params(result.config.to_dict()))
+        for name, item in data.items():
+            if item is not None:
+                _log_dataset(
+                    mlflow,
+                    item["frame"],
+                    item["report"],
+                    name=name,
+                    source=item["source"],
+                    digest=item["digest"],
+                )
+        metrics = {f"clv.{k}": v for k, v in scorer.clv.params_.items()}
+        metrics.update({f"clv.{k}": v for k, v in scorer.clv.spend_params_.items()})
+        metrics.update({f"clv.se.{k}": v for k, v in scorer.clv.standard_errors_.items()})
+        metrics["clv.log_likelihood"] = scorer.clv.log_likelihood_
+        metrics["clv.spend_log_likelihood"] = scorer.clv.spend_log_likelihood_
+        if clv_validation is not None:
+            for key, value in clv_validation["holdout"].items():
+                if value is not None:
+                    metrics[f"clv.holdout.{key}"] = value
+        for scorer_name, values in result.evaluation["metrics"].items():
+            for key, value in values.items():
+                if value is not None and key != "n":
+                    metrics[f"churn.{scorer_name}.{key}"] = value
+        for baseline, gaps in result.evaluation["beats"].items():
+            for key, value in gaps.items():
+                metrics[f"churn.beats.{baseline}.{key}"] = value
+        metrics["churn.best_iteration"] = result.evaluation["best_iteration"]
+        for key, value in result.timings.items():
+            metrics[f"timing.{key}"] = value
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for path in plots:
+            mlflow.log_artifact(path, artifact_path="figures")
+        for name, table in tables.items():
+            mlflow.log_dict(table, f"tables/{name}.json")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            scorer_dir = scorer.save(Path(tmp) / "scorer")
+            example = _input_example(result.features)
+            output = scorer.score(example)
+            signature = mlflow.models.infer_signature(
+                example,
+                output,
+                params={
+                    "horizon_days": float(scorer.horizon_days),
+                    "clv_months": int(scorer.clv_months),
+                    "discount_rate": float(scorer.discount_rate),
+                    "explain": True,
+                },
+            )
+            info = mlflow.pyfunc.log_model(
+                name="cx_scorer",
+                python_model=str(_PYFUNC_FILE),
+                artifacts={"scorer": str(scorer_dir)},
+                code_paths=[_package_dir()],
+                signature=signature,
+                input_example=example,
+                pip_requirements=_pip_requirements(),
+                registered_model_name=model_name,
+                await_registration_for=0,
+            )
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(model_name, "challenger", version)
+        champion = promote or not _has_alias(client, model_name, "champion")
+        if champion:
+            client.set_registered_model_alias(model_name, "champion", version)
+        mlflow.set_tag("champion", str(champion).lower())
+    return {
+        "run_id": run.info.run_id,
+        "model_uri": f"models:/{model_name}/{version}",
+        "version": version,
+        "champion": champion,
+        "tracking_uri": resolved,
+    }
+
+
+def _package_dir() -> str:
+    """Return the installed cx_models package dir, shipped with the model (code_paths).
+
+    So the model also loads where cx-models is not installed, provided the
+    pip requirements are.
+    """
+    import cx_models
+
+    return str(Path(cx_models.__file__).resolve().parent)
+
+
+def _has_alias(client, name: str, alias: str) -> bool:
+    try:
+        client.get_model_version_by_alias(name, alias)
+    except Exception:  # noqa: BLE001 - MLflow raises its own RestException subclasses
+        return False
+    return True
+
+
+def _input_example(features: pd.DataFrame) -> pd.DataFrame:
+    """Return a few real rows, with missing survey and gap values among them.
+
+    The signature is inferred from it, so every column that can be missing must
+    be missing somewhere here.
+    """
+    no_survey = features["nps_latest"].isna() & features["csat_latest"].isna()
+    once = features["frequency"] == 0
+    rows = pd.concat(
+        [
+            features[~no_survey & ~once].head(2),  # repeat buyers who answered surveys
+            features[no_survey & ~once].head(1),  # no survey answers: survey columns missing
+            features[once].head(2),  # one-time buyers: gap columns missing too
+        ]
+    )
+    example = rows.reset_index(drop=True).copy()
+    example.attrs = dict(features.attrs)
+    return example
+
+
+def load_model(model_uri: str, *, tracking_uri: str | None = None):
+    """Load a logged CX scorer (``models:/NAME@ALIAS``, ``runs:/...``) as a pyfunc model."""
+    mlflow, _ = _use(tracking_uri)
+    try:
+        with _quiet():
+            return mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as exc:
+        raise CXDataError(f"cannot load model {model_uri!r}: {exc.message}") from None

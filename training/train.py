@@ -1,0 +1,173 @@
+"""The training job: read -> validate -> train -> validate CLV -> log, register, alias.
+
+``cx-models train`` and :func:`train` run it. It reads like a story: the inputs
+are validated with the data contracts (quarantine counts kept), the CX scorer is
+trained (:func:`cx_models.training.pipeline.train_scorer`), the CLV model is
+checked on a calibration/holdout split, and everything — configuration, data
+fingerprints, metrics, figures, tables and the pyfunc model — goes to MLflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+from cx_models.training.pipeline import TrainingConfig, train_scorer
+from cx_models.training.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, log_training_run
+
+from cx_models.clv_validation import validate_clv
+from cx_models.schemas import (
+    SurveyColumns,
+    TransactionColumns,
+    survey_scales,
+    validate_surveys,
+    validate_transactions,
+)
+
+__all__ = ["train"]
+
+
+def _fingerprint(frame: pl.DataFrame) -> str:
+    """Return a digest of every validated row (order-independent) for the tracking store."""
+    if frame.height == 0:
+        return "empty"
+    return f"{int(frame.hash_rows(seed=0).sum()) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def train(
+    transactions,
+    surveys=None,
+    *,
+    config: TrainingConfig,
+    transaction_columns: TransactionColumns | None = None,
+    survey_columns: SurveyColumns | None = None,
+    time_format: str | None = None,
+    survey_time_format: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    model_name: str = DEFAULT_MODEL_NAME,
+    tracking_uri: str | None = None,
+    promote: bool = False,
+    truth=None,
+    clv_holdout_days: int = 180,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Train the CX scorer on data up to ``config.as_of`` and log it to MLflow.
+
+    Returns the :func:`~cx_models.training.tracking.log_training_run` summary
+    plus ``evaluation`` (the forward churn evaluation) and ``result``.
+    """
+    say = progress or (lambda message: None)
+    say("validating inputs")
+    tx = validate_transactions(
+        transactions, as_of=config.as_of, columns=transaction_columns, time_format=time_format
+    )
+    sv = None
+    if surveys is not None:
+        sv = validate_surveys(
+            surveys,
+            as_of=config.as_of,
+            columns=survey_columns,
+            time_format=survey_time_format or time_format,
+            scales=survey_scales(ces_higher_is_better=config.ces_higher_is_better),
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        plots_dir = Path(tmp) / "figures"
+        result = train_scorer(
+            tx.data,
+            None if sv is None else sv.data,
+            config,
+            truth=truth,
+            plots_dir=plots_dir,
+            progress=say,
+        )
+        say("checking CLV on a calibration / holdout split")
+        as_of = dt.date.fromisoformat(config.as_of)
+        clv_report = None
+        calibration_end = as_of - dt.timedelta(days=clv_holdout_days)
+        if calibration_end > tx.data["timestamp"].min().date():
+            clv_report = validate_clv(
+                tx.data,
+                calibration_end=calibration_end,
+                holdout_end=as_of,
+                time_unit=config.time_unit,
+                model=config.clv_model,
+                penalizer=config.penalizer,
+                plots_dir=plots_dir,
+            )
+        plots = list(result.evaluation.get("plots", []))
+        plots += [] if clv_report is None else list(clv_report.get("plots", []))
+        plots.append(_importance_plot(result.scorer.churn, plots_dir))
+        evaluation = {k: v for k, v in result.evaluation.items() if not k.startswith("_")}
+        tables = {
+            "churn_evaluation": evaluation,
+            "snapshots": result.snapshot_counts,
+            "clv_model": result.scorer.clv.to_dict(),
+            "data_quality": {
+                "transactions": tx.report.to_dict(),
+                "surveys": None if sv is None else sv.report.to_dict(),
+            },
+            "feature_importance": _importance(result.scorer.churn),
+        }
+        if clv_report is not None:
+            tables["clv_validation"] = clv_report
+        data = {
+            "transactions": {
+                "frame": tx.data,
+                "report": tx.report.to_dict(),
+                "source": tx.report.source,
+                "digest": _fingerprint(tx.data),
+            },
+            "surveys": None
+            if sv is None
+            else {
+                "frame": sv.data,
+                "report": sv.report.to_dict(),
+                "source": sv.report.source,
+                "digest": _fingerprint(sv.data),
+            },
+        }
+        say("logging the run and registering the model")
+        logged = log_training_run(
+            result=result,
+            data=data,
+            clv_validation=clv_report,
+            plots=plots,
+            tables=tables,
+            experiment=experiment,
+            model_name=model_name,
+            tracking_uri=tracking_uri,
+            promote=promote,
+        )
+    logged["evaluation"] = evaluation
+    logged["result"] = result
+    return logged
+
+
+def _importance(churn) -> dict:
+    gain = churn.booster_.get_score(importance_type="total_gain")
+    total = sum(gain.values()) or 1.0
+    return dict(sorted(((k, v / total) for k, v in gain.items()), key=lambda kv: -kv[1]))
+
+
+def _importance_plot(churn, out: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cx_models.churn import FEATURE_LABELS
+
+    share = list(_importance(churn).items())[:15][::-1]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.barh([FEATURE_LABELS.get(k, k) for k, _ in share], [v for _, v in share])
+    ax.set_xlabel("share of total gain")
+    ax.set_title("Churn model: feature importance")
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "feature_importance.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
