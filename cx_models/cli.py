@@ -517,6 +517,91 @@ def _train(
     return run
 
 
+# --------------------------------------------------------------------------- cx-models score
+@app.command()
+@user_errors
+def score(
+    model: Annotated[
+        str, typer.Option("--model", help="Model URI, e.g. models:/cx-scorer@champion.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Scored table (.parquet or .csv).")],
+    features_path: Annotated[
+        Path | None, typer.Option("--features", help="Feature table instead of raw events.")
+    ] = None,
+    transactions: Annotated[
+        Path | None, typer.Option("--transactions", help="Transactions file (.csv or .parquet).")
+    ] = None,
+    surveys: SurveysOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Cutoff day YYYY-MM-DD.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+    horizon_days: Annotated[
+        float | None, typer.Option("--horizon-days", help="Horizon of expected purchases (days).")
+    ] = None,
+    clv_months: Annotated[int | None, typer.Option("--clv-months", min=0)] = None,
+    discount_rate: Annotated[float | None, typer.Option("--discount-rate")] = None,
+    no_drivers: Annotated[bool, typer.Option("--no-drivers", help="Skip the drivers text.")] = (
+        False
+    ),
+    quarantine_out: QuarantineOut = None,
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "timestamp",
+    amount_col: AmountCol = "amount",
+    time_format: TimeFormat = None,
+    survey_customer_col: SurveyCustomerCol = "customer_id",
+    survey_time_col: SurveyTimeCol = "timestamp",
+    survey_col: SurveyCol = "survey",
+    score_col: ScoreCol = "score",
+    survey_time_format: SurveyTimeFormat = None,
+) -> None:
+    """Score customers with a logged CX scorer (from raw events or a feature table)."""
+    from cx_models.io import read_features, table_format, write_table
+    from cx_models.schemas import SurveyColumns, TransactionColumns
+    from cx_models.training.tracking import load_model
+
+    table_format(out, what="output")
+    if (features_path is None) == (transactions is None):
+        raise CXDataError("give either --features or --transactions (with --as-of)")
+    if features_path is not None:
+        table = read_features(features_path)
+    else:
+        if as_of is None:
+            raise CXDataError("--as-of is required when scoring from --transactions")
+        table = _build(
+            transactions,
+            surveys,
+            as_of=as_of,
+            time_unit="D",
+            transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
+            survey_columns=SurveyColumns(
+                survey_customer_col, survey_time_col, survey_col, score_col
+            ),
+            time_format=time_format,
+            survey_time_format=survey_time_format,
+            quarantine_out=quarantine_out,
+        ).features
+    loaded = load_model(model, tracking_uri=tracking_uri)
+    params = {"explain": not no_drivers}
+    if horizon_days is not None:
+        params["horizon_days"] = float(horizon_days)
+    if clv_months is not None:
+        params["clv_months"] = int(clv_months)
+    if discount_rate is not None:
+        params["discount_rate"] = float(discount_rate)
+    with err.status(f"scoring {len(table):,} customers"):
+        scored = loaded.predict(table, params=params)
+    write_table(
+        scored,
+        out,
+        metadata={
+            "model_uri": model,
+            "as_of": table.attrs.get("as_of"),
+            "cx_models_version": __version__,
+            **params,
+        },
+    )
+    err.print(f"scored {len(scored):,} customers with {model} to {out}")
+
+
 # --------------------------------------------------------------------------- cx-models churn
 churn_app = typer.Typer(
     help="Churn: leakage-safe snapshots, calibrated XGBoost, forward evaluation.",

@@ -158,3 +158,48 @@ def test_default_tracking_uri_is_the_embedded_store(tmp_path, monkeypatch):
     assert (tmp_path / "mlruns").is_dir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
     assert resolve_tracking_uri() == "sqlite:///elsewhere.db"
+
+
+def test_score_cli_loads_a_registered_model(first_run, store, tmp_path):
+    from cx_models.io import write_table
+
+    features = first_run["result"].features
+    src = tmp_path / "features.parquet"
+    write_table(features, src, metadata={"as_of": AS_OF, "time_unit": "D"})
+    out = tmp_path / "scored.parquet"
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            "models:/cx-test@champion",
+            "--features",
+            str(src),
+            "--out",
+            str(out),
+            "--tracking-uri",
+            store,
+            "--no-drivers",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    scored = pd.read_parquet(out)
+    direct = first_run["result"].scorer.score(features, explain=False)
+    assert list(scored.columns) == list(SCORE_COLUMNS)
+    pd.testing.assert_series_equal(scored["nco"], direct["nco"])
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            "models:/missing@champion",
+            "--features",
+            str(src),
+            "--out",
+            str(out),
+            "--tracking-uri",
+            store,
+        ],
+    )
+    assert res.exit_code == 2 and "cannot load model 'models:/missing@champion'" in res.stderr
+    assert "Traceback" not in res.stderr
