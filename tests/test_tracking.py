@@ -172,7 +172,7 @@ def test_score_cli_loads_a_registered_model(first_run, store, tmp_path):
         [
             "score",
             "--model",
-            "models:/cx-test@champion",
+            first_run["model_uri"],  # by version: another test moves the champion alias
             "--features",
             str(src),
             "--out",
