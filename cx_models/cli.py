@@ -7,9 +7,11 @@ with status 2.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +22,7 @@ from rich.table import Table
 
 from cx_models._version import __version__
 from cx_models.errors import CXDataError
+from cx_models.timeutil import parse_as_of
 
 __all__ = ["app", "main"]
 
@@ -542,6 +545,12 @@ def score(
     no_drivers: Annotated[bool, typer.Option("--no-drivers", help="Skip the drivers text.")] = (
         False
     ),
+    chunk_customers: Annotated[
+        int, typer.Option("--chunk-customers", min=1, help="Customers per chunk.")
+    ] = 200_000,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress or summaries.")] = False,
+    strict: StrictOpt = False,
+    drop_duplicates: DropDuplicatesOpt = False,
     quarantine_out: QuarantineOut = None,
     customer_col: CustomerCol = "customer_id",
     time_col: TimeCol = "timestamp",
@@ -553,53 +562,143 @@ def score(
     score_col: ScoreCol = "score",
     survey_time_format: SurveyTimeFormat = None,
 ) -> None:
-    """Score customers with a logged CX scorer (from raw events or a feature table)."""
+    """Score a whole customer base with a logged CX scorer, in chunks of whole customers."""
     from cx_models.io import read_features, table_format, write_table
-    from cx_models.schemas import SurveyColumns, TransactionColumns
-    from cx_models.training.tracking import load_model
+    from cx_models.schemas import SurveyColumns, TransactionColumns, write_quarantine
+    from cx_models.serving.batch import score_events, score_features
+    from cx_models.training.tracking import describe_model, load_model
 
     table_format(out, what="output")
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
     if (features_path is None) == (transactions is None):
         raise CXDataError("give either --features or --transactions (with --as-of)")
-    if features_path is not None:
-        table = read_features(features_path)
-    else:
-        if as_of is None:
-            raise CXDataError("--as-of is required when scoring from --transactions")
-        table = _build(
-            transactions,
-            surveys,
-            as_of=as_of,
-            time_unit="D",
-            transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
-            survey_columns=SurveyColumns(
-                survey_customer_col, survey_time_col, survey_col, score_col
-            ),
-            time_format=time_format,
-            survey_time_format=survey_time_format,
-            quarantine_out=quarantine_out,
-        ).features
+    if transactions is not None and as_of is None:
+        raise CXDataError("--as-of is required when scoring from --transactions")
     loaded = load_model(model, tracking_uri=tracking_uri)
-    params = {"explain": not no_drivers}
-    if horizon_days is not None:
-        params["horizon_days"] = float(horizon_days)
-    if clv_months is not None:
-        params["clv_months"] = int(clv_months)
-    if discount_rate is not None:
-        params["discount_rate"] = float(discount_rate)
-    with err.status(f"scoring {len(table):,} customers"):
-        scored = loaded.predict(table, params=params)
+    described = describe_model(model, tracking_uri=tracking_uri)
+    options = {
+        "horizon_days": horizon_days,
+        "clv_months": clv_months,
+        "discount_rate": discount_rate,
+        "explain": not no_drivers,
+        "chunk_customers": chunk_customers,
+    }
+    with _progress(quiet) as advance:
+        if features_path is not None:
+            table = read_features(features_path)
+            scored = score_features(loaded, table, progress=advance, **options)
+            as_of_day = table.attrs.get("as_of")
+        else:
+            result = score_events(
+                loaded,
+                transactions,
+                surveys,
+                as_of=as_of,
+                transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
+                survey_columns=SurveyColumns(
+                    survey_customer_col, survey_time_col, survey_col, score_col
+                ),
+                time_format=time_format,
+                survey_time_format=survey_time_format,
+                strict=strict,
+                drop_duplicates=drop_duplicates,
+                progress=advance,
+                **options,
+            )
+            scored = result.scored
+            as_of_day = str(parse_as_of(as_of))
+            if not quiet:
+                err.print(
+                    _report_table(
+                        {
+                            "transactions": result.transactions.to_dict(),
+                            "surveys": None if result.surveys is None else result.surveys.to_dict(),
+                        }
+                    )
+                )
+            if quarantine_out is not None:
+                write_quarantine(quarantine_out, result.transactions, result.surveys)
     write_table(
-        scored,
+        scored.sort_values("priority_rank"),
         out,
         metadata={
-            "model_uri": model,
-            "as_of": table.attrs.get("as_of"),
+            **described,
+            "as_of": as_of_day,
+            "horizon_days": horizon_days or _trained_horizon(loaded),
+            "trained_horizon_days": _trained_horizon(loaded),
+            "clv_months": clv_months,
+            "discount_rate": discount_rate,
             "cx_models_version": __version__,
-            **params,
         },
     )
-    err.print(f"scored {len(scored):,} customers with {model} to {out}")
+    if not quiet:
+        err.print(
+            f"scored {len(scored):,} customers with {model} "
+            f"(version {described.get('version', '?')}) to {out}"
+        )
+
+
+def _trained_horizon(loaded):
+    try:
+        return int(loaded.metadata.get_params_schema().to_dict()[0]["default"])
+    except Exception:  # noqa: BLE001 - not a pyfunc with our signature
+        return None
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    """Show a progress bar on stderr (customers done / total, rate); nothing with --quiet."""
+    if quiet:
+        yield lambda done, total: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("customers"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("score", total=None, rate="")
+
+        def advance(done: int, total: int) -> None:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}/s")
+
+        yield advance
+
+
+@app.command()
+@user_errors
+def report(
+    scored: Annotated[Path, typer.Option("--scored", help="Scored table from `cx-models score`.")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows in the at-risk list.")] = 500,
+    segment: Annotated[
+        str | None, typer.Option("--segment", help="Column for a per-segment table.")
+    ] = None,
+) -> None:
+    """Write the retention team's self-contained HTML at-risk report."""
+    from cx_models.io import read_table_metadata, write_text_atomic
+    from cx_models.serving.report import render_report
+
+    frame = _read_frame(scored, "scored")
+    meta = read_table_metadata(scored)
+    about = {k: meta.get(k) for k in ("model_uri", "version", "as_of", "horizon_days")}
+    write_text_atomic(out, render_report(frame, top=top, segment=segment, metadata=about))
+    err.print(f"wrote the report ({min(top, len(frame)):,} customers listed) to {out}")
 
 
 # --------------------------------------------------------------------------- cx-models churn

@@ -28,6 +28,7 @@ __all__ = [
     "read_features",
     "table_format",
     "write_table",
+    "write_text_atomic",
 ]
 
 #: Parquet key-value metadata key under which cx-models stores its JSON metadata.
@@ -223,6 +224,32 @@ def write_table(frame, path, *, metadata: dict | None = None) -> Path:
         sidecar.write_text(meta_text + "\n")
     elif fmt == "csv":
         sidecar.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write text under a temporary name beside ``path``, then rename it into place.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> out = write_text_atomic(os.path.join(tempfile.mkdtemp(), "r.html"), "<p>hi</p>")
+    >>> out.read_text()
+    '<p>hi</p>'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

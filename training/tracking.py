@@ -24,6 +24,7 @@ from cx_models._version import __version__
 from cx_models.errors import CXDataError
 
 __all__ = [
+    "describe_model",
     "DEFAULT_MODEL_NAME",
     "DEFAULT_TRACKING_URI",
     "load_model",
@@ -323,3 +324,29 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None):
             return mlflow.pyfunc.load_model(model_uri)
     except mlflow.exceptions.MlflowException as exc:
         raise CXDataError(f"cannot load model {model_uri!r}: {exc.message}") from None
+
+
+def describe_model(model_uri: str, *, tracking_uri: str | None = None) -> dict:
+    """Return ``name``, ``version`` and ``run_id`` of a registered model URI (when it is one).
+
+    ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` resolve through the
+    registry; other URIs give what can be read from them.
+    """
+    mlflow, _ = _use(tracking_uri)
+    info = {"model_uri": model_uri}
+    if not model_uri.startswith("models:/"):
+        return info
+    rest = model_uri.removeprefix("models:/")
+    client = mlflow.MlflowClient()
+    try:
+        with _quiet():
+            if "@" in rest:
+                name, alias = rest.split("@", 1)
+                version = client.get_model_version_by_alias(name, alias)
+            else:
+                name, number = rest.split("/", 1)
+                version = client.get_model_version(name, number)
+    except Exception:  # noqa: BLE001 - not a registry URI we can resolve
+        return info
+    info.update(name=version.name, version=str(version.version), run_id=version.run_id)
+    return info
