@@ -623,6 +623,7 @@ def score(
         scored.sort_values("priority_rank"),
         out,
         metadata={
+            "model_uri": model,
             **described,
             "as_of": as_of_day,
             "horizon_days": horizon_days or _trained_horizon(loaded),

@@ -1,0 +1,221 @@
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from cx_models.serving.batch import EXTRA_COLUMNS, score_events, score_features
+from cx_models.serving.report import render_report
+from cx_models.training.pipeline import TrainingConfig, train_scorer
+
+from cx_models.io import read_table_metadata
+from cx_models.schemas import validate_surveys, validate_transactions
+from cx_models.scoring import SCORE_COLUMNS
+from cx_models.synthetic import generate_customer_base
+
+AS_OF = "2025-12-31"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    base = generate_customer_base(5_000, seed=31)
+    tx = validate_transactions(base.transactions, as_of=AS_OF).data
+    sv = validate_surveys(base.surveys, as_of=AS_OF).data
+    result = train_scorer(tx, sv, TrainingConfig(as_of=AS_OF, max_snapshots=3))
+    return base, result.scorer
+
+
+def test_output_columns_and_dtypes(setup):
+    base, scorer = setup
+    res = score_events(scorer, base.transactions, base.surveys, as_of=AS_OF, chunk_customers=1000)
+    scored = res.scored
+    assert list(scored.columns) == [*SCORE_COLUMNS, *EXTRA_COLUMNS]
+    assert str(scored["customer_id"].dtype) == "Int64"
+    for col in SCORE_COLUMNS[1:-2]:
+        assert scored[col].dtype == np.float64, col
+    assert scored["priority_rank"].dtype == np.int64
+    assert scored["drivers"].map(type).eq(str).all()
+    assert len(scored) == base.transactions["customer_id"].n_unique()
+    assert sorted(scored["priority_rank"]) == list(range(1, len(scored) + 1))
+    assert res.chunks == 5
+
+
+def test_chunked_equals_one_chunk(setup):
+    base, scorer = setup
+    one = score_events(
+        scorer, base.transactions, base.surveys, as_of=AS_OF, chunk_customers=10**7
+    ).scored
+    many = score_events(
+        scorer, base.transactions, base.surveys, as_of=AS_OF, chunk_customers=777
+    ).scored
+    pd.testing.assert_frame_equal(
+        one.sort_values("customer_id").reset_index(drop=True),
+        many.sort_values("customer_id").reset_index(drop=True),
+    )
+    feats = score_features(scorer, _features(base), chunk_customers=333)
+    pd.testing.assert_frame_equal(
+        feats.reset_index(drop=True), one.sort_values("customer_id").reset_index(drop=True)
+    )
+
+
+def _features(base):
+    from cx_models.features import build_customer_features
+
+    return build_customer_features(base.transactions, base.surveys, as_of=AS_OF)
+
+
+def test_quarantine_counts_reconcile(setup):
+    base, scorer = setup
+    tx = base.transactions.to_pandas()
+    tx.loc[::500, "amount"] = -1.0  # 10 bad rows per 5,000
+    tx["customer_id"] = tx["customer_id"].astype("Int64")
+    tx.loc[3, "customer_id"] = pd.NA
+    res = score_events(scorer, tx, base.surveys, as_of="2025-06-30", chunk_customers=2000)
+    r = res.transactions
+    assert r.rows_in == len(tx)
+    assert r.rows_in == r.rows_used + r.rows_quarantined + r.rows_after_as_of
+    assert r.reasons["negative_amount"] >= 1 and r.reasons["missing_customer_id"] == 1
+    assert r.rows_after_as_of > 0
+
+
+class _Failing:
+    def __init__(self, scorer):
+        self.scorer, self.calls = scorer, 0
+
+    def predict(self, frame, params=None):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("killed mid-job")
+        return self.scorer.score(frame, explain=False)
+
+
+def test_a_failed_job_leaves_no_output(setup, tmp_path, monkeypatch):
+    import cx_models.training.tracking as tracking
+    from typer.testing import CliRunner
+
+    from cx_models.cli import app
+
+    base, scorer = setup
+    data = tmp_path / "data"
+    from cx_models.synthetic import write_customer_base
+
+    write_customer_base(base, data)
+    monkeypatch.setattr(tracking, "load_model", lambda uri, tracking_uri=None: _Failing(scorer))
+    monkeypatch.setattr(tracking, "describe_model", lambda uri, tracking_uri=None: {})
+    out = tmp_path / "scored.parquet"
+    res = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            "models:/x@champion",
+            "--transactions",
+            str(data / "transactions.parquet"),
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+            "--chunk-customers",
+            "1000",
+            "--quiet",
+        ],
+    )
+    assert res.exit_code != 0
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".scored")]
+    # and the same job with a working model writes the file, with metadata
+    monkeypatch.setattr(
+        tracking,
+        "load_model",
+        lambda uri, tracking_uri=None: __import__(
+            "cx_models.serving.batch", fromlist=["as_predictor"]
+        ).as_predictor(scorer),
+    )
+    res = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            "models:/x@champion",
+            "--transactions",
+            str(data / "transactions.parquet"),
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+            "--chunk-customers",
+            "1000",
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    assert res.stderr == ""  # --quiet
+    meta = read_table_metadata(out)
+    assert meta["as_of"] == AS_OF and meta["model_uri"] == "models:/x@champion"
+    assert pd.read_parquet(out)["priority_rank"].tolist()[:3] == [1, 2, 3]
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+
+
+def test_report_structure(setup):
+    base, scorer = setup
+    scored = score_events(scorer, base.transactions, base.surveys, as_of=AS_OF).scored
+    scored["region"] = np.where(scored["customer_id"] % 2 == 0, "north", "south")
+    page = render_report(scored, top=50, segment="region", metadata={"as_of": AS_OF})
+    parser = _Collect()
+    parser.feed(page)
+    assert parser.tags.count("svg") == 3  # churn, CLV, NCO distributions
+    assert parser.tags.count("table") == 2  # segments + at-risk list
+    assert parser.tags.count("tr") == 1 + 50 + 1 + 2
+    # self-contained: no external scripts, styles, fonts or images
+    assert "link" not in parser.tags and "img" not in parser.tags
+    assert not [v for k, v in parser.attrs if k in ("src", "href")]
+    assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", page)
+    # the list is ranked by value at risk
+    first = scored.sort_values("priority_rank").iloc[0]
+    assert f'data-v="{first["customer_id"]}"' in page
+    assert page.index(f'data-v="{first["customer_id"]}"') < page.index("</tbody></table><script")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_renders_and_sorts_in_headless_chromium(setup, tmp_path):
+    base, scorer = setup
+    scored = score_events(scorer, base.transactions, base.surveys, as_of=AS_OF).scored
+    page = tmp_path / "report.html"
+    page.write_text(render_report(scored, top=300))
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=3000",
+    ]
+    run = subprocess.run(
+        ["chromium", *flags, "--dump-dom", f"file://{page}#selftest"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert 'data-selftest="sorted"' in run.stdout
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
+    assert not [line for line in console if "Uncaught" in line or "Error" in line], console
