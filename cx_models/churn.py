@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from cx_models._version import __version__
 from cx_models.churn_data import CHURN_FEATURES
@@ -255,20 +256,33 @@ class ChurnModel:
         Example: ``"days since last purchase = 240 (+0.81); latest NPS = 3 (+0.40)"`` —
         the feature's value and its signed contribution to the log-odds of churn.
         """
-        contrib = self.contributions(frame, exact=exact).drop(columns="bias")
-        values = frame[self.features_].apply(pd.to_numeric, errors="coerce").to_numpy()
-        c = contrib.to_numpy()
-        order = np.argsort(-np.abs(c), axis=1)[:, :top]
-        texts = []
-        for i in range(len(frame)):
-            parts = []
-            for j in order[i]:
-                if c[i, j] == 0:
-                    continue
-                name = FEATURE_LABELS.get(self.features_[j], self.features_[j])
-                parts.append(f"{name} = {_fmt(values[i, j])} ({c[i, j]:+.2f})")
-            texts.append("; ".join(parts))
-        return texts
+        contrib = self.contributions(frame, exact=exact).drop(columns="bias").to_numpy()
+        values = frame[self.features_].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        n, k = contrib.shape
+        top = min(top, k)
+        if n == 0 or top == 0:
+            return [""] * n
+        # the top features by |contribution|, strongest first
+        pick = np.argpartition(-np.abs(contrib), top - 1, axis=1)[:, :top]
+        rows = np.arange(n)[:, None]
+        order = np.argsort(-np.abs(contrib[rows, pick]), axis=1, kind="stable")
+        pick = pick[rows, order]
+        labels = np.array([FEATURE_LABELS.get(f, f) for f in self.features_], dtype=object)
+        slots = []
+        for j in range(top):
+            idx = pick[:, j]
+            c = contrib[np.arange(n), idx]
+            text = (
+                pl.Series(labels[idx].tolist(), dtype=pl.String)
+                + " = "
+                + pl.Series(_format_values(values[np.arange(n), idx]), dtype=pl.String)
+                + " ("
+                + pl.Series([f"{x:+.2f}" for x in c], dtype=pl.String)
+                + ")"
+            )
+            slots.append(pl.select(pl.when(pl.lit(c != 0)).then(text).otherwise(None)).to_series())
+        joined = pl.select(pl.concat_str(slots, separator="; ", ignore_nulls=True)).to_series()
+        return joined.fill_null("").to_list()
 
     # -------------------------------------------------------------- persistence
     def to_dict(self) -> dict:
@@ -331,12 +345,15 @@ class ChurnModel:
         return model
 
 
-def _fmt(value: float) -> str:
-    if np.isnan(value):
-        return "missing"
-    if float(value).is_integer():
-        return f"{value:.0f}"
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+def _format_values(values: np.ndarray) -> list[str]:
+    """Format feature values for driver texts: whole numbers plainly, others to 3 digits."""
+    out = [f"{v:.3g}" for v in values.tolist()]
+    whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 1e15)
+    for i in np.flatnonzero(whole):
+        out[i] = f"{int(values[i]):,}" if abs(values[i]) >= 1000 else f"{int(values[i])}"
+    for i in np.flatnonzero(np.isnan(values)):
+        out[i] = "missing"
+    return out
 
 
 def _fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> dict:
