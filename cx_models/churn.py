@@ -84,7 +84,12 @@ def _matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
             "cx_models.churn_data.snapshot_features"
         )
     # categories and nullable dtypes become plain floats here (NaN = missing)
-    return frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+    part = frame[features]
+    if all(
+        pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in part.dtypes
+    ):
+        return part.to_numpy(dtype=np.float32, na_value=np.nan)
+    return part.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
 
 
 class ChurnModel:
@@ -223,6 +228,24 @@ class ChurnModel:
         """Return calibrated probabilities of churn within the horizon, one per row."""
         return _apply_calibrator(self.calibrator_, self.predict_proba_raw(frame))
 
+    def predict_and_explain(
+        self, frame: pd.DataFrame, *, top: int = 3, explain: bool = True, exact: bool = False
+    ) -> tuple[np.ndarray, list[str] | None]:
+        """Return calibrated probabilities and, when asked, driver texts, from one matrix."""
+        self._require_fitted()
+        matrix = _matrix(frame, self.features_)
+        dm = _xgb().DMatrix(matrix, feature_names=self.features_)
+        proba = _apply_calibrator(self.calibrator_, self._raw_proba(dm))
+        if not explain:
+            return proba, None
+        contrib = self.booster_.predict(
+            dm,
+            pred_contribs=True,
+            approx_contribs=not exact,
+            iteration_range=(0, self.best_iteration_ + 1),
+        )[:, :-1]
+        return proba, self._driver_texts(contrib, matrix.astype(float), top)
+
     def contributions(self, frame: pd.DataFrame, *, exact: bool = False) -> pd.DataFrame:
         """Per-feature contributions to the raw margin (log-odds), plus ``bias``.
 
@@ -257,7 +280,9 @@ class ChurnModel:
         the feature's value and its signed contribution to the log-odds of churn.
         """
         contrib = self.contributions(frame, exact=exact).drop(columns="bias").to_numpy()
-        values = frame[self.features_].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        return self._driver_texts(contrib, _matrix(frame, self.features_).astype(float), top)
+
+    def _driver_texts(self, contrib: np.ndarray, values: np.ndarray, top: int) -> list[str]:
         n, k = contrib.shape
         top = min(top, k)
         if n == 0 or top == 0:

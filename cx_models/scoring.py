@@ -107,7 +107,7 @@ class CXScorer:
         rate = self.discount_rate if discount_rate is None else discount_rate
         # churn features: CLV outputs at the trained horizon and CLV settings
         model_features = add_model_features(features, self.clv, horizon_days=self.horizon_days)
-        churn_risk = self.churn.predict_proba(model_features)
+        churn_risk, drivers = self.churn.predict_and_explain(model_features, explain=explain)
         trained_clv = model_features["clv"].to_numpy()
         if horizon == self.horizon_days and (months, rate) == (self.clv_months, self.discount_rate):
             clv_part = model_features[
@@ -162,7 +162,7 @@ class CXScorer:
             "priority_rank",
         ):
             out[col] = nco[col].to_numpy()
-        out["drivers"] = self.churn.drivers(model_features) if explain else ""
+        out["drivers"] = drivers if explain else ""
         return out[list(SCORE_COLUMNS)]
 
     # -------------------------------------------------------------- persistence
