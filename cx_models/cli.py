@@ -1032,14 +1032,16 @@ def demo(
     evaluation = run["evaluation"]
     (out / "churn_evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
     err.rule("4. score every customer with the registered champion")
-    from cx_models.io import read_features, write_table
+    from cx_models.io import read_features, write_table, write_text_atomic
     from cx_models.nco import summarise
+    from cx_models.serving.batch import score_features
+    from cx_models.serving.report import render_report
     from cx_models.training.tracking import load_model
 
     model_uri = "models:/cx-scorer@champion"
     model = load_model(model_uri, tracking_uri=run["tracking_uri"])
     table = read_features(out / "features.parquet")
-    scored = model.predict(table).sort_values("priority_rank")
+    scored = score_features(model, table).sort_values("priority_rank")
     write_table(
         scored,
         out / "scored.parquet",
@@ -1050,12 +1052,13 @@ def demo(
             "cx_models_version": __version__,
         },
     )
-    summary = summarise(
-        scored.merge(
-            table[["customer_id", "nps_latest", "csat_latest", "ces_latest"]],
-            on="customer_id",
-        )
-    ).iloc[0]
+    summary = summarise(scored).iloc[0]
+    write_text_atomic(
+        out / "report.html",
+        render_report(
+            scored, metadata={"model_uri": model_uri, "version": run["version"], "as_of": as_of}
+        ),
+    )
     err.print(
         f"{len(scored):,} customers scored: NPS {summary['nps']:.1f} "
         f"({summary['nps_respondents']:,} respondents), predicted 90-day churn rate "
@@ -1067,6 +1070,7 @@ def demo(
     err.print(f"  features            {out / 'features.parquet'}")
     err.print(f"  churn evaluation    {out / 'churn_evaluation.json'}")
     err.print(f"  scored customers    {out / 'scored.parquet'} (ranked by value at risk)")
+    err.print(f"  at-risk report      {out / 'report.html'} (open it in a browser)")
     err.print(f"  model               {run['model_uri']} (alias champion: {model_uri})")
     err.print(f"  tracking store      {run['tracking_uri']}")
     err.print(f"  MLflow UI           mlflow ui --backend-store-uri {run['tracking_uri']}")
