@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--chunk-customers", type=int, default=250_000)
     parser.add_argument("--lifetimes-worker", type=Path, default=None)
+    parser.add_argument("--no-train", action="store_true", help="Reuse the last trained model.")
     args = parser.parse_args()
     if args.lifetimes_worker:
         lifetimes_worker(args.lifetimes_worker)
@@ -116,27 +117,10 @@ def main() -> None:
     }
     (DATA / "mlruns").mkdir(exist_ok=True)
     sample = ensure_base(100_000, 1)
-    t_train, rss_train = timed(
-        [
-            cli(),
-            "train",
-            "--transactions",
-            str(sample / "transactions.parquet"),
-            "--surveys",
-            str(sample / "surveys.parquet"),
-            "--as-of",
-            AS_OF,
-            "--horizon-days",
-            "90",
-            "--experiment",
-            "bench",
-            "--model-name",
-            "cx-bench",
-            "--promote",
-        ],
-        env,
-    )
-    print(f"train on 100,000 customers: {t_train:.1f} s, peak RSS {rss_train:,.0f} MB")
+    if args.no_train:
+        print("train: skipped (--no-train); scoring with the last models:/cx-bench@champion")
+    else:
+        _train(sample, env)
     model = "models:/cx-bench@champion"
     for size in args.sizes:
         base = ensure_base(size, 0)
@@ -186,6 +170,30 @@ def main() -> None:
                 "features, scores churn with drivers and the NCO, and writes the file)"
             )
             del pd
+
+
+def _train(sample: Path, env: dict) -> None:
+    t_train, rss_train = timed(
+        [
+            cli(),
+            "train",
+            "--transactions",
+            str(sample / "transactions.parquet"),
+            "--surveys",
+            str(sample / "surveys.parquet"),
+            "--as-of",
+            AS_OF,
+            "--horizon-days",
+            "90",
+            "--experiment",
+            "bench",
+            "--model-name",
+            "cx-bench",
+            "--promote",
+        ],
+        env,
+    )
+    print(f"train on 100,000 customers: {t_train:.1f} s, peak RSS {rss_train:,.0f} MB")
 
 
 def _clv_params(env: dict, meta: dict) -> dict:

@@ -292,20 +292,43 @@ class ChurnModel:
         rows = np.arange(n)[:, None]
         order = np.argsort(-np.abs(contrib[rows, pick]), axis=1, kind="stable")
         pick = pick[rows, order]
-        labels = np.array([FEATURE_LABELS.get(f, f) for f in self.features_], dtype=object)
+        labels = pl.Series([FEATURE_LABELS.get(f, f) for f in self.features_], dtype=pl.String)
         slots = []
         for j in range(top):
             idx = pick[:, j]
             c = contrib[np.arange(n), idx]
-            text = (
-                pl.Series(labels[idx].tolist(), dtype=pl.String)
-                + " = "
-                + pl.Series(_format_values(values[np.arange(n), idx]), dtype=pl.String)
-                + " ("
-                + pl.Series([f"{x:+.2f}" for x in c], dtype=pl.String)
-                + ")"
+            cents = np.rint(np.abs(c) * 100).astype(np.int64)
+            frame = pl.DataFrame(
+                {
+                    "label": labels.gather(idx),
+                    "value": _format_values(values[np.arange(n), idx]),
+                    "sign": np.where(c < 0, "-", "+"),
+                    "whole": cents // 100,
+                    "cents": cents % 100,
+                    "zero": c == 0,
+                }
             )
-            slots.append(pl.select(pl.when(pl.lit(c != 0)).then(text).otherwise(None)).to_series())
+            slots.append(
+                frame.select(
+                    pl.when(~pl.col("zero"))
+                    .then(
+                        pl.concat_str(
+                            [
+                                pl.col("label"),
+                                pl.lit(" = "),
+                                pl.col("value"),
+                                pl.lit(" ("),
+                                pl.col("sign"),
+                                pl.col("whole").cast(pl.String),
+                                pl.lit("."),
+                                pl.col("cents").cast(pl.String).str.zfill(2),
+                                pl.lit(")"),
+                            ]
+                        )
+                    )
+                    .otherwise(None)
+                ).to_series()
+            )
         joined = pl.select(pl.concat_str(slots, separator="; ", ignore_nulls=True)).to_series()
         return joined.fill_null("").to_list()
 
