@@ -565,7 +565,7 @@ def score(
     """Score a whole customer base with a logged CX scorer, in chunks of whole customers."""
     from cx_models.io import read_features, table_format, write_table
     from cx_models.schemas import SurveyColumns, TransactionColumns, write_quarantine
-    from cx_models.serving.batch import score_events, score_features
+    from cx_models.serving.batch import score_features, score_files
     from cx_models.training.tracking import describe_model, load_model
 
     table_format(out, what="output")
@@ -584,17 +584,31 @@ def score(
         "explain": not no_drivers,
         "chunk_customers": chunk_customers,
     }
+    metadata = {
+        "model_uri": model,
+        **described,
+        "as_of": None if as_of is None else str(parse_as_of(as_of)),
+        "horizon_days": horizon_days or _trained_horizon(loaded),
+        "trained_horizon_days": _trained_horizon(loaded),
+        "clv_months": clv_months,
+        "discount_rate": discount_rate,
+        "cx_models_version": __version__,
+    }
     with _progress(quiet) as advance:
         if features_path is not None:
             table = read_features(features_path)
             scored = score_features(loaded, table, progress=advance, **options)
-            as_of_day = table.attrs.get("as_of")
+            metadata["as_of"] = table.attrs.get("as_of")
+            write_table(scored, out, metadata=metadata)
+            n_scored = len(scored)
         else:
-            result = score_events(
+            # streamed: one chunk of customers' events in memory at a time
+            result = score_files(
                 loaded,
                 transactions,
                 surveys,
                 as_of=as_of,
+                out=out,
                 transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
                 survey_columns=SurveyColumns(
                     survey_customer_col, survey_time_col, survey_col, score_col
@@ -603,11 +617,11 @@ def score(
                 survey_time_format=survey_time_format,
                 strict=strict,
                 drop_duplicates=drop_duplicates,
+                metadata=metadata,
                 progress=advance,
                 **options,
             )
-            scored = result.scored
-            as_of_day = str(parse_as_of(as_of))
+            n_scored = result.customers
             if not quiet:
                 err.print(
                     _report_table(
@@ -619,25 +633,9 @@ def score(
                 )
             if quarantine_out is not None:
                 write_quarantine(quarantine_out, result.transactions, result.surveys)
-    write_table(
-        scored.sort_values("priority_rank"),
-        out,
-        metadata={
-            "model_uri": model,
-            **described,
-            "as_of": as_of_day,
-            "horizon_days": horizon_days or _trained_horizon(loaded),
-            "trained_horizon_days": _trained_horizon(loaded),
-            "clv_months": clv_months,
-            "discount_rate": discount_rate,
-            "cx_models_version": __version__,
-        },
-    )
     if not quiet:
-        err.print(
-            f"scored {len(scored):,} customers with {model} "
-            f"(version {described.get('version', '?')}) to {out}"
-        )
+        count = f"{n_scored:,} customers" if n_scored is not None else "the customers"
+        err.print(f"scored {count} with {model} (version {described.get('version', '?')}) to {out}")
 
 
 def _trained_horizon(loaded):

@@ -29,6 +29,8 @@ from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = [
     "QUARANTINE_REASONS",
+    "ROW_INDEX",
+    "merge_reports",
     "SURVEY_SCALES",
     "SurveyColumns",
     "SurveyScale",
@@ -36,6 +38,7 @@ __all__ = [
     "ValidatedTable",
     "ValidationReport",
     "quarantine_table",
+    "require_usable",
     "survey_scales",
     "validate_surveys",
     "validate_transactions",
@@ -59,6 +62,9 @@ QUARANTINE_REASONS: dict[str, str] = {
     "out_of_range_score": "the score is outside its declared scale",
     "duplicate_row": "an exact copy of an earlier row, dropped on request (--drop-duplicates)",
 }
+
+#: Column carrying each row's number in the whole input when a file is read in chunks.
+ROW_INDEX = "__cx_row"
 
 # Reasons that --strict does not turn into an error: the user asked for them.
 _REQUESTED_REASONS = {"duplicate_row"}
@@ -212,8 +218,17 @@ def _text(series: pl.Series) -> pl.Series:
     ).to_series()
 
 
-def _customer_ids(series: pl.Series, source: str, column: str) -> pl.Series:
-    """Canonical customer ids: Int64 for integer ids, String otherwise; null = missing."""
+def _customer_ids(series: pl.Series, source: str, column: str, force=None) -> pl.Series:
+    """Canonical customer ids: Int64 for integer ids, String otherwise; null = missing.
+
+    ``force`` imposes the type decided on the whole input when it is read in chunks.
+    """
+    if force is not None:
+        return (
+            series.to_frame()
+            .select(canonical_id_expr(series.name, series.dtype, force))
+            .to_series()
+        )
     dtype = series.dtype
     if dtype.is_integer():
         return series.cast(pl.Int64)
@@ -234,6 +249,27 @@ def _customer_ids(series: pl.Series, source: str, column: str) -> pl.Series:
     if present.len() and present.str.contains(_INT_PATTERN).all():
         return text.cast(pl.Int64)
     return text
+
+
+def canonical_id_expr(column: str, raw_dtype, target) -> pl.Expr:
+    """Return the expression turning a raw id column into ids of type ``target``.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"c": [" 7", "", None]})
+    >>> frame.select(canonical_id_expr("c", pl.String, pl.Int64)).to_series().to_list()
+    [7, None, None]
+    """
+    col = pl.col(column)
+    if raw_dtype.is_integer():
+        expr = col.cast(target, strict=False)
+    elif raw_dtype.is_float():
+        expr = col.fill_nan(None).cast(pl.Int64, strict=False).cast(target, strict=False)
+    else:
+        text = col.cast(pl.String).str.strip_chars()
+        text = pl.when(text.str.len_chars() == 0).then(None).otherwise(text)
+        expr = text.cast(target, strict=False) if target != pl.String else text
+    return expr.alias(column)
 
 
 def _timestamps(
@@ -338,12 +374,16 @@ def _finish(
     strict: bool,
 ) -> ValidatedTable:
     height = raw.height
+    if ROW_INDEX in raw.columns:  # rows of a larger input, read in chunks
+        rows = raw[ROW_INDEX].cast(pl.Int64).alias("row")
+        raw = raw.drop(ROW_INDEX)
+    else:
+        rows = pl.Series("row", range(height), dtype=pl.Int64)
     duplicate = _duplicate_mask(raw)
     if drop_duplicates:
         checks = [*checks, ("duplicate_row", duplicate)]
     reason = _first_reason(checks, height)
     bad = reason.is_not_null()
-    rows = pl.Series("row", range(height), dtype=pl.Int64)
 
     quarantine = pl.DataFrame(
         {"source": pl.Series([kind] * int(bad.sum()), dtype=pl.String)}
@@ -391,6 +431,8 @@ def validate_transactions(
     time_format: str | None = None,
     drop_duplicates: bool = False,
     strict: bool = False,
+    id_dtype=None,
+    require_usable: bool = True,
 ) -> ValidatedTable:
     """Validate a transactions input and keep the rows usable at ``as_of``.
 
@@ -410,6 +452,11 @@ def validate_transactions(
         instead of keeping them. They are counted either way.
     strict : bool
         Raise instead of quarantining.
+    id_dtype : polars data type, optional
+        Impose the customer id type (``pl.Int64`` or ``pl.String``) decided on
+        the whole input when it is validated in chunks.
+    require_usable : bool
+        Raise when no row is usable (off for one chunk of a larger input).
 
     Returns
     -------
@@ -438,7 +485,7 @@ def validate_transactions(
     raw, source = read_input(data, what="transactions")
     roles = columns.roles()
     _check_columns(raw, source, roles)
-    customer = _customer_ids(raw[columns.customer], source, columns.customer)
+    customer = _customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
     timestamp, bad_time = _timestamps(raw[columns.time], time_format, source, columns.time)
     amount, non_numeric = _numbers(raw[columns.amount], source, columns.amount, "amount")
     present = amount.is_not_null()
@@ -469,8 +516,14 @@ def validate_transactions(
         drop_duplicates=drop_duplicates,
         strict=strict,
     )
-    _require_usable(validated.report, source, as_of, time_format)
+    if require_usable:
+        _require_usable(validated.report, source, as_of, time_format)
     return validated
+
+
+def require_usable(report: ValidationReport, as_of, time_format=None) -> None:
+    """Raise a clear error when a transactions report leaves no usable row."""
+    _require_usable(report, report.source, parse_as_of(as_of), time_format)
 
 
 def _require_usable(report: ValidationReport, source: str, as_of: dt.date, time_format) -> None:
@@ -508,6 +561,7 @@ def validate_surveys(
     drop_duplicates: bool = False,
     strict: bool = False,
     scales: dict[str, SurveyScale] | None = None,
+    id_dtype=None,
 ) -> ValidatedTable:
     """Validate a long-format survey input and keep the responses usable at ``as_of``.
 
@@ -546,7 +600,7 @@ def validate_surveys(
     as_of = parse_as_of(as_of)
     raw, source = read_input(data, what="surveys")
     _check_columns(raw, source, columns.roles())
-    customer = _customer_ids(raw[columns.customer], source, columns.customer)
+    customer = _customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
     timestamp, bad_time = _timestamps(raw[columns.time], time_format, source, columns.time)
     survey = _text(raw[columns.survey]).str.to_lowercase().alias("survey")
     score, non_numeric = _numbers(raw[columns.score], source, columns.score, "score")
@@ -606,3 +660,37 @@ def quarantine_table(*reports: ValidationReport | None) -> pl.DataFrame:
 def write_quarantine(path, *reports: ValidationReport | None) -> Path:
     """Write :func:`quarantine_table` to a CSV or Parquet file (by extension)."""
     return write_table(quarantine_table(*reports), path)
+
+
+def merge_reports(reports: list[ValidationReport]) -> ValidationReport:
+    """Add up the reports of the chunks of one input (quarantined rows keep their numbers).
+
+    Examples
+    --------
+    >>> a = ValidationReport("t.csv", "transactions", 3, 2, 1, 0, 0, {"negative_amount": 1},
+    ...                      pl.DataFrame({"row": [2]}))
+    >>> b = ValidationReport("t.csv", "transactions", 2, 1, 0, 1, 0, {}, pl.DataFrame())
+    >>> m = merge_reports([a, b])
+    >>> m.rows_in, m.rows_used, m.rows_after_as_of, m.reasons
+    (5, 3, 1, {'negative_amount': 1})
+    """
+    first = reports[0]
+    reasons: dict[str, int] = {}
+    for r in reports:
+        for reason, count in r.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    quarantines = [r.quarantine for r in reports if r.quarantine.height]
+    quarantine = (
+        pl.concat(quarantines, how="diagonal").sort("row") if quarantines else first.quarantine
+    )
+    return ValidationReport(
+        source=first.source,
+        kind=first.kind,
+        rows_in=sum(r.rows_in for r in reports),
+        rows_used=sum(r.rows_used for r in reports),
+        rows_quarantined=sum(r.rows_quarantined for r in reports),
+        rows_after_as_of=sum(r.rows_after_as_of for r in reports),
+        duplicate_rows=sum(r.duplicate_rows for r in reports),
+        reasons=dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))),
+        quarantine=quarantine,
+    )

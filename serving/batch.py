@@ -71,6 +71,7 @@ class BatchResult:
     surveys: ValidationReport | None = None
     survey_customers_without_purchase: int = 0
     chunks: int = 1
+    customers: int = 0
 
 
 def _params(horizon_days, clv_months, discount_rate, explain) -> dict:
@@ -225,4 +226,247 @@ def score_events(
         surveys=None if sv is None else sv.report,
         survey_customers_without_purchase=int(orphans),
         chunks=n_chunks,
+        customers=len(scored),
+    )
+
+
+# --------------------------------------------------------------------------- files, streamed
+def _scan(path, what: str) -> tuple[pl.LazyFrame, str]:
+    """Return a lazy scan of a CSV or Parquet input, with each row's number in the file."""
+    from pathlib import Path
+
+    from cx_models.io import read_input, table_format
+    from cx_models.schemas import ROW_INDEX
+
+    path = Path(path)
+    fmt = table_format(path, what=what)
+    if not path.exists() or path.is_dir() or path.stat().st_size == 0:
+        read_input(path, what=what)  # raises the clear missing / empty file error
+    try:
+        if fmt == "csv":
+            lazy = pl.scan_csv(path, infer_schema=False)
+        else:
+            lazy = pl.scan_parquet(path)
+        lazy.collect_schema()
+    except Exception as exc:  # noqa: BLE001 - reader errors vary by engine and version
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CXDataError(
+            f"{path}: cannot read the {what} file as {fmt.upper()} ({first})"
+        ) from None
+    return lazy.with_row_index(ROW_INDEX), str(path)
+
+
+def _chunk_starts(ids: pl.Series, chunk_customers: int) -> list:
+    """First id of each chunk; chunk k holds ids from starts[k] up to starts[k + 1]."""
+    return ids.gather(list(range(0, ids.len(), chunk_customers))).to_list()
+
+
+def _id_filter(expr: pl.Expr, starts: list, k: int) -> pl.Expr:
+    cond = expr.is_not_null()
+    if k > 0:
+        cond = cond & (expr >= starts[k])
+    if k + 1 < len(starts):
+        cond = cond & (expr < starts[k + 1])
+    return cond
+
+
+def score_files(
+    model,
+    transactions,
+    surveys=None,
+    *,
+    as_of,
+    out,
+    chunk_customers: int = 200_000,
+    horizon_days: float | None = None,
+    clv_months: int | None = None,
+    discount_rate: float | None = None,
+    explain: bool = True,
+    time_unit: str = "D",
+    lookback_days: int = 365,
+    transaction_columns: TransactionColumns | None = None,
+    survey_columns: SurveyColumns | None = None,
+    time_format: str | None = None,
+    survey_time_format: str | None = None,
+    strict: bool = False,
+    drop_duplicates: bool = False,
+    metadata: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BatchResult:
+    """Score CSV/Parquet inputs chunk by chunk, reading only one chunk's events at a time.
+
+    The customer id column is read once to decide the id type and cut the
+    customers into chunks of ``chunk_customers``; each chunk's transactions and
+    survey answers are then read (rows keep their numbers in the whole file),
+    validated, turned into features and scored, and the scores are appended to a
+    temporary Parquet file. The priority rank is computed over the whole base at
+    the end, and the file is renamed to ``out`` (Parquet or CSV) in one step: a
+    failed job leaves nothing at ``out``. Memory holds one chunk plus three
+    numbers per customer for the ranking.
+
+    Returns a :class:`BatchResult` whose ``scored`` is ``None`` (the scores are
+    in ``out``) and whose reports add up every chunk.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cx_models.io import METADATA_KEY, table_format, write_table
+    from cx_models.schemas import (
+        _customer_ids,
+        canonical_id_expr,
+        merge_reports,
+        require_usable,
+    )
+
+    if chunk_customers < 1:
+        raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")
+    as_of = parse_as_of(as_of)
+    out = Path(out)
+    out_format = table_format(out, what="output")
+    tcols = transaction_columns or TransactionColumns()
+    scols = survey_columns or SurveyColumns()
+    tx_scan, tx_source = _scan(transactions, "transactions")
+    schema = tx_scan.collect_schema()
+    for canonical, (column, flag) in tcols.roles().items():
+        if column not in schema:
+            found = ", ".join(repr(c) for c in schema.names() if c != "__cx_row")
+            raise CXDataError(
+                f"{tx_source}: required column {column!r} ({canonical}) is missing; found "
+                f"columns: {found}. Map another column with {flag}"
+            )
+    # 1. ids: decide the id type on the whole column, cut customers into chunks
+    id_column = tx_scan.select(tcols.customer).collect().to_series()
+    canonical = _customer_ids(id_column, tx_source, tcols.customer)
+    id_dtype = canonical.dtype
+    ids = canonical.drop_nulls().unique().sort()
+    del id_column, canonical
+    starts = _chunk_starts(ids, chunk_customers) if ids.len() else [None]
+    n_chunks = len(starts)
+    tx_id = canonical_id_expr(tcols.customer, schema[tcols.customer], id_dtype)
+    sv_scan = sv_id = None
+    if surveys is not None:
+        sv_scan, _ = _scan(surveys, "surveys")
+        sv_schema = sv_scan.collect_schema()
+        if scols.customer not in sv_schema:
+            validate_surveys(
+                pl.DataFrame({c: [] for c in sv_schema.names()}), as_of=as_of, columns=scols
+            )  # raises the clear missing-column error
+        sv_id = canonical_id_expr(scols.customer, sv_schema[scols.customer], id_dtype)
+
+    predictor = as_predictor(model)
+    params = _params(horizon_days, clv_months, discount_rate, explain)
+    tx_reports, sv_reports = [], []
+    rank_parts = []
+    done = 0
+    orphans = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer = None
+    try:
+        # rows whose id is missing belong to no chunk: validate them on their own
+        pieces = [
+            (
+                tx_scan.filter(tx_id.is_null()),
+                None if sv_scan is None else sv_scan.filter(sv_id.is_null()),
+                False,
+            )
+        ]
+        pieces += [
+            (
+                tx_scan.filter(_id_filter(tx_id, starts, k)),
+                None if sv_scan is None else sv_scan.filter(_id_filter(sv_id, starts, k)),
+                True,
+            )
+            for k in range(n_chunks)
+            if starts[0] is not None
+        ]
+        for tx_lazy, sv_lazy, has_ids in pieces:
+            tx_v = validate_transactions(
+                tx_lazy.collect(),
+                as_of=as_of,
+                columns=tcols,
+                time_format=time_format,
+                drop_duplicates=drop_duplicates,
+                strict=strict,
+                id_dtype=id_dtype,
+                require_usable=False,
+            )
+            tx_v.report.source = tx_source
+            tx_reports.append(tx_v.report)
+            sv_data = None
+            if sv_lazy is not None:
+                sv_v = validate_surveys(
+                    sv_lazy.collect(),
+                    as_of=as_of,
+                    columns=scols,
+                    time_format=survey_time_format or time_format,
+                    strict=strict,
+                    drop_duplicates=drop_duplicates,
+                    id_dtype=id_dtype,
+                )
+                sv_v.report.source = str(surveys)
+                sv_reports.append(sv_v.report)
+                sv_data = sv_v.data
+            if not has_ids or tx_v.data.height == 0:
+                if sv_data is not None and sv_data.height:
+                    orphans += sv_data["customer_id"].drop_nulls().n_unique()
+                continue
+            feats, chunk_orphans = features_from_validated(
+                tx_v.data, sv_data, as_of=as_of, time_unit=time_unit, lookback_days=lookback_days
+            )
+            orphans += chunk_orphans
+            frame = to_pandas_features(feats, as_of=as_of, time_unit=time_unit)
+            scored = pd.DataFrame(predictor.predict(frame, params=params))
+            extras = _extras(frame)
+            for col in EXTRA_COLUMNS:
+                scored[col] = extras[col].to_numpy()
+            rank_parts.append(scored[["customer_id", "value_at_risk", "nco"]].copy())
+            table = pa.Table.from_pandas(scored, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            done += len(frame)
+            if progress is not None:
+                progress(done, ids.len())
+        tx_report = merge_reports(tx_reports)
+        require_usable(tx_report, as_of, time_format)
+        sv_report = merge_reports(sv_reports) if sv_reports else None
+        if writer is not None:
+            writer.close()
+            writer = None
+        # 2. one global rank, then the final file in one rename
+        ranks = priority_rank(pd.concat(rank_parts, ignore_index=True))
+        final = pq.read_table(tmp)
+        position = final.schema.get_field_index("priority_rank")
+        final = final.set_column(position, "priority_rank", pa.array(ranks, type=pa.int64()))
+        if out_format == "parquet":
+            meta = dict(final.schema.metadata or {})
+            import json
+
+            meta[METADATA_KEY.encode()] = json.dumps(metadata or {}, default=str).encode()
+            final = final.replace_schema_metadata(meta)
+            pq.write_table(final, tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, out)
+        else:
+            write_table(final.to_pandas(), out, metadata=metadata)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return BatchResult(
+        scored=None,
+        transactions=tx_report,
+        surveys=sv_report,
+        survey_customers_without_purchase=int(orphans),
+        chunks=n_chunks,
+        customers=done,
     )

@@ -155,7 +155,10 @@ def test_a_failed_job_leaves_no_output(setup, tmp_path, monkeypatch):
     assert res.stderr == ""  # --quiet
     meta = read_table_metadata(out)
     assert meta["as_of"] == AS_OF and meta["model_uri"] == "models:/x@champion"
-    assert pd.read_parquet(out)["priority_rank"].tolist()[:3] == [1, 2, 3]
+    written = pd.read_parquet(out)
+    assert sorted(written["priority_rank"]) == list(range(1, len(written) + 1))
+    top = written.loc[written["priority_rank"] == 1, "value_at_risk"].iloc[0]
+    assert top == written["value_at_risk"].max()
 
 
 class _Collect(HTMLParser):
@@ -219,3 +222,68 @@ def test_report_renders_and_sorts_in_headless_chromium(setup, tmp_path):
     assert 'data-selftest="sorted"' in run.stdout
     console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "Uncaught" in line or "Error" in line], console
+
+
+def test_streamed_files_equal_in_memory_and_keep_row_numbers(setup, tmp_path):
+    from cx_models.serving.batch import score_files
+
+    from cx_models.schemas import quarantine_table
+
+    base, scorer = setup
+    tx = base.transactions.to_pandas()
+    tx["timestamp"] = tx["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    tx["amount"] = tx["amount"].astype(str)
+    tx.loc[[5, 4000], "amount"] = ["-3", "lots"]
+    tx.loc[77, "customer_id"] = None
+    tx_path = tmp_path / "tx.csv"
+    tx.to_csv(tx_path, index=False)
+    sv_path = tmp_path / "sv.parquet"
+    base.surveys.write_parquet(sv_path)
+    out = tmp_path / "scored.parquet"
+    streamed = score_files(
+        scorer,
+        tx_path,
+        sv_path,
+        as_of=AS_OF,
+        out=out,
+        chunk_customers=700,
+        metadata={"as_of": AS_OF},
+    )
+    assert streamed.chunks == 8 and streamed.customers == pd.read_parquet(out).shape[0]
+    r = streamed.transactions
+    assert r.rows_in == len(tx) == r.rows_used + r.rows_quarantined + r.rows_after_as_of
+    q = quarantine_table(r)
+    assert q.select("row", "reason").rows() == [
+        (5, "negative_amount"),
+        (77, "missing_customer_id"),
+        (4000, "non_numeric_amount"),
+    ]
+    assert streamed.surveys.rows_in == base.surveys.height
+    in_memory = score_events(scorer, tx_path, sv_path, as_of=AS_OF).scored
+    written = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(
+        written.sort_values("customer_id").reset_index(drop=True),
+        in_memory.sort_values("customer_id").reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert read_table_metadata(out) == {"as_of": AS_OF}
+
+
+def test_streamed_files_structural_errors(setup, tmp_path):
+    from cx_models.serving.batch import score_files
+
+    from cx_models.errors import CXDataError
+
+    _, scorer = setup
+    bad = tmp_path / "tx.csv"
+    bad.write_text("cust,timestamp,amount\n1,2024-01-01,3\n")
+    with pytest.raises(CXDataError, match=r"required column 'customer_id'.*--customer-col"):
+        score_files(scorer, bad, as_of=AS_OF, out=tmp_path / "o.parquet")
+    late = tmp_path / "late.csv"
+    late.write_text("customer_id,timestamp,amount\n1,2030-01-01,3\n")
+    with pytest.raises(CXDataError, match="no usable transaction"):
+        score_files(scorer, late, as_of=AS_OF, out=tmp_path / "o.parquet")
+    assert not (tmp_path / "o.parquet").exists()
+    assert not list(tmp_path.glob(".o.parquet*"))
+    with pytest.raises(CXDataError, match="transactions file not found"):
+        score_files(scorer, tmp_path / "none.parquet", as_of=AS_OF, out=tmp_path / "o.parquet")
