@@ -23,6 +23,7 @@ from cx_models.errors import CXDataError
 
 __all__ = [
     "METADATA_KEY",
+    "read_config",
     "read_input",
     "read_table_metadata",
     "read_features",
@@ -225,6 +226,36 @@ def write_table(frame, path, *, metadata: dict | None = None) -> Path:
     elif fmt == "csv":
         sidecar.unlink(missing_ok=True)
     return path
+
+
+def read_config(path) -> dict:
+    """Read a TOML or JSON configuration file into a dict, with clear errors.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> cfg = os.path.join(tempfile.mkdtemp(), "cx.toml")
+    >>> _ = open(cfg, "w").write(chr(10).join(["[nco.weights]", "value = 0.5", ""]))
+    >>> read_config(cfg)
+    {'nco': {'weights': {'value': 0.5}}}
+    """
+    import tomllib
+
+    path = Path(path)
+    if not path.exists():
+        raise CXDataError(f"{path}: config file not found")
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(path.read_text())
+        elif path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+        else:
+            raise CXDataError(f"{path}: config must be .toml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise CXDataError(f"{path}: cannot parse the config ({exc})") from None
+    if not isinstance(data, dict):
+        raise CXDataError(f"{path}: expected a table of settings at the top level")
+    return data
 
 
 def write_text_atomic(path, text: str) -> Path:

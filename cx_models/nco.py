@@ -23,11 +23,8 @@ Survey inputs are the feature table's latest scores in the look-back window
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -114,18 +111,9 @@ def load_weights(path) -> dict[str, float]:
     The weights may sit at the top level or under an ``[nco.weights]`` /
     ``{"nco": {"weights": ...}}`` table, so one project config file can hold them.
     """
-    path = Path(path)
-    if not path.exists():
-        raise CXDataError(f"{path}: config file not found")
-    try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(path.read_text())
-        elif path.suffix.lower() == ".json":
-            data = json.loads(path.read_text())
-        else:
-            raise CXDataError(f"{path}: config must be .toml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise CXDataError(f"{path}: cannot parse the config ({exc})") from None
+    from cx_models.io import read_config
+
+    data = read_config(path)
     if isinstance(data.get("nco"), dict):
         data = data["nco"].get("weights", data["nco"])
     if not isinstance(data, dict):

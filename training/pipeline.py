@@ -71,25 +71,12 @@ def load_config_file(path) -> dict:
     Settings may sit at the top level or under ``[train]``; NCO weights under
     ``[nco.weights]``. Unknown settings are an error that lists the valid ones.
     """
-    import json
-    import tomllib
     from dataclasses import fields
-    from pathlib import Path
 
     from cx_models.errors import CXDataError
+    from cx_models.io import read_config
 
-    path = Path(path)
-    if not path.exists():
-        raise CXDataError(f"{path}: config file not found")
-    try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(path.read_text())
-        elif path.suffix.lower() == ".json":
-            data = json.loads(path.read_text())
-        else:
-            raise CXDataError(f"{path}: config must be .toml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise CXDataError(f"{path}: cannot parse the config ({exc})") from None
+    data = read_config(path)
     settings = dict(data.get("train", {}))
     settings.update({k: v for k, v in data.items() if k not in ("train", "nco")})
     valid = {f.name for f in fields(TrainingConfig)} - {"nco_weights"}
