@@ -314,9 +314,8 @@ def score_files(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from cx_models.io import METADATA_KEY, table_format, write_table
+    from cx_models.io import table_format
     from cx_models.schemas import (
-        _customer_ids,
         canonical_id_expr,
         merge_reports,
         require_usable,
@@ -339,11 +338,15 @@ def score_files(
                 f"columns: {found}. Map another column with {flag}"
             )
     # 1. ids: decide the id type on the whole column, cut customers into chunks
-    id_column = tx_scan.select(tcols.customer).collect().to_series()
-    canonical = _customer_ids(id_column, tx_source, tcols.customer)
-    id_dtype = canonical.dtype
-    ids = canonical.drop_nulls().unique().sort()
-    del id_column, canonical
+    id_dtype = _decide_id_dtype(tx_scan, tcols.customer, schema[tcols.customer], tx_source)
+    ids = (
+        tx_scan.select(canonical_id_expr(tcols.customer, schema[tcols.customer], id_dtype))
+        .drop_nulls()
+        .unique()
+        .collect(engine="streaming")
+        .to_series()
+        .sort()
+    )
     starts = _chunk_starts(ids, chunk_customers) if ids.len() else [None]
     n_chunks = len(starts)
     tx_id = canonical_id_expr(tcols.customer, schema[tcols.customer], id_dtype)
@@ -442,22 +445,7 @@ def score_files(
             writer = None
         # 2. one global rank, then the final file in one rename
         ranks = priority_rank(pd.concat(rank_parts, ignore_index=True))
-        final = pq.read_table(tmp)
-        position = final.schema.get_field_index("priority_rank")
-        final = final.set_column(position, "priority_rank", pa.array(ranks, type=pa.int64()))
-        if out_format == "parquet":
-            meta = dict(final.schema.metadata or {})
-            import json
-
-            meta[METADATA_KEY.encode()] = json.dumps(metadata or {}, default=str).encode()
-            final = final.replace_schema_metadata(meta)
-            pq.write_table(final, tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, out)
-        else:
-            write_table(final.to_pandas(), out, metadata=metadata)
+        _write_ranked(tmp, out, out_format, ranks, metadata or {})
     finally:
         if writer is not None:
             writer.close()
@@ -470,3 +458,84 @@ def score_files(
         chunks=n_chunks,
         customers=done,
     )
+
+
+def _decide_id_dtype(scan: pl.LazyFrame, column: str, raw_dtype, source: str):
+    """Decide the customer id type from the whole column without holding it in memory."""
+    from cx_models.schemas import _INT_PATTERN
+
+    if raw_dtype.is_integer():
+        return pl.Int64
+    if raw_dtype.is_float():
+        whole = (
+            scan.select(
+                (
+                    pl.col(column).fill_nan(None).drop_nulls().round(0)
+                    == pl.col(column).fill_nan(None).drop_nulls()
+                ).all()
+            )
+            .collect(engine="streaming")
+            .item()
+        )
+        if not whole:
+            raise CXDataError(
+                f"{source}: column {column!r} (customer id) holds non-integer "
+                "numbers; expected integer or text ids"
+            )
+        return pl.Int64
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    present = text.filter(text.is_not_null() & (text.str.len_chars() > 0))
+    all_int, count = (
+        scan.select(
+            present.str.contains(_INT_PATTERN).all().alias("all_int"), present.len().alias("n")
+        )
+        .collect(engine="streaming")
+        .row(0)
+    )
+    return pl.Int64 if count and all_int else pl.String
+
+
+def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) -> None:
+    """Copy the scores batch by batch, setting the global rank, then rename into place."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from cx_models.io import METADATA_KEY
+
+    source = pq.ParquetFile(tmp)
+    schema = source.schema_arrow
+    position = schema.get_field_index("priority_rank")
+    meta_text = json.dumps(metadata, default=str, sort_keys=True)
+    fd, final_name = tempfile.mkstemp(
+        prefix=f".{Path(out).name}.", suffix=".tmp", dir=Path(out).parent
+    )
+    os.close(fd)
+    final = Path(final_name)
+    try:
+        if out_format == "parquet":
+            meta = dict(schema.metadata or {})
+            meta[METADATA_KEY.encode()] = meta_text.encode()
+            writer = pq.ParquetWriter(final, schema.with_metadata(meta))
+        else:
+            writer = pacsv.CSVWriter(final, schema)
+        done = 0
+        for batch in source.iter_batches(batch_size=65_536):
+            rank = pa.array(ranks[done : done + batch.num_rows], type=pa.int64())
+            table = pa.Table.from_batches([batch]).set_column(position, "priority_rank", rank)
+            writer.write_table(table.cast(writer.schema) if out_format == "parquet" else table)
+            done += batch.num_rows
+        writer.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(final, 0o666 & ~umask)
+        os.replace(final, out)
+        if out_format == "csv":
+            Path(str(out) + ".meta.json").write_text(meta_text + "\n")
+    finally:
+        final.unlink(missing_ok=True)
