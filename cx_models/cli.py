@@ -700,6 +700,36 @@ def report(
     err.print(f"wrote the report ({min(top, len(frame)):,} customers listed) to {out}")
 
 
+@app.command()
+@user_errors
+def serve(
+    model: Annotated[str, typer.Option("--model", help="Model URI to serve.")],
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+) -> None:
+    """Serve the REST API (FastAPI): /healthz, /readyz, /metadata, /score, /score/history."""
+    import os
+
+    try:
+        import uvicorn
+    except ModuleNotFoundError:
+        raise CXDataError("the API needs the serve extra: pip install 'cx-models[serve]'") from None
+    os.environ["CX_MODELS_MODEL_URI"] = model
+    if tracking_uri:
+        os.environ["CX_MODELS_TRACKING_URI"] = tracking_uri
+    err.print(f"serving {model} on http://{host}:{port} ({workers} worker(s))")
+    uvicorn.run(
+        "cx_models.serving.api:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
 # --------------------------------------------------------------------------- cx-models churn
 churn_app = typer.Typer(
     help="Churn: leakage-safe snapshots, calibrated XGBoost, forward evaluation.",

@@ -1,0 +1,175 @@
+import time
+
+import numpy as np
+import pytest
+from cx_models.serving.api import create_app
+from cx_models.training.pipeline import TrainingConfig, train_scorer
+from fastapi.testclient import TestClient
+
+from cx_models.features import build_customer_features
+from cx_models.schemas import validate_surveys, validate_transactions
+from cx_models.synthetic import generate_customer_base
+
+AS_OF = "2025-12-31"
+
+
+@pytest.fixture(scope="module")
+def trained():
+    base = generate_customer_base(4_000, seed=41)
+    tx = validate_transactions(base.transactions, as_of=AS_OF).data
+    sv = validate_surveys(base.surveys, as_of=AS_OF).data
+    scorer = train_scorer(tx, sv, TrainingConfig(as_of=AS_OF, max_snapshots=3)).scorer
+    features = build_customer_features(base.transactions, base.surveys, as_of=AS_OF)
+    return base, scorer, features
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    _, scorer, _ = trained
+    app = create_app(
+        loader=lambda: (scorer, {"name": "cx-scorer", "version": "3", "alias": "champion"})
+    )
+    with TestClient(app) as c:
+        for _ in range(100):
+            if c.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+        yield c
+
+
+def records(features, n):
+    rows = features.head(n).replace({np.nan: None}).to_dict(orient="records")
+    return [{k: (int(v) if k == "customer_id" else v) for k, v in r.items()} for r in rows]
+
+
+def test_health_ready_metadata(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").json() == {"status": "ready"}
+    meta = client.get("/metadata").json()
+    assert meta["model_name"] == "cx-scorer" and meta["model_version"] == "3"
+    assert meta["model_alias"] == "champion" and meta["time_unit"] == "D"
+    assert meta["trained_horizon_days"] == 90
+    assert "clv" in meta["churn_features"] and meta["nco_weights"]["value"] == 0.25
+
+
+def test_readyz_503_while_loading_and_on_failure():
+    release = []
+
+    def slow():
+        while not release:
+            time.sleep(0.01)
+        raise RuntimeError("boom")
+
+    app = create_app(loader=slow)
+    with TestClient(app) as c:
+        assert c.get("/healthz").status_code == 200  # accepts connections at once
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"] == "model is loading"
+        assert c.post("/score", json={"customers": []}).status_code == 422  # validation first
+        release.append(True)
+        for _ in range(100):
+            if app.state.model_state.error:
+                break
+            time.sleep(0.01)
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"] == "model failed to load"
+        assert "boom" not in r.text  # no internals leak
+
+
+def test_score_matches_the_scorer_in_order(client, trained):
+    _, scorer, features = trained
+    body = {"customers": records(features, 25)}
+    r = client.post("/score", json=body)
+    assert r.status_code == 200, r.text
+    scores = r.json()["scores"]
+    direct = scorer.score(features.head(25))
+    assert [s["customer_id"] for s in scores] == direct["customer_id"].tolist()
+    np.testing.assert_allclose([s["churn_risk"] for s in scores], direct["churn_risk"])
+    np.testing.assert_allclose([s["clv"] for s in scores], direct["clv"])
+    assert list(scores[0]) == list(direct.columns)
+    assert r.headers["x-request-id"]
+
+
+def test_every_error_with_its_field_path_in_one_422(client, trained):
+    _, _, features = trained
+    rows = records(features, 3)
+    rows[0]["nps_latest"] = 11
+    rows[1]["csat_latest"] = 0
+    rows[2]["monetary_value"] = -5
+    rows[2]["loyalty"] = "high"
+    r = client.post("/score", json={"customers": rows})
+    assert r.status_code == 422
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert {
+        "customers.0.nps_latest",
+        "customers.1.csat_latest",
+        "customers.2.monetary_value",
+        "customers.2.loyalty",
+    } <= fields
+    assert "Traceback" not in r.text and r.json()["request_id"]
+
+
+def test_rfm_rules_and_limits(client, trained):
+    _, _, features = trained
+    row = records(features, 1)[0]
+    row["recency"] = row["T"] + 5
+    r = client.post("/score", json={"customers": [row]})
+    assert r.status_code == 422 and "recency must be <= T" in r.text
+    assert client.post("/score", json={"customers": []}).status_code == 422
+    assert client.post("/score", json={"rows": [row]}).status_code == 422
+    assert (
+        client.post(
+            "/score", content=b"not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+
+
+def test_oversized_body_is_413(trained):
+    _, scorer, _ = trained
+    app = create_app(loader=lambda: (scorer, {}), max_body_bytes=1000)
+    with TestClient(app) as c:
+        r = c.post("/score", content=b"x" * 5000, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "request_id" in r.json()
+
+
+def test_history_endpoint_builds_features_server_side(client, trained):
+    base, scorer, features = trained
+    ids = features["customer_id"].head(5).tolist()
+    tx = base.transactions.filter(base.transactions["customer_id"].is_in(ids)).to_pandas()
+    sv = base.surveys.filter(base.surveys["customer_id"].is_in(ids)).to_pandas()
+    body = {
+        "as_of": AS_OF,
+        "transactions": [
+            {
+                "customer_id": int(r.customer_id),
+                "timestamp": r.timestamp.isoformat(),
+                "amount": float(r.amount),
+            }
+            for r in tx.itertuples()
+        ],
+        "surveys": [
+            {
+                "customer_id": int(r.customer_id),
+                "timestamp": r.timestamp.isoformat(),
+                "survey": r.survey.upper(),
+                "score": int(r.score),
+            }
+            for r in sv.itertuples()
+        ],
+    }
+    r = client.post("/score/history", json=body)
+    assert r.status_code == 200, r.text
+    got = {s["customer_id"]: s for s in r.json()["scores"]}
+    direct = scorer.score(features[features["customer_id"].isin(ids)], explain=False)
+    for row in direct.itertuples():
+        assert got[row.customer_id]["churn_risk"] == pytest.approx(row.churn_risk, rel=1e-6)
+    bad = dict(
+        body,
+        surveys=[{"customer_id": 1, "timestamp": "2025-01-01", "survey": "nps", "score": 11}],
+        transactions=[{"customer_id": 1, "timestamp": "not a date", "amount": -1}],
+    )
+    r = client.post("/score/history", json=bad)
+    assert r.status_code == 422
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert {"transactions.0.timestamp", "transactions.0.amount", "surveys.0"} <= fields
