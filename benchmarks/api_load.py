@@ -1,0 +1,175 @@
+"""Benchmark: single-customer ``POST /score`` latency and throughput against a real server.
+
+Starts ``cx-models serve`` on 127.0.0.1 (the model: the benchmark store's
+``models:/cx-bench@champion`` from ``batch_score.py``, or ``--model``/``--tracking-uri``),
+waits for ``/readyz``, then sends a bounded number of requests — one customer each,
+taken from a feature table — with 1 and with 50 concurrent clients, and prints
+p50/p99 latency, throughput and the error count. For comparison, in the same run,
+it times lifetimes' BG/NBD + Gamma-Gamma conditional predictions for one customer
+in-process (no HTTP, no churn model): the ratio is what the full scorer behind
+HTTP costs against the RFM-only computation.
+
+Run: ``python benchmarks/api_load.py [--requests 2000] [--port 8765]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values) * 1000, q))
+
+
+def run_load(url: str, bodies: list[dict], clients: int, total: int, seconds: float) -> dict:
+    latencies, errors = [], 0
+    deadline = time.perf_counter() + seconds
+
+    def worker(k: int):
+        nonlocal errors
+        out = []
+        with httpx.Client(timeout=10) as client:
+            for i in range(k, total, clients):
+                if time.perf_counter() > deadline:
+                    break
+                t0 = time.perf_counter()
+                r = client.post(url, json=bodies[i % len(bodies)])
+                out.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    errors += 1
+        return out
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for part in pool.map(worker, range(clients)):
+            latencies.extend(part)
+    wall = time.perf_counter() - t0
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "throughput_rps": len(latencies) / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models:/cx-bench@champion")
+    parser.add_argument("--tracking-uri", default=f"sqlite:///{DATA / 'mlruns' / 'mlflow.db'}")
+    parser.add_argument("--features", type=Path, default=None)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    from cx_models.features import build_customer_features
+
+    if args.features is not None:
+        features = pd.read_parquet(args.features)
+    else:
+        base = DATA / "base-100000-1"
+        features = build_customer_features(
+            base / "transactions.parquet", base / "surveys.parquet", as_of="2025-12-31"
+        )
+    sample = features.head(500).replace({np.nan: None}).to_dict(orient="records")
+    bodies = [
+        {"customers": [{k: (int(v) if k == "customer_id" else v) for k, v in r.items()}]}
+        for r in sample
+    ]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("cx-models")),
+            "serve",
+            "--model",
+            args.model,
+            "--tracking-uri",
+            args.tracking_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{args.port}"
+    try:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 120:
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise SystemExit("server did not become ready in 120 s")
+        print(f"ready after {time.perf_counter() - t0:.1f} s")
+        for _ in range(50):  # warm-up
+            httpx.post(f"{base_url}/score", json=bodies[0], timeout=10)
+        results = [
+            run_load(f"{base_url}/score", bodies, clients, args.requests, args.max_seconds)
+            for clients in (1, 50)
+        ]
+        for r in results:
+            print(
+                f"{r['clients']:>2} client(s): {r['requests']:,} requests, {r['errors']} errors, "
+                f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                f"{r['throughput_rps']:.0f} req/s"
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pandas as pd
+        from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    import mlflow
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    local = Path(mlflow.artifacts.download_artifacts(args.model))
+    clv = json.loads((local / "artifacts" / "scorer" / "clv.json").read_text())
+    bg, gg = BetaGeoFitter(), GammaGammaFitter()
+    bg.params_, gg.params_ = pd.Series(clv["params"]), pd.Series(clv["spend_params"])
+    row = features.iloc[0]
+    times = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        bg.conditional_probability_alive(row["frequency"], row["recency"], row["T"])
+        bg.conditional_expected_number_of_purchases_up_to_time(
+            90, row["frequency"], row["recency"], row["T"]
+        )
+        gg.conditional_expected_average_profit(max(row["frequency"], 1), row["monetary_value"])
+        times.append(time.perf_counter() - t0)
+    lt = statistics.median(times) * 1000
+    print(
+        f"lifetimes in-process RFM predictions for one customer: median {lt:.2f} ms; "
+        f"ratio API p50 / lifetimes {results[0]['p50_ms'] / lt:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
