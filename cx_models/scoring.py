@@ -55,6 +55,9 @@ SCORE_COLUMNS = (
     "priority_rank",
     "drivers",
 )
+# the contract's blocks: CLV outputs, then the NCO block after churn_risk
+_CLV_COLUMNS = SCORE_COLUMNS[1:6]
+_NCO_COLUMNS = SCORE_COLUMNS[7:17]
 
 
 @dataclass
@@ -122,13 +125,7 @@ class CXScorer:
             )
         out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
         out["customer_id"] = out["customer_id"].astype(features["customer_id"].dtype)
-        for col in (
-            "p_alive",
-            "expected_purchases",
-            "prob_no_purchase",
-            "expected_order_value",
-            "clv",
-        ):
+        for col in _CLV_COLUMNS:
             out[col] = clv_part[col].to_numpy()
         out["churn_risk"] = churn_risk.astype(np.float64)
         nco_input = pd.DataFrame(
@@ -149,18 +146,7 @@ class CXScorer:
             ces_higher_is_better=self.ces_higher_is_better,
             value_clv_col="value_clv",
         )
-        for col in (
-            "csat_score",
-            "nps_score",
-            "ces_score",
-            "retention_score",
-            "value_score",
-            "experience_score",
-            "nco",
-            "nco_coverage",
-            "value_at_risk",
-            "priority_rank",
-        ):
+        for col in _NCO_COLUMNS:
             out[col] = nco[col].to_numpy()
         out["drivers"] = drivers if explain else ""
         return out[list(SCORE_COLUMNS)]
