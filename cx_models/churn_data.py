@@ -76,6 +76,12 @@ CHURN_FEATURES = (
 )
 
 
+#: The churn feature ``clv`` is always 12 months at 10 % a year, in training and scoring
+#: alike, whatever CLV settings a scorer reports.
+CHURN_CLV_MONTHS = 12
+CHURN_CLV_DISCOUNT_RATE = 0.10
+
+
 def churn_labels(transactions: pl.DataFrame, customers, *, as_of, horizon_days: int) -> np.ndarray:
     """Return 1 for each customer with no purchase in ``(as_of, as_of + horizon_days]``.
 
@@ -174,8 +180,14 @@ def add_model_features(features: pd.DataFrame, clv: CLVModel, *, horizon_days: i
         ),
         np.nan,
     )
-    pred = clv.predict(out, horizon_days=horizon_days)
-    for col in ("p_alive", "expected_purchases", "prob_no_purchase", "clv"):
+    pred = clv.predict(
+        out,
+        horizon_days=horizon_days,
+        clv_months=CHURN_CLV_MONTHS,
+        discount_rate=CHURN_CLV_DISCOUNT_RATE,
+    )
+    # the churn features, plus expected_order_value for the scorer (not a churn feature)
+    for col in ("p_alive", "expected_purchases", "prob_no_purchase", "clv", "expected_order_value"):
         out[col] = pred[col].to_numpy()
     return out
 

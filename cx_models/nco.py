@@ -160,7 +160,11 @@ class ValueReference:
         """Return 100 x the empirical CDF of ``clv`` in the reference (NaN stays NaN)."""
         clv = np.asarray(clv, dtype=float)
         grid = np.asarray(self.quantiles)
-        out = 100.0 * np.searchsorted(grid, clv, side="right") / grid.size
+        # The reference holds the training customers' own CLV values, so scoring them lands
+        # exactly on a step of the ECDF; a relative tolerance of 1e-12 keeps last-bit noise
+        # (vectorised math differs by array length) from moving a customer across a step.
+        probe = clv + np.abs(clv) * 1e-12 + 1e-12
+        out = 100.0 * np.searchsorted(grid, probe, side="right") / grid.size
         return np.where(np.isnan(clv), np.nan, out)
 
     def to_dict(self) -> dict:

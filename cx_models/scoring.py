@@ -27,7 +27,11 @@ import pandas as pd
 
 from cx_models._version import __version__
 from cx_models.churn import ChurnModel
-from cx_models.churn_data import add_model_features
+from cx_models.churn_data import (
+    CHURN_CLV_DISCOUNT_RATE,
+    CHURN_CLV_MONTHS,
+    add_model_features,
+)
 from cx_models.clv import CLVModel
 from cx_models.errors import CXDataError
 from cx_models.nco import ValueReference, score_nco, validate_weights
@@ -108,21 +112,29 @@ class CXScorer:
         horizon = self.horizon_days if horizon_days is None else horizon_days
         months = self.clv_months if clv_months is None else clv_months
         rate = self.discount_rate if discount_rate is None else discount_rate
-        # churn features: CLV outputs at the trained horizon and CLV settings
+        # churn features: CLV outputs at the trained horizon (and the churn features' CLV)
         model_features = add_model_features(features, self.clv, horizon_days=self.horizon_days)
         churn_risk, drivers = self.churn.predict_and_explain(model_features, explain=explain)
-        trained_clv = model_features["clv"].to_numpy()
-        if horizon == self.horizon_days and (months, rate) == (self.clv_months, self.discount_rate):
-            clv_part = model_features[
-                ["p_alive", "expected_purchases", "prob_no_purchase", "clv"]
-            ].copy()
-            clv_part["expected_order_value"] = self.clv.predict(
-                features, horizon_days=horizon, clv_months=0
-            )["expected_order_value"].to_numpy()
+        feature_settings = (CHURN_CLV_MONTHS, CHURN_CLV_DISCOUNT_RATE)
+        if horizon == self.horizon_days and (months, rate) == feature_settings:
+            clv_part = model_features  # already computed for the churn model
         else:
             clv_part = self.clv.predict(
                 features, horizon_days=horizon, clv_months=months, discount_rate=rate
             )
+        # the value score always uses CLV at the trained settings (those of the reference)
+        trained = (self.clv_months, self.discount_rate)
+        if trained == feature_settings:
+            value_clv = model_features["clv"].to_numpy()
+        elif trained == (months, rate):
+            value_clv = clv_part["clv"].to_numpy()
+        else:
+            value_clv = self.clv.predict(
+                features,
+                horizon_days=horizon,
+                clv_months=self.clv_months,
+                discount_rate=self.discount_rate,
+            )["clv"].to_numpy()
         out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
         out["customer_id"] = out["customer_id"].astype(features["customer_id"].dtype)
         for col in _CLV_COLUMNS:
@@ -136,7 +148,7 @@ class CXScorer:
                 "ces_latest": _col(features, "ces_latest"),
                 "churn_risk": churn_risk,
                 "clv": out["clv"].to_numpy(),
-                "value_clv": trained_clv,
+                "value_clv": value_clv,
             }
         )
         nco = score_nco(

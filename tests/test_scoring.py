@@ -87,3 +87,21 @@ def test_training_records_evaluation_and_snapshots(trained):
     assert len(result.snapshot_counts) == 4
     assert max(result.snapshot_counts) == "2025-10-02"
     assert result.scorer.reference.settings == {"clv_months": 12, "discount_rate": 0.1}
+
+
+def test_value_score_uses_the_trained_clv_settings():
+    base = generate_customer_base(4_000, seed=22)
+    tx = validate_transactions(base.transactions, as_of=AS_OF).data
+    sv = validate_surveys(base.surveys, as_of=AS_OF).data
+    config = TrainingConfig(as_of=AS_OF, max_snapshots=3, clv_months=24, discount_rate=0.05)
+    result = train_scorer(tx, sv, config)
+    scorer = result.scorer
+    assert scorer.reference.settings == {"clv_months": 24, "discount_rate": 0.05}
+    features = result.features.head(400)
+    clv24 = scorer.clv.predict(features, horizon_days=90, clv_months=24, discount_rate=0.05)
+    expected = scorer.reference.score(clv24["clv"].to_numpy())
+    for kwargs in ({}, {"clv_months": 6, "discount_rate": 0.2}, {"clv_months": 12}):
+        scored = scorer.score(features, explain=False, **kwargs)
+        np.testing.assert_allclose(scored["value_score"], expected)
+    # the clv column follows the request; the default is the trained 24 months
+    np.testing.assert_allclose(scorer.score(features, explain=False)["clv"], clv24["clv"])
