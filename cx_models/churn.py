@@ -292,6 +292,17 @@ class ChurnModel:
         rows = np.arange(n)[:, None]
         order = np.argsort(-np.abs(contrib[rows, pick]), axis=1, kind="stable")
         pick = pick[rows, order]
+        if n <= 256:  # a few customers (the API): plain Python beats building frames
+            names = [FEATURE_LABELS.get(f, f) for f in self.features_]
+            texts = []
+            for i in range(n):
+                parts = [
+                    f"{names[j]} = {_format_values(values[i, j : j + 1])[0]} ({contrib[i, j]:+.2f})"
+                    for j in pick[i]
+                    if contrib[i, j] != 0
+                ]
+                texts.append("; ".join(parts))
+            return texts
         labels = pl.Series([FEATURE_LABELS.get(f, f) for f in self.features_], dtype=pl.String)
         slots = []
         for j in range(top):

@@ -190,3 +190,13 @@ def test_goal_beats_bgnbd_by_a_hundredth_of_auc_on_100k_customers():
     sv = validate_surveys(big.surveys, as_of=AS_OF).data
     rep = evaluate_churn(tx, sv, as_of=AS_OF, horizon_days=H, truth=big.truth.to_pandas())
     assert rep["beats"]["bgnbd_prob_no_purchase"]["roc_auc"] >= 0.01
+
+
+def test_driver_texts_same_for_few_and_many_customers(events, evaluation):
+    model = evaluation["_model"]
+    tx, sv = events
+    frame, _ = snapshot_features(tx, sv, as_of="2025-10-02", horizon_days=H)
+    sample = frame.head(600)
+    many = model.drivers(sample)  # column-wise (polars) path
+    few = sum((model.drivers(sample.iloc[i : i + 150]) for i in range(0, 600, 150)), [])
+    assert many == few
