@@ -26,9 +26,10 @@ import pandas as pd
 import polars as pl
 
 from cx_models.churn import ChurnModel
-from cx_models.churn_data import snapshot_features, training_snapshots
+from cx_models.churn_data import training_snapshots
 from cx_models.churn_eval import evaluate_churn
 from cx_models.clv import CLVModel
+from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
 from cx_models.timeutil import check_time_unit, parse_as_of
@@ -157,14 +158,16 @@ def train_scorer(
     t0 = time.perf_counter()
     say("CLV on all history to as_of, and the NCO value reference")
     clv = CLVModel(model=config.clv_model, penalizer=config.penalizer)
-    features, _ = snapshot_features(
+    # the plain feature table at as_of: one CLV fit, with the configured model
+    table, _ = features_from_validated(
         transactions,
         surveys,
         as_of=config.as_of,
-        horizon_days=config.horizon_days,
         time_unit=config.time_unit,
         lookback_days=config.lookback_days,
-        clv_model=None,
+    )
+    features = to_pandas_features(
+        table, as_of=parse_as_of(config.as_of), time_unit=config.time_unit
     )
     clv.fit(features)
     reference_clv = clv.predict(
@@ -193,23 +196,11 @@ def train_scorer(
         day: {"customers": int(row["size"]), "churn_rate": float(row["mean"])}
         for day, row in counts.iterrows()
     }
-    base_columns = [c for c in features.columns if c in _FEATURE_TABLE_COLUMNS]
-    plain = features[base_columns].copy()
-    plain.attrs = dict(features.attrs)
     return TrainingResult(
         scorer=scorer,
         config=config,
         evaluation=evaluation,
-        features=plain,
+        features=features,
         snapshot_counts=snapshot_counts,
         timings=timings,
     )
-
-
-def _feature_table_columns() -> set[str]:
-    from cx_models.features import feature_columns
-
-    return set(feature_columns())
-
-
-_FEATURE_TABLE_COLUMNS = _feature_table_columns()
