@@ -88,6 +88,16 @@ def _weighted_patterns(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarr
     return [grouped[f"c{i}"].to_numpy() for i in range(len(columns))], grouped["len"].to_numpy()
 
 
+def _pattern_counts(counts, size: int, source: str) -> np.ndarray:
+    """Check pattern counts: one positive whole number per pattern."""
+    w = np.asarray(counts, dtype=float)
+    if w.shape != (size,):
+        raise CXDataError(f"{source}: {w.size} counts for {size} patterns")
+    if not (np.isfinite(w).all() and (w > 0).all() and (w == np.round(w)).all()):
+        raise CXDataError(f"{source}: counts must be whole numbers > 0")
+    return w
+
+
 def _numeric_hessian(grad, theta: np.ndarray, step: float = 1e-5) -> np.ndarray:
     """Central-difference Hessian of an analytic gradient."""
     k = theta.size
@@ -180,32 +190,112 @@ class CLVModel:
             ``log_likelihood_``, ``spend_log_likelihood_``, ``n_customers_``,
             ``n_repeat_customers_`` and ``time_unit_``.
         """
-        self._check_settings()
         unit = _table_unit(features)
         rfm = _rfm_arrays(features)
         x = rfm["frequency"].astype(np.int64)
-        n = x.size
-        if n == 0:
+        if x.size == 0:
             raise CXDataError("features: no customers to fit")
         (px, pr, pT), w = _weighted_patterns(x, rfm["recency"], rfm["T"])
+        repeat = (x > 0) & (rfm["monetary_value"] > 0)
+        (gx, gm), gw = _weighted_patterns(x[repeat], rfm["monetary_value"][repeat])
+        return self.fit_patterns(px, pr, pT, w, gx, gm, gw, time_unit=unit)
+
+    def fit_patterns(
+        self,
+        frequency,
+        recency,
+        T,
+        counts,
+        spend_frequency,
+        spend_monetary_value,
+        spend_counts,
+        *,
+        time_unit: str = "D",
+        source: str = "patterns",
+    ) -> CLVModel:
+        """Fit both models on unique patterns and how many customers share each.
+
+        This is all the likelihoods need, and what a database or Spark can
+        aggregate where the data lives (``GROUP BY frequency, recency, T``):
+        :func:`cx_models.serving.spark.fit_clv` uses it. :meth:`fit` gives the
+        same estimates from one row per customer.
+
+        Parameters
+        ----------
+        frequency, recency, T, counts : array-like
+            Unique (frequency, recency, T) triples in ``time_unit`` and the
+            number of customers with each.
+        spend_frequency, spend_monetary_value, spend_counts : array-like
+            Unique (frequency, monetary_value) pairs of the repeat customers
+            with ``monetary_value > 0``, and their counts.
+        time_unit : {"D", "W"}
+            The unit of ``recency`` and ``T``.
+        source : str
+            Name used in error messages.
+
+        Returns
+        -------
+        CLVModel
+            ``self``, fitted.
+
+        Examples
+        --------
+        >>> from cx_models.datasets import load_cdnow_summary
+        >>> f = pl.from_pandas(load_cdnow_summary())  # weeks
+        >>> p = f.group_by("frequency", "recency", "T").len()
+        >>> s = f.filter(pl.col("monetary_value") > 0).group_by("frequency", "monetary_value").len()
+        >>> m = CLVModel().fit_patterns(p["frequency"], p["recency"], p["T"], p["len"],
+        ...     s["frequency"], s["monetary_value"], s["len"], time_unit="W")
+        >>> round(m.params_["r"], 3), m.n_customers_, m.params_ == CLVModel().fit(f).params_
+        (0.243, 2357, True)
+        """
+        self._check_settings()
+        unit = check_time_unit(time_unit)
+        rfm = _rfm_arrays(
+            pd.DataFrame(
+                {
+                    "frequency": np.asarray(frequency, dtype=float),
+                    "recency": np.asarray(recency, dtype=float),
+                    "T": np.asarray(T, dtype=float),
+                    "monetary_value": 0.0,
+                }
+            ),
+            source=source,
+        )
+        px, pr, pT = rfm["frequency"].astype(np.int64), rfm["recency"], rfm["T"]
+        w = _pattern_counts(counts, px.size, source)
+        gx = np.asarray(spend_frequency, dtype=float)
+        gm = np.asarray(spend_monetary_value, dtype=float)
+        gw = _pattern_counts(spend_counts, gx.size, source)
+        if gx.size != gm.size:
+            raise CXDataError(f"{source}: spend frequency and monetary_value differ in length")
+        if not (np.isfinite(gm).all() and (gm > 0).all() and (gx > 0).all()):
+            raise CXDataError(
+                f"{source}: spend patterns need frequency > 0 and a finite monetary_value > 0"
+            )
+        gx = gx.astype(np.int64)
+        # one canonical order: the estimates do not depend on how patterns were aggregated
+        order = np.lexsort((pT, pr, px))
+        px, pr, pT, w = px[order], pr[order], pT[order], w[order]
+        order = np.lexsort((gm, gx))
+        gx, gm, gw = gx[order], gm[order], gw[order]
+        n = int(w.sum())
+        if n == 0:
+            raise CXDataError(f"{source}: no customers to fit")
         if self.engine == "fast":
-            (
-                params,
-                se,
-            ) = self._fit_transactions_fast(px, pr, pT, w, n)
+            params, se = self._fit_transactions_fast(px, pr, pT, w, n)
         else:
             params, se = self._fit_transactions_lifetimes(px, pr, pT, w, n)
         self.params_ = dict(zip(_TRANSACTION_PARAMS, map(float, params), strict=True))
         ll = btyd.bgnbd_loglik(params, px, pr, pT, model=self.model)
         self.log_likelihood_ = float(w @ ll)
 
-        repeat = (x > 0) & (rfm["monetary_value"] > 0)
-        if repeat.sum() < 2:
+        n_repeat = int(gw.sum())
+        if n_repeat < 2:
             raise CXDataError(
-                f"features: the Gamma-Gamma spend model needs repeat customers with "
-                f"monetary_value > 0; found {int(repeat.sum())} of {n}"
+                f"{source}: the Gamma-Gamma spend model needs repeat customers with "
+                f"monetary_value > 0; found {n_repeat} of {n}"
             )
-        (gx, gm), gw = _weighted_patterns(x[repeat], rfm["monetary_value"][repeat])
         if self.engine == "fast":
             spend, spend_se = self._fit_spend_fast(gx, gm, gw)
         else:
@@ -216,8 +306,8 @@ class CLVModel:
             **dict(zip(_TRANSACTION_PARAMS, map(float, se), strict=True)),
             **dict(zip(_SPEND_PARAMS, map(float, spend_se), strict=True)),
         }
-        self.n_customers_ = int(n)
-        self.n_repeat_customers_ = int(repeat.sum())
+        self.n_customers_ = n
+        self.n_repeat_customers_ = n_repeat
         self.time_unit_ = unit
         return self
 
