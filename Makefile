@@ -8,7 +8,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cx-models-installed
 
-.PHONY: demo test test-all lint bench venv clean
+SPARK_STAMP := $(VENV)/.cx-models-spark-installed
+
+.PHONY: demo test test-spark test-all lint bench venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +26,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+# Spark tests: local mode, needs Java 17+ and the spark extra (installed here on first use)
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,serve,spark]'
+	touch $(SPARK_STAMP)
+
+test-spark: $(SPARK_STAMP)
+	$(BIN)/python -m pytest -q -m spark
+
+test-all: $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 lint: $(STAMP)

@@ -561,6 +561,17 @@ def score(
     survey_col: SurveyCol = "survey",
     score_col: ScoreCol = "score",
     survey_time_format: SurveyTimeFormat = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="single: this machine, streamed in chunks; spark: on Spark (writes a Parquet "
+            "dataset directory; needs cx-models[spark]).",
+        ),
+    ] = "single",
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="Spark master URL for --engine spark.")
+    ] = "local[*]",
 ) -> None:
     """Score a whole customer base with a logged CX scorer, in chunks of whole customers."""
     from cx_models.io import read_features, table_format, write_table
@@ -568,13 +579,45 @@ def score(
     from cx_models.serving.batch import score_features, score_files
     from cx_models.training.tracking import describe_model, load_model
 
-    table_format(out, what="output")
+    if engine not in ("single", "spark"):
+        raise CXDataError(f"--engine must be 'single' or 'spark', got {engine!r}")
+    fmt = table_format(out, what="output")
     if quarantine_out is not None:
         table_format(quarantine_out, what="quarantine output")
     if (features_path is None) == (transactions is None):
         raise CXDataError("give either --features or --transactions (with --as-of)")
     if transactions is not None and as_of is None:
         raise CXDataError("--as-of is required when scoring from --transactions")
+    if engine == "spark":
+        if fmt != "parquet":
+            raise CXDataError(
+                f"{out}: --engine spark writes Parquet; give an --out ending .parquet"
+            )
+        _score_on_spark(
+            model=model,
+            out=out,
+            features_path=features_path,
+            transactions=transactions,
+            surveys=surveys,
+            as_of=as_of,
+            master=spark_master,
+            tracking_uri=tracking_uri,
+            horizon_days=horizon_days,
+            clv_months=clv_months,
+            discount_rate=discount_rate,
+            explain=not no_drivers,
+            quiet=quiet,
+            strict=strict,
+            drop_duplicates=drop_duplicates,
+            quarantine_out=quarantine_out,
+            transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
+            survey_columns=SurveyColumns(
+                survey_customer_col, survey_time_col, survey_col, score_col
+            ),
+            time_format=time_format,
+            survey_time_format=survey_time_format,
+        )
+        return
     loaded = load_model(model, tracking_uri=tracking_uri)
     described = describe_model(model, tracking_uri=tracking_uri)
     options = {
@@ -636,6 +679,83 @@ def score(
     if not quiet:
         count = f"{n_scored:,} customers" if n_scored is not None else "the customers"
         err.print(f"scored {count} with {model} (version {described.get('version', '?')}) to {out}")
+
+
+def _score_on_spark(*, model, out, features_path, transactions, quiet, quarantine_out, **kw):
+    """``cx-models score --engine spark``: features and scores computed by Spark."""
+    try:
+        from cx_models.serving import spark as cx_spark
+    except ModuleNotFoundError as exc:
+        raise CXDataError(
+            f"--engine spark needs pyspark ({exc.name} is not installed): "
+            "pip install 'cx-models[spark]'"
+        ) from None
+    from cx_models.io import read_table_metadata
+    from cx_models.training.tracking import describe_model
+
+    tracking_uri = kw["tracking_uri"]
+    described = describe_model(model, tracking_uri=tracking_uri)
+    metadata = {
+        "model_uri": model,
+        **described,
+        "as_of": None if kw["as_of"] is None else str(parse_as_of(kw["as_of"])),
+        "horizon_days": kw["horizon_days"],
+        "clv_months": kw["clv_months"],
+        "discount_rate": kw["discount_rate"],
+        "cx_models_version": __version__,
+    }
+    common = {
+        k: kw[k]
+        for k in (
+            "master",
+            "tracking_uri",
+            "horizon_days",
+            "clv_months",
+            "discount_rate",
+            "explain",
+        )
+    }
+    if features_path is not None:
+        meta = read_table_metadata(features_path)
+        metadata["as_of"] = meta.get("as_of")
+        result = cx_spark.score_feature_file(
+            model,
+            features_path,
+            out=out,
+            time_unit=meta.get("time_unit", "D"),
+            metadata=metadata,
+            progress=not quiet,
+            **common,
+        )
+    else:
+        result = cx_spark.score_files(
+            model,
+            transactions,
+            kw["surveys"],
+            as_of=kw["as_of"],
+            out=out,
+            transaction_columns=kw["transaction_columns"],
+            survey_columns=kw["survey_columns"],
+            time_format=kw["time_format"],
+            survey_time_format=kw["survey_time_format"],
+            drop_duplicates=kw["drop_duplicates"],
+            strict=kw["strict"],
+            quarantine_out=quarantine_out,
+            metadata=metadata,
+            progress=not quiet,
+            **common,
+        )
+        if not quiet:
+            err.print(
+                _report_table(
+                    {"transactions": result["transactions"], "surveys": result["surveys"]}
+                )
+            )
+    if not quiet:
+        err.print(
+            f"scored {result['customers']:,} customers on Spark with {model} "
+            f"(version {described.get('version', '?')}) to {out}"
+        )
 
 
 def _trained_horizon(loaded):

@@ -379,6 +379,8 @@ def build_features(
             drop_duplicates=drop_duplicates,
             strict=strict,
             scales=survey_scales(ces_higher_is_better=ces_higher_is_better),
+            # ids must join the transactions': one that cannot is quarantined, not lost
+            id_dtype=tx.data["customer_id"].dtype,
         )
     feats, orphans = features_from_validated(
         tx.data,

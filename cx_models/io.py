@@ -294,6 +294,9 @@ def read_table_metadata(path) -> dict:
     """
     path = Path(path)
     if table_format(path) == "parquet":
+        if path.is_dir():  # a Parquet dataset written by Spark (cx_models.serving.spark)
+            sidecar = path / "_cx_models.json"
+            return json.loads(sidecar.read_text()) if sidecar.exists() else {}
         if not path.exists():
             return {}
         raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY.encode())

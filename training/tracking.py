@@ -2,7 +2,8 @@
 
 The one module of cx-models that imports mlflow (besides the models-from-code
 file :mod:`cx_models.training.cx_pyfunc` that MLflow itself executes). The batch
-scorer, the REST API and Spark load models through :func:`load_model`.
+scorer and the REST API load models through :func:`load_model`, Spark through
+:func:`spark_udf`.
 
 Tracking store: ``--tracking-uri`` / ``tracking_uri=``, else ``MLFLOW_TRACKING_URI``,
 else the embedded default ``sqlite:///mlruns/mlflow.db`` with artifacts under
@@ -30,6 +31,7 @@ __all__ = [
     "load_model",
     "log_training_run",
     "resolve_tracking_uri",
+    "spark_udf",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -322,6 +324,30 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None):
     try:
         with _quiet():
             return mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as exc:
+        raise CXDataError(f"cannot load model {model_uri!r}: {exc.message}") from None
+
+
+def spark_udf(
+    spark,
+    model_uri: str,
+    *,
+    result_type,
+    params: dict | None = None,
+    tracking_uri: str | None = None,
+):
+    """Return the logged CX scorer as a Spark UDF (:func:`mlflow.pyfunc.spark_udf`).
+
+    The driver downloads the model once and Spark ships it to the executors,
+    which run it in their own Python (``env_manager="local"``): they need the
+    model's requirements installed (see :mod:`cx_models.serving.spark`).
+    """
+    mlflow, _ = _use(tracking_uri)
+    try:
+        with _quiet():
+            return mlflow.pyfunc.spark_udf(
+                spark, model_uri, result_type=result_type, env_manager="local", params=params
+            )
     except mlflow.exceptions.MlflowException as exc:
         raise CXDataError(f"cannot load model {model_uri!r}: {exc.message}") from None
 
