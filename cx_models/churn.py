@@ -70,19 +70,26 @@ FEATURE_LABELS = {
 }
 
 
+#: Up to this many rows, predict single-threaded (see ``ChurnModel._small_booster``).
+SMALL_BATCH = 256
+
+
 def _xgb():
     import xgboost
 
     return xgboost
 
 
-def _matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+def _matrix(frame, features: list[str]) -> np.ndarray:
+    """The model matrix (float32, NaN = missing) from a frame or the scorer's column view."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise CXDataError(
             f"churn features missing: {', '.join(missing)}; build them with "
             "cx_models.churn_data.snapshot_features"
         )
+    if hasattr(frame, "column"):  # cx_models.scoring's view: arrays by name, no frame built
+        return np.column_stack([frame.column(f) for f in features]).astype(np.float32)
     # categories and nullable dtypes become plain floats here (NaN = missing)
     part = frame[features]
     if all(
@@ -215,8 +222,23 @@ class ChurnModel:
         if not hasattr(self, "booster_"):
             raise NotFittedError("this ChurnModel is not fitted yet: call fit(snapshots) first")
 
-    def _raw_proba(self, dmatrix) -> np.ndarray:
-        return self.booster_.predict(dmatrix, iteration_range=(0, self.best_iteration_ + 1))
+    def _raw_proba(self, dmatrix, booster=None) -> np.ndarray:
+        booster = booster or self.booster_
+        return booster.predict(dmatrix, iteration_range=(0, self.best_iteration_ + 1))
+
+    def _small_booster(self):
+        """A single-threaded copy of the booster, for a few rows at a time.
+
+        For one customer, XGBoost's thread pool costs more than the trees: with
+        other work on the machine, waking the threads added up to 16 ms at the
+        99th percentile against 0.3 ms single-threaded.
+        """
+        small = getattr(self, "_small_booster_", None)
+        if small is None:
+            small = self.booster_.copy()
+            small.set_param({"nthread": 1})
+            self._small_booster_ = small
+        return small
 
     def predict_proba_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Return the uncalibrated probabilities of churn."""
@@ -234,11 +256,13 @@ class ChurnModel:
         """Return calibrated probabilities and, when asked, driver texts, from one matrix."""
         self._require_fitted()
         matrix = _matrix(frame, self.features_)
-        dm = _xgb().DMatrix(matrix, feature_names=self.features_)
-        proba = _apply_calibrator(self.calibrator_, self._raw_proba(dm))
+        few = len(matrix) <= SMALL_BATCH
+        booster = self._small_booster() if few else self.booster_
+        dm = _xgb().DMatrix(matrix, feature_names=self.features_, nthread=1 if few else None)
+        proba = _apply_calibrator(self.calibrator_, self._raw_proba(dm, booster))
         if not explain:
             return proba, None
-        contrib = self.booster_.predict(
+        contrib = booster.predict(
             dm,
             pred_contribs=True,
             approx_contribs=not exact,

@@ -146,49 +146,66 @@ def snapshot_dates(
     return dates
 
 
-def add_model_features(features: pd.DataFrame, clv: CLVModel, *, horizon_days: int) -> pd.DataFrame:
-    """Add the derived rates and the CLV model's outputs for the churn horizon."""
-    out = features.copy()
-    tenure = out["tenure_days"].to_numpy(dtype=float)
+def model_feature_arrays(
+    features: pd.DataFrame, clv: CLVModel, *, horizon_days: int
+) -> dict[str, np.ndarray]:
+    """Return the derived rates and the CLV model's outputs as arrays, one per new column.
+
+    The columns :func:`add_model_features` adds, without building a frame (the
+    scorer's per-call path): the churn features, plus ``expected_order_value``.
+    """
+
+    def col(name: str) -> np.ndarray:
+        return features[name].to_numpy(dtype=float)
+
+    out: dict[str, np.ndarray] = {}
+    tenure, t = col("tenure_days"), col("T")
     with np.errstate(divide="ignore", invalid="ignore"):
         out["purchase_rate_per_year"] = np.where(
-            tenure > 0, out["frequency"].to_numpy(dtype=float) / tenure * 365.25, np.nan
+            tenure > 0, col("frequency") / tenure * 365.25, np.nan
         )
-        t = out["T"].to_numpy(dtype=float)
-        out["recency_share"] = np.where(t > 0, out["recency"].to_numpy(dtype=float) / t, np.nan)
-    out["survey_count"] = out[["nps_count", "csat_count", "ces_count"]].sum(axis=1)
+        out["recency_share"] = np.where(t > 0, col("recency") / t, np.nan)
+    counts = np.column_stack([col("nps_count"), col("csat_count"), col("ces_count")])
+    out["survey_count"] = np.nansum(counts, axis=1)
     # The most recent answer of any type, on 0-100 (100 = best, CES by its declared
     # default direction), and how long ago it came.
     normalised = np.column_stack(
         [
-            out["nps_latest"].to_numpy(dtype=float) * 10.0,
-            (out["csat_latest"].to_numpy(dtype=float) - 1.0) / 4.0 * 100.0,
-            (7.0 - out["ces_latest"].to_numpy(dtype=float)) / 6.0 * 100.0,
+            col("nps_latest") * 10.0,
+            (col("csat_latest") - 1.0) / 4.0 * 100.0,
+            (7.0 - col("ces_latest")) / 6.0 * 100.0,
         ]
     )
-    since = out[["nps_days_since", "csat_days_since", "ces_days_since"]].to_numpy(dtype=float)
+    since = np.column_stack([col("nps_days_since"), col("csat_days_since"), col("ces_days_since")])
     any_answer = ~np.isnan(since).all(axis=1)
     newest = np.argmin(np.where(np.isnan(since), np.inf, since), axis=1)
-    rows = np.arange(len(out))
+    rows = np.arange(len(features))
     out["latest_experience"] = np.where(any_answer, normalised[rows, newest], np.nan)
     out["latest_experience_days_since"] = np.where(any_answer, since[rows, newest], np.nan)
     # feedback given on or after the last purchase day: the experience that came last
     out["answered_since_last_purchase"] = np.where(
         any_answer,
-        (since[rows, newest] <= out["days_since_last_purchase"].to_numpy(dtype=float)).astype(
-            float
-        ),
+        (since[rows, newest] <= col("days_since_last_purchase")).astype(float),
         np.nan,
     )
-    pred = clv.predict(
-        out,
+    pred = clv.predict_arrays(
+        features,
         horizon_days=horizon_days,
         clv_months=CHURN_CLV_MONTHS,
         discount_rate=CHURN_CLV_DISCOUNT_RATE,
     )
     # the churn features, plus expected_order_value for the scorer (not a churn feature)
-    for col in ("p_alive", "expected_purchases", "prob_no_purchase", "clv", "expected_order_value"):
-        out[col] = pred[col].to_numpy()
+    for name in ("p_alive", "expected_purchases", "prob_no_purchase", "clv", "expected_order_value"):
+        out[name] = pred[name]
+    return out
+
+
+def add_model_features(features: pd.DataFrame, clv: CLVModel, *, horizon_days: int) -> pd.DataFrame:
+    """Add the derived rates and the CLV model's outputs for the churn horizon."""
+    new = model_feature_arrays(features, clv, horizon_days=horizon_days)
+    out = features.drop(columns=[c for c in new if c in features.columns])
+    out = pd.concat([out, pd.DataFrame(new, index=features.index)], axis=1)
+    out.attrs = dict(features.attrs)
     return out
 
 

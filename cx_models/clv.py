@@ -483,6 +483,33 @@ class CLVModel:
             ``expected_purchases``, ``prob_no_purchase``,
             ``expected_order_value`` and ``clv``.
         """
+        columns = self.predict_arrays(
+            features,
+            horizon_days=horizon_days,
+            clv_months=clv_months,
+            discount_rate=discount_rate,
+        )
+        out = pd.DataFrame(columns)
+        if "customer_id" in features.columns:
+            ids = pd.Series(np.asarray(features["customer_id"])).astype(
+                features["customer_id"].dtype
+            )
+            out.insert(0, "customer_id", ids)
+        return out
+
+    def predict_arrays(
+        self,
+        features,
+        *,
+        horizon_days: float,
+        clv_months: int = 12,
+        discount_rate: float = 0.10,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`predict` as a dict of arrays (no ``customer_id``), without building a frame.
+
+        The per-call path of the scorer: a few customers at a time (the API)
+        should not pay for DataFrame construction.
+        """
         self._require_fitted()
         if not np.isfinite(horizon_days) or horizon_days <= 0:
             raise CXDataError(f"horizon_days must be a positive number of days, got {horizon_days}")
@@ -493,24 +520,18 @@ class CLVModel:
         rfm = self._in_model_units(features)
         x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
         params = self._params()
-        unit_days = DAYS_PER_UNIT[self.time_unit_]
-        horizon = horizon_days / unit_days
-        out = pd.DataFrame(index=range(x.size))
-        if "customer_id" in features.columns:
-            out["customer_id"] = np.asarray(features["customer_id"])
-            out["customer_id"] = out["customer_id"].astype(features["customer_id"].dtype)
-        out["p_alive"] = btyd.p_alive(params, x, t_x, T, model=self.model)
-        out["expected_purchases"] = btyd.conditional_expected_purchases(
-            params, horizon, x, t_x, T, model=self.model
-        )
-        out["prob_no_purchase"] = btyd.prob_no_purchase(
-            params, horizon, x, t_x, T, model=self.model
-        )
+        horizon = horizon_days / DAYS_PER_UNIT[self.time_unit_]
         spend = tuple(self.spend_params_[k] for k in _SPEND_PARAMS)
         eov = btyd.gg_expected_spend(spend, np.where(x > 0, x, 0), rfm["monetary_value"])
-        out["expected_order_value"] = eov
-        out["clv"] = self.clv(x, t_x, T, eov, clv_months=clv_months, discount_rate=discount_rate)
-        return out
+        return {
+            "p_alive": btyd.p_alive(params, x, t_x, T, model=self.model),
+            "expected_purchases": btyd.conditional_expected_purchases(
+                params, horizon, x, t_x, T, model=self.model
+            ),
+            "prob_no_purchase": btyd.prob_no_purchase(params, horizon, x, t_x, T, model=self.model),
+            "expected_order_value": eov,
+            "clv": self.clv(x, t_x, T, eov, clv_months=clv_months, discount_rate=discount_rate),
+        }
 
     def clv(self, x, t_x, T, order_value, *, clv_months: int, discount_rate: float) -> np.ndarray:
         """Discounted CLV from model-unit histories and expected order values.

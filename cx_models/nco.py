@@ -37,7 +37,9 @@ __all__ = [
     "SURVEY_COMPONENTS",
     "ValueReference",
     "load_weights",
+    "nco_arrays",
     "parse_weights",
+    "priority_rank",
     "score_nco",
     "summarise",
     "validate_weights",
@@ -246,31 +248,65 @@ def score_nco(
     >>> score_nco(one, reference=ref).iloc[0][["nps_score", "value_score", "nco"]].tolist()
     [90.0, 75.0, 86.75]
     """
-    w = validate_weights(weights)
     for required in (clv_col, churn_col):
         if required not in frame.columns:
             raise CXDataError(f"NCO needs column {required!r}; found {', '.join(frame.columns)}")
-    churn = _column(frame, churn_col)
+    columns = nco_arrays(
+        csat_latest=_column(frame, "csat_latest"),
+        nps_latest=_column(frame, "nps_latest"),
+        ces_latest=_column(frame, "ces_latest"),
+        churn_risk=_column(frame, churn_col),
+        clv=_column(frame, clv_col),
+        value_clv=_column(frame, value_clv_col or clv_col),
+        reference=reference,
+        weights=weights,
+        ces_higher_is_better=ces_higher_is_better,
+        churn_col=churn_col,
+    )
+    ids = frame["customer_id"] if "customer_id" in frame.columns else None
+    columns["priority_rank"] = _rank(
+        columns["value_at_risk"], columns["nco"], None if ids is None else ids.to_numpy()
+    )
+    out = pd.DataFrame(columns, index=frame.index)
+    if ids is not None:
+        out.insert(0, "customer_id", ids)
+    return out
+
+
+def nco_arrays(
+    *,
+    csat_latest: np.ndarray,
+    nps_latest: np.ndarray,
+    ces_latest: np.ndarray,
+    churn_risk: np.ndarray,
+    clv: np.ndarray,
+    value_clv: np.ndarray,
+    reference: ValueReference,
+    weights: dict | None = None,
+    ces_higher_is_better: bool = False,
+    churn_col: str = "churn_risk",
+) -> dict[str, np.ndarray]:
+    """:func:`score_nco` on arrays, without ``customer_id`` and ``priority_rank``.
+
+    Returns ``csat_score ... value_at_risk`` (the contract's NCO block up to the
+    rank) as a dict of float arrays: the scorer's per-call path.
+    """
+    w = validate_weights(weights)
+    churn = np.asarray(churn_risk, dtype=float)
     if np.any((churn < 0) | (churn > 1)):
         raise CXDataError(f"column {churn_col!r} must hold probabilities in [0, 1]")
-    clv = _column(frame, clv_col)
-    ces = _column(frame, "ces_latest")
+    ces = np.asarray(ces_latest, dtype=float)
     comps = {
-        "csat": (_column(frame, "csat_latest") - 1.0) / 4.0 * 100.0,
-        "nps": _column(frame, "nps_latest") * 10.0,
+        "csat": (np.asarray(csat_latest, dtype=float) - 1.0) / 4.0 * 100.0,
+        "nps": np.asarray(nps_latest, dtype=float) * 10.0,
         "ces": ((ces - 1.0) if ces_higher_is_better else (7.0 - ces)) / 6.0 * 100.0,
         "retention": 100.0 * (1.0 - churn),
-        "value": reference.score(_column(frame, value_clv_col or clv_col)),
+        "value": reference.score(np.asarray(value_clv, dtype=float)),
     }
-    out = pd.DataFrame(index=frame.index)
-    if "customer_id" in frame.columns:
-        out["customer_id"] = frame["customer_id"]
-    for name in COMPONENTS:
-        out[f"{name}_score"] = comps[name]
+    out = {f"{name}_score": comps[name] for name in COMPONENTS}
     out["experience_score"], _ = _weighted({k: comps[k] for k in SURVEY_COMPONENTS}, w)
     out["nco"], out["nco_coverage"] = _weighted(comps, w)
-    out["value_at_risk"] = clv * churn
-    out["priority_rank"] = priority_rank(out)
+    out["value_at_risk"] = np.asarray(clv, dtype=float) * churn
     return out
 
 
@@ -280,10 +316,18 @@ def priority_rank(scored: pd.DataFrame) -> np.ndarray:
     Missing value at risk or NCO sort last among their ties. No two customers
     share a rank.
     """
-    n = len(scored)
-    var = scored["value_at_risk"].to_numpy(dtype=float)
-    nco = scored["nco"].to_numpy(dtype=float)
-    ids = scored["customer_id"].to_numpy() if "customer_id" in scored.columns else np.arange(n)
+    ids = scored["customer_id"].to_numpy() if "customer_id" in scored.columns else None
+    return _rank(
+        scored["value_at_risk"].to_numpy(dtype=float), scored["nco"].to_numpy(dtype=float), ids
+    )
+
+
+def _rank(var: np.ndarray, nco: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+    n = len(var)
+    if n <= 1:
+        return np.ones(n, dtype=np.int64)
+    if ids is None:
+        ids = np.arange(n)
     order = np.lexsort(
         (
             pd.Series(ids).rank(method="first").to_numpy(),

@@ -30,11 +30,11 @@ from cx_models.churn import ChurnModel
 from cx_models.churn_data import (
     CHURN_CLV_DISCOUNT_RATE,
     CHURN_CLV_MONTHS,
-    add_model_features,
+    model_feature_arrays,
 )
 from cx_models.clv import CLVModel
 from cx_models.errors import CXDataError
-from cx_models.nco import ValueReference, score_nco, validate_weights
+from cx_models.nco import ValueReference, _rank, nco_arrays, validate_weights
 
 __all__ = ["CXScorer", "SCORE_COLUMNS"]
 
@@ -112,56 +112,53 @@ class CXScorer:
         horizon = self.horizon_days if horizon_days is None else horizon_days
         months = self.clv_months if clv_months is None else clv_months
         rate = self.discount_rate if discount_rate is None else discount_rate
+        # Arrays throughout, one frame at the end: for one customer (the API) building
+        # frames column by column cost more than the models.
         # churn features: CLV outputs at the trained horizon (and the churn features' CLV)
-        model_features = add_model_features(features, self.clv, horizon_days=self.horizon_days)
-        churn_risk, drivers = self.churn.predict_and_explain(model_features, explain=explain)
+        model_features = model_feature_arrays(features, self.clv, horizon_days=self.horizon_days)
+        churn_risk, drivers = self.churn.predict_and_explain(
+            _Columns(features, model_features), explain=explain
+        )
         feature_settings = (CHURN_CLV_MONTHS, CHURN_CLV_DISCOUNT_RATE)
         if horizon == self.horizon_days and (months, rate) == feature_settings:
             clv_part = model_features  # already computed for the churn model
         else:
-            clv_part = self.clv.predict(
+            clv_part = self.clv.predict_arrays(
                 features, horizon_days=horizon, clv_months=months, discount_rate=rate
             )
         # the value score always uses CLV at the trained settings (those of the reference)
         trained = (self.clv_months, self.discount_rate)
         if trained == feature_settings:
-            value_clv = model_features["clv"].to_numpy()
+            value_clv = model_features["clv"]
         elif trained == (months, rate):
-            value_clv = clv_part["clv"].to_numpy()
+            value_clv = clv_part["clv"]
         else:
-            value_clv = self.clv.predict(
+            value_clv = self.clv.predict_arrays(
                 features,
                 horizon_days=horizon,
                 clv_months=self.clv_months,
                 discount_rate=self.discount_rate,
-            )["clv"].to_numpy()
-        out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
-        out["customer_id"] = out["customer_id"].astype(features["customer_id"].dtype)
-        for col in _CLV_COLUMNS:
-            out[col] = clv_part[col].to_numpy()
-        out["churn_risk"] = churn_risk.astype(np.float64)
-        nco_input = pd.DataFrame(
-            {
-                "customer_id": out["customer_id"],
-                "csat_latest": _col(features, "csat_latest"),
-                "nps_latest": _col(features, "nps_latest"),
-                "ces_latest": _col(features, "ces_latest"),
-                "churn_risk": churn_risk,
-                "clv": out["clv"].to_numpy(),
-                "value_clv": value_clv,
-            }
-        )
-        nco = score_nco(
-            nco_input,
+            )["clv"]
+        churn_risk = np.asarray(churn_risk, dtype=np.float64)
+        nco = nco_arrays(
+            csat_latest=_col(features, "csat_latest"),
+            nps_latest=_col(features, "nps_latest"),
+            ces_latest=_col(features, "ces_latest"),
+            churn_risk=churn_risk,
+            clv=clv_part["clv"],
+            value_clv=value_clv,
             reference=self.reference,
             weights=self.weights,
             ces_higher_is_better=self.ces_higher_is_better,
-            value_clv_col="value_clv",
         )
-        for col in _NCO_COLUMNS:
-            out[col] = nco[col].to_numpy()
-        out["drivers"] = drivers if explain else ""
-        return out[list(SCORE_COLUMNS)]
+        ids = features["customer_id"]
+        columns = {"customer_id": pd.Series(ids.to_numpy(), dtype=ids.dtype)}
+        columns.update({col: clv_part[col] for col in _CLV_COLUMNS})
+        columns["churn_risk"] = churn_risk
+        columns.update({col: nco[col] for col in _NCO_COLUMNS if col != "priority_rank"})
+        columns["priority_rank"] = _rank(nco["value_at_risk"], nco["nco"], ids.to_numpy())
+        columns["drivers"] = drivers if explain else [""] * len(features)
+        return pd.DataFrame(columns)[list(SCORE_COLUMNS)]
 
     # -------------------------------------------------------------- persistence
     def save(self, directory) -> Path:
@@ -203,6 +200,23 @@ class CXScorer:
             lookback_days=int(meta["lookback_days"]),
             ces_higher_is_better=bool(meta["ces_higher_is_better"]),
         )
+
+
+class _Columns:
+    """A feature table plus computed columns, read by name without building a new frame."""
+
+    def __init__(self, frame: pd.DataFrame, extra: dict[str, np.ndarray]):
+        self.frame = frame
+        self.extra = extra
+        self.columns = [*frame.columns, *(c for c in extra if c not in frame.columns)]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def column(self, name: str) -> np.ndarray:
+        if name in self.extra:
+            return self.extra[name]
+        return pd.to_numeric(self.frame[name], errors="coerce").to_numpy(dtype=float)
 
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:

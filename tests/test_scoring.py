@@ -41,6 +41,35 @@ def test_scoring_contract(trained):
     assert scored.loc[no_survey, "nco"].notna().all()
 
 
+def test_one_customer_at_a_time_equals_the_whole_table(trained):
+    """The API's path (a few rows: single-threaded booster) gives the batch path's scores."""
+    _, result = trained
+    features = result.features
+    whole = result.scorer.score(features).set_index("customer_id")
+    picks = list(range(0, len(features), len(features) // 25))[:25]
+    for i in picks:
+        row = features.iloc[[i]]
+        row.attrs = dict(features.attrs)
+        one = result.scorer.score(row).iloc[0]
+        expected = whole.loc[one["customer_id"]]
+        assert one["priority_rank"] == 1
+        assert one["drivers"] == expected["drivers"]
+        for col in SCORE_COLUMNS[1:16]:
+            if np.isnan(expected[col]):
+                assert np.isnan(one[col]), col
+            else:
+                assert one[col] == pytest.approx(expected[col], rel=1e-12, abs=1e-12), col
+    # a small batch (under the single-thread threshold) equals its rows of the whole table
+    small = features.iloc[:200].copy()
+    small.attrs = dict(features.attrs)
+    part = result.scorer.score(small).set_index("customer_id")
+    cols = list(SCORE_COLUMNS[1:16])
+    np.testing.assert_allclose(
+        part[cols].to_numpy(dtype=float), whole.loc[part.index, cols].to_numpy(dtype=float),
+        rtol=1e-12, atol=1e-12,
+    )
+
+
 def test_other_clv_settings_leave_value_score_alone(trained):
     _, result = trained
     a = result.scorer.score(result.features.head(300))
