@@ -81,7 +81,7 @@ def _xgb():
 
 
 def _matrix(frame, features: list[str]) -> np.ndarray:
-    """The model matrix (float32, NaN = missing) from a frame or the scorer's column view."""
+    """Return the model matrix (float32, NaN = missing) from a frame or a column view."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise CXDataError(
@@ -227,7 +227,7 @@ class ChurnModel:
         return booster.predict(dmatrix, iteration_range=(0, self.best_iteration_ + 1))
 
     def _small_booster(self):
-        """A single-threaded copy of the booster, for a few rows at a time.
+        """Return a single-threaded copy of the booster, for a few rows at a time.
 
         For one customer, XGBoost's thread pool costs more than the trees: with
         other work on the machine, waking the threads added up to 16 ms at the

@@ -195,7 +195,13 @@ def model_feature_arrays(
         discount_rate=CHURN_CLV_DISCOUNT_RATE,
     )
     # the churn features, plus expected_order_value for the scorer (not a churn feature)
-    for name in ("p_alive", "expected_purchases", "prob_no_purchase", "clv", "expected_order_value"):
+    for name in (
+        "p_alive",
+        "expected_purchases",
+        "prob_no_purchase",
+        "clv",
+        "expected_order_value",
+    ):
         out[name] = pred[name]
     return out
 

@@ -21,6 +21,7 @@ the size limit get 413; errors never carry a stack trace and every response has 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import threading
@@ -214,6 +215,61 @@ class _ModelState:
             log.error("model failed to load: %s", self.error)
 
 
+class _RequestIdAndSize:
+    """Pure ASGI middleware: request ids, the body size limit, no stack trace at a client.
+
+    Every response carries ``X-Request-ID`` (the client's, else a new one), which
+    handlers read as ``request.state.request_id`` and the logs carry. Plain ASGI
+    rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    costs milliseconds per request.
+    """
+
+    def __init__(self, app, *, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            body = {"error": f"request body over {self.max_body_bytes:,} bytes"}
+            await _send_json(send, 413, {**body, "request_id": request_id}, id_header)
+            return
+        started = False
+
+        async def send_with_id(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:  # noqa: BLE001 - logged with its request id, never shown
+            log.exception("request %s failed", request_id)
+            if not started:
+                body = {"error": "internal error", "request_id": request_id}
+                await _send_json(send, 500, body, id_header)
+
+
+async def _send_json(send, status: int, body: dict, *extra_headers) -> None:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *extra_headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
 def _mlflow_loader(model_uri: str, tracking_uri: str | None):
     def load():
         from cx_models.training.tracking import describe_model, load_model
@@ -248,26 +304,7 @@ def create_app(
     app = FastAPI(title="cx-models scoring API", version="1")
     threading.Thread(target=state.load, name="cx-model-loader", daemon=True).start()
 
-    @app.middleware("http")
-    async def request_id_and_size(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = request_id
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse(
-                {"error": f"request body over {max_body_bytes:,} bytes", "request_id": request_id},
-                status_code=413,
-                headers={"x-request-id": request_id},
-            )
-        try:
-            response = await call_next(request)
-        except Exception:  # noqa: BLE001 - logged with its request id, never shown
-            log.exception("request %s failed", request_id)
-            response = JSONResponse(
-                {"error": "internal error", "request_id": request_id}, status_code=500
-            )
-        response.headers["x-request-id"] = request_id
-        return response
+    app.add_middleware(_RequestIdAndSize, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -333,7 +370,8 @@ def create_app(
                 },
                 status_code=422,
             )
-        return {"scores": _records(scored)}
+        # a ready JSON response: FastAPI's generic encoder costs more than the scoring
+        return JSONResponse({"scores": _records(scored)})
 
     @app.post("/score")
     def score(body: ScoreRequest, request: Request):

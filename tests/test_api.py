@@ -173,3 +173,27 @@ def test_history_endpoint_builds_features_server_side(client, trained):
     assert r.status_code == 422
     fields = {e["field"] for e in r.json()["errors"]}
     assert {"transactions.0.timestamp", "transactions.0.amount", "surveys.0"} <= fields
+
+
+def test_unexpected_failure_is_a_500_with_the_request_id_and_no_internals(trained):
+    _, scorer, features = trained
+
+    class Broken:
+        time_unit, horizon_days = scorer.time_unit, scorer.horizon_days
+
+        def score(self, frame):
+            raise RuntimeError("secret internals at line 42")
+
+    app = create_app(loader=lambda: (Broken(), {}))
+    with TestClient(app) as c:
+        for _ in range(100):
+            if app.state.model_state.scorer is not None:
+                break
+            time.sleep(0.01)
+        r = c.post(
+            "/score", json={"customers": records(features, 1)}, headers={"x-request-id": "abc123"}
+        )
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error", "request_id": "abc123"}
+    assert r.headers["x-request-id"] == "abc123"
+    assert "secret" not in r.text and "Traceback" not in r.text

@@ -65,8 +65,10 @@ def test_one_customer_at_a_time_equals_the_whole_table(trained):
     part = result.scorer.score(small).set_index("customer_id")
     cols = list(SCORE_COLUMNS[1:16])
     np.testing.assert_allclose(
-        part[cols].to_numpy(dtype=float), whole.loc[part.index, cols].to_numpy(dtype=float),
-        rtol=1e-12, atol=1e-12,
+        part[cols].to_numpy(dtype=float),
+        whole.loc[part.index, cols].to_numpy(dtype=float),
+        rtol=1e-12,
+        atol=1e-12,
     )
 
 
