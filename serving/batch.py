@@ -13,6 +13,7 @@ or a :class:`cx_models.scoring.CXScorer` (wrapped by :func:`as_predictor`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -389,7 +390,10 @@ def score_files(
             for k in range(n_chunks)
             if starts[0] is not None
         ]
-        for tx_lazy, sv_lazy, has_ids in pieces:
+
+        def prepare(piece):
+            """Read, validate and build one chunk's features (polars: mostly outside the GIL)."""
+            tx_lazy, sv_lazy, has_ids = piece
             tx_v = validate_transactions(
                 tx_lazy.collect(),
                 as_of=as_of,
@@ -401,8 +405,7 @@ def score_files(
                 require_usable=False,
             )
             tx_v.report.source = tx_source
-            tx_reports.append(tx_v.report)
-            sv_data = None
+            sv_v = sv_data = None
             if sv_lazy is not None:
                 sv_v = validate_surveys(
                     sv_lazy.collect(),
@@ -414,29 +417,55 @@ def score_files(
                     id_dtype=id_dtype,
                 )
                 sv_v.report.source = str(surveys)
-                sv_reports.append(sv_v.report)
                 sv_data = sv_v.data
             if not has_ids or tx_v.data.height == 0:
+                lost = 0
                 if sv_data is not None and sv_data.height:
-                    orphans += sv_data["customer_id"].drop_nulls().n_unique()
-                continue
+                    lost = sv_data["customer_id"].drop_nulls().n_unique()
+                return tx_v.report, sv_v and sv_v.report, None, lost
             feats, chunk_orphans = features_from_validated(
                 tx_v.data, sv_data, as_of=as_of, time_unit=time_unit, lookback_days=lookback_days
             )
-            orphans += chunk_orphans
             frame = to_pandas_features(feats, as_of=as_of, time_unit=time_unit)
-            scored = pd.DataFrame(predictor.predict(frame, params=params))
-            extras = _extras(frame)
-            for col in EXTRA_COLUMNS:
-                scored[col] = extras[col].to_numpy()
-            rank_parts.append(scored[["customer_id", "value_at_risk", "nco"]].copy())
+            return tx_v.report, sv_v and sv_v.report, frame, chunk_orphans
+
+        def write(scored: pd.DataFrame) -> None:
+            nonlocal writer
             table = pa.Table.from_pandas(scored, preserve_index=False)
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
+                # the temporary file is read once more: no compression, less CPU
+                writer = pq.ParquetWriter(tmp, table.schema, compression="none")
             writer.write_table(table.cast(writer.schema))
-            done += len(frame)
-            if progress is not None:
-                progress(done, ids.len())
+
+        # a pipeline: the next chunk is read and featurised, and the last one written,
+        # while this one is scored (polars, pyarrow and XGBoost work outside the GIL)
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-prefetch") as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-write") as writes,
+        ):
+            ahead = pool.submit(prepare, pieces[0])
+            written = []
+            for k in range(len(pieces)):
+                tx_rep, sv_rep, frame, chunk_orphans = ahead.result()
+                if k + 1 < len(pieces):
+                    ahead = pool.submit(prepare, pieces[k + 1])
+                tx_reports.append(tx_rep)
+                if sv_rep is not None:
+                    sv_reports.append(sv_rep)
+                orphans += chunk_orphans
+                if frame is None:
+                    continue
+                scored = pd.DataFrame(predictor.predict(frame, params=params))
+                extras = _extras(frame)
+                for col in EXTRA_COLUMNS:
+                    scored[col] = extras[col].to_numpy()
+                rank_parts.append(scored[["customer_id", "value_at_risk", "nco"]].copy())
+                written.append(writes.submit(write, scored))
+                done += len(frame)
+                if progress is not None:
+                    progress(done, ids.len())
+            for future in written:  # in order; re-raises a failed write
+                future.result()
         tx_report = merge_reports(tx_reports)
         require_usable(tx_report, as_of, time_format)
         sv_report = merge_reports(sv_reports) if sv_reports else None

@@ -323,7 +323,8 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None):
     mlflow, _ = _use(tracking_uri)
     try:
         with _quiet():
-            return mlflow.pyfunc.load_model(model_uri)
+            # suppress_warnings: the requirements check costs ~1 s and only warns
+            return mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
     except mlflow.exceptions.MlflowException as exc:
         raise CXDataError(f"cannot load model {model_uri!r}: {exc.message}") from None
 
