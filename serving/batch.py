@@ -434,7 +434,9 @@ def score_files(
             table = pa.Table.from_pandas(scored, preserve_index=False)
             if writer is None:
                 # the temporary file is read once more: no compression, less CPU
-                writer = pq.ParquetWriter(tmp, table.schema, compression="none")
+                writer = pq.ParquetWriter(
+                    tmp, table.schema, compression="none", **_parquet_options(table.schema)
+                )
             writer.write_table(table.cast(writer.schema))
 
         # a pipeline: the next chunk is read and featurised, and the last one written,
@@ -524,6 +526,19 @@ def _decide_id_dtype(scan: pl.LazyFrame, column: str, raw_dtype, source: str):
     return pl.Int64 if count and all_int else pl.String
 
 
+def _parquet_options(schema) -> dict:
+    """Parquet writer options for scored tables.
+
+    Scores are nearly all distinct: dictionary encoding only costs time (1.7 s
+    against 0.7 s for 1 M customers, and a slightly larger file); no statistics
+    for the long driver texts.
+    """
+    return {
+        "use_dictionary": False,
+        "write_statistics": [name for name in schema.names if name != "drivers"],
+    }
+
+
 def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) -> None:
     """Copy the scores batch by batch, setting the global rank, then rename into place."""
     import json
@@ -550,15 +565,16 @@ def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) 
         if out_format == "parquet":
             meta = dict(schema.metadata or {})
             meta[METADATA_KEY.encode()] = meta_text.encode()
-            writer = pq.ParquetWriter(final, schema.with_metadata(meta))
+            writer = pq.ParquetWriter(final, schema.with_metadata(meta), **_parquet_options(schema))
         else:
             writer = pacsv.CSVWriter(final, schema)
         done = 0
-        for batch in source.iter_batches(batch_size=65_536):
-            rank = pa.array(ranks[done : done + batch.num_rows], type=pa.int64())
-            table = pa.Table.from_batches([batch]).set_column(position, "priority_rank", rank)
+        for group in range(source.num_row_groups):  # one scored chunk at a time
+            table = source.read_row_group(group)
+            rank = pa.array(ranks[done : done + table.num_rows], type=pa.int64())
+            table = table.set_column(position, "priority_rank", rank)
             writer.write_table(table.cast(writer.schema) if out_format == "parquet" else table)
-            done += batch.num_rows
+            done += table.num_rows
         writer.close()
         umask = os.umask(0)
         os.umask(umask)
