@@ -575,8 +575,8 @@ def score(
 ) -> None:
     """Score a whole customer base with a logged CX scorer, in chunks of whole customers."""
     from cx_models.io import read_features, table_format, write_table
-    from cx_models.schemas import SurveyColumns, TransactionColumns, write_quarantine
-    from cx_models.serving.batch import score_features, score_files
+    from cx_models.schemas import SurveyColumns, TransactionColumns
+    from cx_models.serving.batch import score_features
     from cx_models.training.tracking import describe_model, load_model
 
     if engine not in ("single", "spark"):
@@ -618,6 +618,31 @@ def score(
             survey_time_format=survey_time_format,
         )
         return
+    if transactions is not None:
+        _score_streamed(
+            model=model,
+            out=out,
+            transactions=transactions,
+            surveys=surveys,
+            as_of=as_of,
+            tracking_uri=tracking_uri,
+            horizon_days=horizon_days,
+            clv_months=clv_months,
+            discount_rate=discount_rate,
+            explain=not no_drivers,
+            chunk_customers=chunk_customers,
+            quiet=quiet,
+            strict=strict,
+            drop_duplicates=drop_duplicates,
+            quarantine_out=quarantine_out,
+            transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
+            survey_columns=SurveyColumns(
+                survey_customer_col, survey_time_col, survey_col, score_col
+            ),
+            time_format=time_format,
+            survey_time_format=survey_time_format,
+        )
+        return
     loaded = load_model(model, tracking_uri=tracking_uri)
     described = describe_model(model, tracking_uri=tracking_uri)
     options = {
@@ -638,47 +663,80 @@ def score(
         "cx_models_version": __version__,
     }
     with _progress(quiet) as advance:
-        if features_path is not None:
-            table = read_features(features_path)
-            scored = score_features(loaded, table, progress=advance, **options)
-            metadata["as_of"] = table.attrs.get("as_of")
-            write_table(scored, out, metadata=metadata)
-            n_scored = len(scored)
-        else:
-            # streamed: one chunk of customers' events in memory at a time
-            result = score_files(
-                loaded,
-                transactions,
-                surveys,
-                as_of=as_of,
-                out=out,
-                transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
-                survey_columns=SurveyColumns(
-                    survey_customer_col, survey_time_col, survey_col, score_col
-                ),
-                time_format=time_format,
-                survey_time_format=survey_time_format,
-                strict=strict,
-                drop_duplicates=drop_duplicates,
-                metadata=metadata,
-                progress=advance,
-                **options,
-            )
-            n_scored = result.customers
-            if not quiet:
-                err.print(
-                    _report_table(
-                        {
-                            "transactions": result.transactions.to_dict(),
-                            "surveys": None if result.surveys is None else result.surveys.to_dict(),
-                        }
-                    )
-                )
-            if quarantine_out is not None:
-                write_quarantine(quarantine_out, result.transactions, result.surveys)
+        table = read_features(features_path)
+        scored = score_features(loaded, table, progress=advance, **options)
+        metadata["as_of"] = table.attrs.get("as_of")
+        write_table(scored, out, metadata=metadata)
+        n_scored = len(scored)
     if not quiet:
         count = f"{n_scored:,} customers" if n_scored is not None else "the customers"
         err.print(f"scored {count} with {model} (version {described.get('version', '?')}) to {out}")
+
+
+def _score_streamed(*, model, out, transactions, quiet, quarantine_out, **kw):
+    """``cx-models score --transactions``: streamed chunks; the model loads meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cx_models.schemas import write_quarantine
+    from cx_models.serving.batch import score_files
+    from cx_models.training.tracking import describe_model, load_model
+
+    tracking_uri = kw.pop("tracking_uri")
+    as_of = kw.pop("as_of")
+    horizon_days = kw["horizon_days"]
+
+    described: dict = {}
+
+    def metadata(loaded) -> dict:
+        described.update(describe_model(model, tracking_uri=tracking_uri))
+        trained = _trained_horizon(loaded)
+        return {
+            "model_uri": model,
+            **described,
+            "as_of": str(parse_as_of(as_of)),
+            "horizon_days": horizon_days or trained,
+            "trained_horizon_days": trained,
+            "clv_months": kw["clv_months"],
+            "discount_rate": kw["discount_rate"],
+            "cx_models_version": __version__,
+        }
+
+    # loading the model is mostly Python (GIL) work; scanning the ids and reading the
+    # first chunk is polars (outside the GIL): do both at once
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-load") as pool:
+        loading = pool.submit(load_model, model, tracking_uri=tracking_uri)
+        with _progress(quiet) as advance:
+            try:
+                result = score_files(
+                    loading,
+                    transactions,
+                    kw.pop("surveys"),
+                    as_of=as_of,
+                    out=out,
+                    metadata=metadata,
+                    progress=advance,
+                    **kw,
+                )
+            finally:
+                if not loading.done():
+                    loading.cancel()
+        loading.result()  # a model that failed to load fails the job even with no chunk
+    if not quiet:
+        err.print(
+            _report_table(
+                {
+                    "transactions": result.transactions.to_dict(),
+                    "surveys": None if result.surveys is None else result.surveys.to_dict(),
+                }
+            )
+        )
+    if quarantine_out is not None:
+        write_quarantine(quarantine_out, result.transactions, result.surveys)
+    if not quiet:
+        err.print(
+            f"scored {result.customers:,} customers with {model} "
+            f"(version {described.get('version', '?')}) to {out}"
+        )
 
 
 def _score_on_spark(*, model, out, features_path, transactions, quiet, quarantine_out, **kw):

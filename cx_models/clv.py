@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import polars as pl
-from scipy.optimize import minimize
 
 from cx_models import btyd
 from cx_models._version import __version__
@@ -328,6 +327,8 @@ class CLVModel:
             return self._optimise_quietly(make, columns, theta0, what, n)
 
     def _optimise_quietly(self, make, columns, theta0, what: str, n: int):
+        from scipy.optimize import minimize  # only fitting needs it (import ~0.4 s)
+
         full = make(*columns)
         hess_inv0 = None
         size = columns[0].size

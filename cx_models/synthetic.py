@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy import special, stats
 
 __all__ = ["CustomerBase", "SyntheticParams", "generate_customer_base", "write_customer_base"]
 
@@ -141,6 +140,8 @@ def generate_customer_base(
     lam = rng.gamma(prm.r, 1.0 / prm.alpha, n)
     satisfaction = rng.standard_normal(n)
     latent = -prm.rho * satisfaction + np.sqrt(1.0 - prm.rho**2) * rng.standard_normal(n)
+    from scipy import special, stats  # lazy: scoring imports the package, not this
+
     dropout_p = stats.beta.ppf(special.ndtr(latent), prm.a, prm.b)
     dropout_p = np.clip(dropout_p, 1e-12, 1.0)
     nu = rng.gamma(prm.q, 1.0 / prm.gamma, n)

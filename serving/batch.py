@@ -13,7 +13,7 @@ or a :class:`cx_models.scoring.CXScorer` (wrapped by :func:`as_predictor`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -305,6 +305,10 @@ def score_files(
     failed job leaves nothing at ``out``. Memory holds one chunk plus three
     numbers per customer for the ranking.
 
+    ``model`` may also be a :class:`concurrent.futures.Future` of one, still
+    loading: scanning ids and preparing the first chunk go on meanwhile.
+    ``metadata`` may be a callable taking the model and returning the dict.
+
     Returns a :class:`BatchResult` whose ``scored`` is ``None`` (the scores are
     in ``out``) and whose reports add up every chunk.
     """
@@ -361,7 +365,9 @@ def score_files(
             )  # raises the clear missing-column error
         sv_id = canonical_id_expr(scols.customer, sv_schema[scols.customer], id_dtype)
 
-    predictor = as_predictor(model)
+    # a Future: the model is still loading (the CLI loads it while the ids are scanned)
+    loading = model if isinstance(model, Future) else None
+    predictor = None if loading is not None else as_predictor(model)
     params = _params(horizon_days, clv_months, discount_rate, explain)
     tx_reports, sv_reports = [], []
     rank_parts = []
@@ -457,6 +463,8 @@ def score_files(
                 orphans += chunk_orphans
                 if frame is None:
                     continue
+                if predictor is None:
+                    predictor = as_predictor(loading.result())
                 scored = pd.DataFrame(predictor.predict(frame, params=params))
                 extras = _extras(frame)
                 for col in EXTRA_COLUMNS:
@@ -476,6 +484,8 @@ def score_files(
             writer = None
         # 2. one global rank, then the final file in one rename
         ranks = priority_rank(pd.concat(rank_parts, ignore_index=True))
+        if callable(metadata):
+            metadata = metadata(model.result() if loading is not None else model)
         _write_ranked(tmp, out, out_format, ranks, metadata or {})
     finally:
         if writer is not None:
