@@ -328,9 +328,13 @@ def _rank(var: np.ndarray, nco: np.ndarray, ids: np.ndarray | None) -> np.ndarra
         return np.ones(n, dtype=np.int64)
     if ids is None:
         ids = np.arange(n)
+    ids = np.asarray(ids)
+    # numbers sort as they are (lexsort is stable: equal ids keep their order, as
+    # rank(method="first")); other ids by their rank
+    id_key = ids if ids.dtype.kind in "iuf" else pd.Series(ids).rank(method="first").to_numpy()
     order = np.lexsort(
         (
-            pd.Series(ids).rank(method="first").to_numpy(),
+            id_key,
             np.where(np.isnan(nco), np.inf, nco),
             np.where(np.isnan(var), np.inf, -var),
         )
