@@ -529,7 +529,7 @@ class CLVModel:
         if n < _PARALLEL_ABOVE or (os.cpu_count() or 1) < 2:
             return self._predict_rfm(rfm, horizon_days, clv_months, discount_rate)
         # element-wise numpy work that releases the GIL: two halves on two cores
-        # (the same numbers; 0.63 s -> 0.39 s for 250,000 customers)
+        # (the same numbers, to the last bit of a BLAS sum; 0.63 s -> 0.39 s for 250k rows)
         halves = [
             {k: v[: n // 2] for k, v in rfm.items()},
             {k: v[n // 2 :] for k, v in rfm.items()},
