@@ -251,9 +251,20 @@ class ChurnModel:
         return _apply_calibrator(self.calibrator_, self.predict_proba_raw(frame))
 
     def predict_and_explain(
-        self, frame: pd.DataFrame, *, top: int = 3, explain: bool = True, exact: bool = False
+        self,
+        frame: pd.DataFrame,
+        *,
+        top: int = 3,
+        explain: bool = True,
+        exact: bool = False,
+        defer: bool = False,
     ) -> tuple[np.ndarray, list[str] | None]:
-        """Return calibrated probabilities and, when asked, driver texts, from one matrix."""
+        """Return calibrated probabilities and, when asked, driver texts, from one matrix.
+
+        With ``defer=True`` the second item is a function that returns the texts:
+        formatting them is the one part left that holds the GIL, and a batch job
+        runs it beside the next chunk's trees.
+        """
         self._require_fitted()
         matrix = _matrix(frame, self.features_)
         few = len(matrix) <= SMALL_BATCH
@@ -272,7 +283,11 @@ class ChurnModel:
         margin = contrib.sum(axis=1, dtype=np.float64)
         raw = 1.0 / (1.0 + np.exp(-margin))
         proba = _apply_calibrator(self.calibrator_, raw)
-        return proba, self._driver_texts(contrib[:, :-1], matrix.astype(float), top)
+
+        def texts() -> list[str]:
+            return self._driver_texts(contrib[:, :-1], matrix.astype(float), top)
+
+        return proba, (texts if defer else texts())
 
     def contributions(self, frame: pd.DataFrame, *, exact: bool = False) -> pd.DataFrame:
         """Per-feature contributions to the raw margin (log-odds), plus ``bias``.

@@ -107,6 +107,29 @@ class CXScorer:
         Returns the scoring contract's columns (:data:`SCORE_COLUMNS`), in the
         input's row order.
         """
+        scored, drivers = self.score_deferred(
+            features,
+            horizon_days=horizon_days,
+            clv_months=clv_months,
+            discount_rate=discount_rate,
+            explain=explain,
+        )
+        scored["drivers"] = drivers()
+        return scored
+
+    def score_deferred(
+        self,
+        features: pd.DataFrame,
+        *,
+        horizon_days: float | None = None,
+        clv_months: int | None = None,
+        discount_rate: float | None = None,
+        explain: bool = True,
+    ):
+        """Return :meth:`score`'s table with ``drivers`` empty, and a function giving them.
+
+        For batch jobs: the texts can then be made beside the next chunk's scoring.
+        """
         if "customer_id" not in features.columns:
             raise CXDataError("the feature table needs a 'customer_id' column")
         horizon = self.horizon_days if horizon_days is None else horizon_days
@@ -117,7 +140,7 @@ class CXScorer:
         # churn features: CLV outputs at the trained horizon (and the churn features' CLV)
         model_features = model_feature_arrays(features, self.clv, horizon_days=self.horizon_days)
         churn_risk, drivers = self.churn.predict_and_explain(
-            _Columns(features, model_features), explain=explain
+            _Columns(features, model_features), explain=explain, defer=True
         )
         feature_settings = (CHURN_CLV_MONTHS, CHURN_CLV_DISCOUNT_RATE)
         if horizon == self.horizon_days and (months, rate) == feature_settings:
@@ -157,8 +180,11 @@ class CXScorer:
         columns["churn_risk"] = churn_risk
         columns.update({col: nco[col] for col in _NCO_COLUMNS if col != "priority_rank"})
         columns["priority_rank"] = _rank(nco["value_at_risk"], nco["nco"], ids.to_numpy())
-        columns["drivers"] = drivers if explain else [""] * len(features)
-        return pd.DataFrame(columns)[list(SCORE_COLUMNS)]
+        n = len(features)
+        columns["drivers"] = ""
+        if not explain:
+            drivers = lambda: [""] * n  # noqa: E731 - the same shape as the texts function
+        return pd.DataFrame(columns)[list(SCORE_COLUMNS)], drivers
 
     # -------------------------------------------------------------- persistence
     def save(self, directory) -> Path:

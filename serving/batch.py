@@ -43,6 +43,16 @@ class _ScorerPredictor:
     def __init__(self, scorer: CXScorer):
         self.scorer = scorer
 
+    def predict_deferred(self, frame, params=None):
+        params = dict(params or {})
+        return self.scorer.score_deferred(
+            frame,
+            horizon_days=params.get("horizon_days"),
+            clv_months=params.get("clv_months"),
+            discount_rate=params.get("discount_rate"),
+            explain=bool(params.get("explain", True)),
+        )
+
     def predict(self, frame, params=None):
         params = dict(params or {})
         return self.scorer.score(
@@ -442,8 +452,10 @@ def score_files(
             frame = to_pandas_features(feats, as_of=as_of, time_unit=time_unit)
             return tx_v.report, sv_v and sv_v.report, frame, chunk_orphans
 
-        def write(scored: pd.DataFrame) -> None:
+        def write(scored: pd.DataFrame, drivers=None) -> None:
             nonlocal writer
+            if drivers is not None:
+                scored["drivers"] = drivers()
             table = pa.Table.from_pandas(scored, preserve_index=False)
             if writer is None:
                 # the temporary file is read once more: no compression, less CPU
@@ -472,12 +484,19 @@ def score_files(
                     continue
                 if predictor is None:
                     predictor = as_predictor(loading.result())
-                scored = pd.DataFrame(predictor.predict(frame, params=params))
+                drivers = None
+                if hasattr(predictor, "predict_deferred"):
+                    # driver texts are made in the writer thread, beside the next chunk
+                    scored, drivers = predictor.predict_deferred(frame, params=params)
+                else:
+                    scored = pd.DataFrame(predictor.predict(frame, params=params))
                 extras = _extras(frame)
                 for col in EXTRA_COLUMNS:
                     scored[col] = extras[col].to_numpy()
                 rank_parts.append(scored[["customer_id", "value_at_risk", "nco"]].copy())
-                written.append(writes.submit(write, scored))
+                if len(written) >= 2:  # at most two chunks wait for the writer
+                    written[-2].result()
+                written.append(writes.submit(write, scored, drivers))
                 done += len(frame)
                 if progress is not None:
                     progress(done, ids.len())
