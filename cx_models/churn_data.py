@@ -20,6 +20,7 @@ import pandas as pd
 import polars as pl
 
 from cx_models.clv import CLVModel
+from cx_models.columns import as_float
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.timeutil import as_of_cutoff, parse_as_of
@@ -156,7 +157,7 @@ def model_feature_arrays(
     """
 
     def col(name: str) -> np.ndarray:
-        return features[name].to_numpy(dtype=float)
+        return as_float(features[name])
 
     out: dict[str, np.ndarray] = {}
     tenure, t = col("tenure_days"), col("T")

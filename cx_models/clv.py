@@ -34,6 +34,7 @@ import polars as pl
 
 from cx_models import btyd
 from cx_models._version import __version__
+from cx_models.columns import as_float
 from cx_models.errors import ConvergenceError, CXDataError, NotFittedError
 from cx_models.timeutil import DAYS_PER_UNIT, check_time_unit
 
@@ -70,7 +71,7 @@ def _rfm_arrays(features, *, source: str = "features") -> dict[str, np.ndarray]:
         )
     out = {}
     for col in RFM_COLUMNS:
-        values = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float)
+        values = as_float(features[col])
         if not np.isfinite(values).all():
             raise CXDataError(f"{source}: column {col!r} has missing or non-finite values")
         if (values < 0).any():

@@ -33,6 +33,7 @@ from cx_models.churn_data import (
     model_feature_arrays,
 )
 from cx_models.clv import CLVModel
+from cx_models.columns import NumericView, as_float
 from cx_models.errors import CXDataError
 from cx_models.nco import ValueReference, _rank, nco_arrays, validate_weights
 
@@ -138,6 +139,8 @@ class CXScorer:
         # Arrays throughout, one frame at the end: for one customer (the API) building
         # frames column by column cost more than the models.
         # churn features: CLV outputs at the trained horizon (and the churn features' CLV)
+        table = features
+        features = NumericView(features)  # each column read once, as arrays
         model_features = model_feature_arrays(features, self.clv, horizon_days=self.horizon_days)
         churn_risk, drivers = self.churn.predict_and_explain(
             _Columns(features, model_features), explain=explain, defer=True
@@ -174,7 +177,7 @@ class CXScorer:
             weights=self.weights,
             ces_higher_is_better=self.ces_higher_is_better,
         )
-        ids = features["customer_id"]
+        ids = table["customer_id"]
         columns = {"customer_id": pd.Series(ids.to_numpy(), dtype=ids.dtype)}
         columns.update({col: clv_part[col] for col in _CLV_COLUMNS})
         columns["churn_risk"] = churn_risk
@@ -242,10 +245,10 @@ class _Columns:
     def column(self, name: str) -> np.ndarray:
         if name in self.extra:
             return self.extra[name]
-        return pd.to_numeric(self.frame[name], errors="coerce").to_numpy(dtype=float)
+        return as_float(self.frame[name])
 
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name in frame.columns:
-        return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+        return as_float(frame[name])
     return np.full(len(frame), np.nan)
