@@ -93,7 +93,8 @@ def main() -> None:
     lt = json.loads(ref.stdout.strip().splitlines()[-1])
     print(
         f"lifetimes RFM + BG/NBD + Gamma-Gamma CLV: {lt['seconds']:.1f} s; ratios lifetimes / "
-        f"one machine {lt['seconds'] / single_s:.2f}x, lifetimes / Spark {lt['seconds'] / spark_s:.2f}x"
+        f"one machine {lt['seconds'] / single_s:.2f}x, "
+        f"lifetimes / Spark {lt['seconds'] / spark_s:.2f}x"
     )
     _compare(single_out, spark_out)
 
