@@ -39,8 +39,8 @@ class NumericView:
     --------
     >>> frame = pd.DataFrame({"customer_id": [7, 8], "T": [10, 20], "nps_category": ["a", None]})
     >>> view = NumericView(frame)
-    >>> view["T"].tolist(), list(view["nps_category"])
-    ([10.0, 20.0], ['a', None])
+    >>> view["T"].tolist(), view["nps_category"].iloc[0]
+    ([10.0, 20.0], 'a')
     """
 
     def __init__(self, frame: pd.DataFrame):
