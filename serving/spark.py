@@ -45,7 +45,9 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +71,10 @@ from cx_models.schemas import (
 )
 from cx_models.scoring import SCORE_COLUMNS
 from cx_models.timeutil import DAYS_PER_UNIT, as_of_cutoff, check_time_unit, parse_as_of
+
+# pyspark 4 warns at each pandas conversion that it does not yet fully support pandas 3;
+# the spark tests check the conversions cx-models makes
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 __all__ = [
     "SparkFeatureBuild",
@@ -114,6 +120,12 @@ def spark_session(master: str = "local[*]", *, app_name: str = "cx-models", prog
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # the JVM logs at WARN from its first line: errors only
+    quiet_logs = tempfile.NamedTemporaryFile(
+        "w", prefix="cx-log4j2-", suffix=".properties", delete=False
+    )
+    with quiet_logs:
+        quiet_logs.write(_LOG4J2)
     builder = (
         SparkSession.builder.master(master)
         .appName(app_name)
@@ -121,6 +133,7 @@ def spark_session(master: str = "local[*]", *, app_name: str = "cx-models", prog
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "true" if progress else "false")
         .config("spark.ui.enabled", "false")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={quiet_logs.name}")
     )
     if master.startswith("local"):
         # one machine: a few shuffle partitions per core, not Spark's cluster default of 200
@@ -132,6 +145,17 @@ def spark_session(master: str = "local[*]", *, app_name: str = "cx-models", prog
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+"""
 
 
 def _require_utc(spark) -> None:
@@ -912,7 +936,8 @@ def score_features(
     scored = features.select(
         udf(F.struct(*[F.col(c) for c in features.columns])).alias("__scores"), *extras
     ).select(*[F.col(f"__scores.{c}").alias(c) for c in SCORE_COLUMNS], *EXTRA_COLUMNS)
-    return with_priority_rank(scored)
+    # kept: the range sort samples its input before sorting it, and the model must run once
+    return with_priority_rank(scored.persist())
 
 
 def write_scored(scored: DataFrame, out, *, metadata: dict | None = None) -> str:
@@ -991,6 +1016,7 @@ def score_files(
         strict=strict,
         sources=(str(transactions), None if surveys is None else str(surveys)),
     )
+    build.features = build.features.persist()  # counted for the report, then scored
     scored = score_features(
         build,
         model_uri,

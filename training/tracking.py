@@ -343,7 +343,14 @@ def spark_udf(
     which run it in their own Python (``env_manager="local"``): they need the
     model's requirements installed (see :mod:`cx_models.serving.spark`).
     """
+    import logging
+
     mlflow, _ = _use(tracking_uri)
+    # its advice to recreate the training environment with conda does not apply here:
+    # the executors run the installed cx-models (see cx_models.serving.spark)
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)
     try:
         with _quiet():
             return mlflow.pyfunc.spark_udf(
@@ -351,6 +358,8 @@ def spark_udf(
             )
     except mlflow.exceptions.MlflowException as exc:
         raise CXDataError(f"cannot load model {model_uri!r}: {exc.message}") from None
+    finally:
+        pyfunc_log.setLevel(level)
 
 
 def describe_model(model_uri: str, *, tracking_uri: str | None = None) -> dict:
