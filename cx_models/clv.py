@@ -94,6 +94,18 @@ def _weighted_patterns(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarr
     return [grouped[f"c{i}"].to_numpy() for i in range(len(columns))], grouped["len"].to_numpy()
 
 
+def _sort_order(*keys: np.ndarray) -> np.ndarray:
+    """Return the order sorting rows by ``keys`` (first key first); polars' multi-threaded sort.
+
+    Examples
+    --------
+    >>> _sort_order(np.array([2, 1, 1]), np.array([0.5, 3.0, 2.0])).tolist()
+    [2, 1, 0]
+    """
+    frame = pl.DataFrame({f"k{i}": k for i, k in enumerate(keys)}).with_row_index("i")
+    return frame.sort([f"k{i}" for i in range(len(keys))], maintain_order=True)["i"].to_numpy()
+
+
 def _pattern_counts(counts, size: int, source: str) -> np.ndarray:
     """Check pattern counts: one positive whole number per pattern."""
     w = np.asarray(counts, dtype=float)
@@ -281,9 +293,9 @@ class CLVModel:
             )
         gx = gx.astype(np.int64)
         # one canonical order: the estimates do not depend on how patterns were aggregated
-        order = np.lexsort((pT, pr, px))
+        order = _sort_order(px, pr, pT)
         px, pr, pT, w = px[order], pr[order], pT[order], w[order]
-        order = np.lexsort((gm, gx))
+        order = _sort_order(gx, gm)
         gx, gm, gw = gx[order], gm[order], gw[order]
         n = int(w.sum())
         if n == 0:
