@@ -396,15 +396,7 @@ def score_files(
     tmp = Path(tmp_name)
     writer = None
     try:
-        # rows whose id is missing belong to no chunk: validate them on their own
         pieces = [
-            (
-                tx_scan.filter(tx_id.is_null()),
-                None if sv_scan is None else sv_scan.filter(sv_id.is_null()),
-                False,
-            )
-        ]
-        pieces += [
             (
                 tx_scan.filter(_id_filter(tx_id, starts, k)),
                 None if sv_scan is None else sv_scan.filter(_id_filter(sv_id, starts, k)),
@@ -413,6 +405,15 @@ def score_files(
             for k in range(n_chunks)
             if starts[0] is not None
         ]
+        # rows whose id is missing belong to no chunk: validated on their own, last (they
+        # only add to the counts and the quarantine, which is sorted by row number)
+        pieces.append(
+            (
+                tx_scan.filter(tx_id.is_null()),
+                None if sv_scan is None else sv_scan.filter(sv_id.is_null()),
+                False,
+            )
+        )
 
         def prepare(piece):
             """Read, validate and build one chunk's features (polars: mostly outside the GIL)."""
