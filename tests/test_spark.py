@@ -298,3 +298,21 @@ def test_cli_spark_engine_bad_model_leaves_no_output(base_dir, logged, spark, tm
     assert "no-such-model" in result.output and "Traceback" not in result.output
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".scored")]
+
+
+def test_cli_spark_engine_from_a_weekly_feature_table(base, logged, spark, tmp_path):
+    """``--features`` in weeks: Spark converts to the scorer's days, as one machine does."""
+    from cx_models.io import write_table
+
+    model_uri, store = logged
+    weekly = build_features(base[0], base[1], as_of=AS_OF, time_unit="W").features
+    features_path = tmp_path / "features.parquet"
+    write_table(weekly, features_path, metadata={"as_of": AS_OF, "time_unit": "W"})
+    out = tmp_path / "scored.parquet"
+    args = ["score", "--engine", "spark", "--model", model_uri, "--tracking-uri", store]
+    args += ["--features", str(features_path), "--out", str(out), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    daily = build_features(base[0], base[1], as_of=AS_OF).features
+    expected = score_features(load_model(model_uri, tracking_uri=store), daily)
+    _assert_tables_equal(pd.read_parquet(out), expected)
