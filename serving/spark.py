@@ -40,6 +40,7 @@ In local mode the executors are this interpreter: :func:`spark_session` sets
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -973,6 +974,20 @@ def write_scored(scored: DataFrame, out, *, metadata: dict | None = None) -> str
     return text
 
 
+@contextlib.contextmanager
+def _job_errors(what: str):
+    """Report a failed Spark job in one line (its first), not as a JVM stack trace."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JError) as exc:
+        text = str(exc).strip()
+        first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+        raise CXDataError(f"{what}: the Spark job failed: {first.strip()[:500]}") from None
+
+
 def score_files(
     model_uri: str,
     transactions,
@@ -1001,40 +1016,41 @@ def score_files(
 
     Returns the validation counts and the number of customers scored.
     """
-    spark = spark or spark_session(master, progress=progress)
-    tx = read_table(spark, transactions, what="transactions")
-    sv = None if surveys is None else read_table(spark, surveys, what="surveys")
-    build = build_features(
-        tx,
-        sv,
-        as_of=as_of,
-        transaction_columns=transaction_columns,
-        survey_columns=survey_columns,
-        time_format=time_format,
-        survey_time_format=survey_time_format,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-        sources=(str(transactions), None if surveys is None else str(surveys)),
-    )
-    build.features = build.features.persist()  # counted for the report, then scored
-    scored = score_features(
-        build,
-        model_uri,
-        tracking_uri=tracking_uri,
-        horizon_days=horizon_days,
-        clv_months=clv_months,
-        discount_rate=discount_rate,
-        explain=explain,
-    )
-    write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})
-    customers = scored.count()
-    scored.unpersist()
-    if quarantine_out is not None and build.quarantine is not None:
-        writer = build.quarantine.write.mode("overwrite")
-        if str(quarantine_out).lower().endswith(".csv"):
-            writer.option("header", True).csv(str(quarantine_out))
-        else:
-            writer.parquet(str(quarantine_out))
+    with _job_errors(f"scoring {transactions}"):
+        spark = spark or spark_session(master, progress=progress)
+        tx = read_table(spark, transactions, what="transactions")
+        sv = None if surveys is None else read_table(spark, surveys, what="surveys")
+        build = build_features(
+            tx,
+            sv,
+            as_of=as_of,
+            transaction_columns=transaction_columns,
+            survey_columns=survey_columns,
+            time_format=time_format,
+            survey_time_format=survey_time_format,
+            drop_duplicates=drop_duplicates,
+            strict=strict,
+            sources=(str(transactions), None if surveys is None else str(surveys)),
+        )
+        build.features = build.features.persist()  # counted for the report, then scored
+        scored = score_features(
+            build,
+            model_uri,
+            tracking_uri=tracking_uri,
+            horizon_days=horizon_days,
+            clv_months=clv_months,
+            discount_rate=discount_rate,
+            explain=explain,
+        )
+        write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})
+        customers = scored.count()
+        scored.unpersist()
+        if quarantine_out is not None and build.quarantine is not None:
+            writer = build.quarantine.write.mode("overwrite")
+            if str(quarantine_out).lower().endswith(".csv"):
+                writer.option("header", True).csv(str(quarantine_out))
+            else:
+                writer.parquet(str(quarantine_out))
     return {**build.summary(), "customers": int(customers)}
 
 
@@ -1055,18 +1071,19 @@ def score_feature_file(
     spark=None,
 ) -> dict:
     """Score a feature table file (``cx-models features`` output) on Spark."""
-    spark = spark or spark_session(master, progress=progress)
-    features = read_table(spark, features_path, what="features")
-    scored = score_features(
-        features,
-        model_uri,
-        time_unit=time_unit,
-        tracking_uri=tracking_uri,
-        horizon_days=horizon_days,
-        clv_months=clv_months,
-        discount_rate=discount_rate,
-        explain=explain,
-    )
-    write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})
-    customers = scored.count()
+    with _job_errors(f"scoring {features_path}"):
+        spark = spark or spark_session(master, progress=progress)
+        features = read_table(spark, features_path, what="features")
+        scored = score_features(
+            features,
+            model_uri,
+            time_unit=time_unit,
+            tracking_uri=tracking_uri,
+            horizon_days=horizon_days,
+            clv_months=clv_months,
+            discount_rate=discount_rate,
+            explain=explain,
+        )
+        write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})
+        customers = scored.count()
     return {"customers": int(customers)}

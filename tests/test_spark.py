@@ -316,3 +316,16 @@ def test_cli_spark_engine_from_a_weekly_feature_table(base, logged, spark, tmp_p
     daily = build_features(base[0], base[1], as_of=AS_OF).features
     expected = score_features(load_model(model_uri, tracking_uri=store), daily)
     _assert_tables_equal(pd.read_parquet(out), expected)
+
+
+def test_cli_spark_engine_unreadable_input_is_one_line(logged, spark, tmp_path):
+    _, store = logged
+    bad = tmp_path / "tx.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet PAR1")
+    out = tmp_path / "scored.parquet"
+    args = ["score", "--engine", "spark", "--model", "models:/cx-spark@champion"]
+    args += ["--tracking-uri", store, "--transactions", str(bad), "--as-of", AS_OF]
+    result = runner.invoke(app, [*args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert str(bad) in result.output and "Traceback" not in result.output
+    assert not out.exists()
