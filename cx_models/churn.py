@@ -26,6 +26,7 @@ import polars as pl
 
 from cx_models._version import __version__
 from cx_models.churn_data import CHURN_FEATURES
+from cx_models.columns import NumericView, as_float
 from cx_models.errors import CXDataError, NotFittedError
 
 __all__ = ["ChurnModel", "FEATURE_LABELS"]
@@ -88,8 +89,8 @@ def _matrix(frame, features: list[str]) -> np.ndarray:
             f"churn features missing: {', '.join(missing)}; build them with "
             "cx_models.churn_data.snapshot_features"
         )
-    if hasattr(frame, "column"):  # cx_models.scoring's view: arrays by name, no frame built
-        return np.column_stack([frame.column(f) for f in features]).astype(np.float32)
+    if isinstance(frame, NumericView):  # the scorer's view: arrays by name, no frame built
+        return np.column_stack([as_float(frame[f]) for f in features]).astype(np.float32)
     # categories and nullable dtypes become plain floats here (NaN = missing)
     part = frame[features]
     if all(

@@ -588,60 +588,37 @@ def score(
         raise CXDataError("give either --features or --transactions (with --as-of)")
     if transactions is not None and as_of is None:
         raise CXDataError("--as-of is required when scoring from --transactions")
+    job = {
+        "model": model,
+        "out": out,
+        "transactions": transactions,
+        "surveys": surveys,
+        "as_of": as_of,
+        "tracking_uri": tracking_uri,
+        "horizon_days": horizon_days,
+        "clv_months": clv_months,
+        "discount_rate": discount_rate,
+        "explain": not no_drivers,
+        "quiet": quiet,
+        "strict": strict,
+        "drop_duplicates": drop_duplicates,
+        "quarantine_out": quarantine_out,
+        "transaction_columns": TransactionColumns(customer_col, time_col, amount_col),
+        "survey_columns": SurveyColumns(
+            survey_customer_col, survey_time_col, survey_col, score_col
+        ),
+        "time_format": time_format,
+        "survey_time_format": survey_time_format,
+    }
     if engine == "spark":
         if fmt != "parquet":
             raise CXDataError(
                 f"{out}: --engine spark writes Parquet; give an --out ending .parquet"
             )
-        _score_on_spark(
-            model=model,
-            out=out,
-            features_path=features_path,
-            transactions=transactions,
-            surveys=surveys,
-            as_of=as_of,
-            master=spark_master,
-            tracking_uri=tracking_uri,
-            horizon_days=horizon_days,
-            clv_months=clv_months,
-            discount_rate=discount_rate,
-            explain=not no_drivers,
-            quiet=quiet,
-            strict=strict,
-            drop_duplicates=drop_duplicates,
-            quarantine_out=quarantine_out,
-            transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
-            survey_columns=SurveyColumns(
-                survey_customer_col, survey_time_col, survey_col, score_col
-            ),
-            time_format=time_format,
-            survey_time_format=survey_time_format,
-        )
+        _score_on_spark(**job, features_path=features_path, master=spark_master)
         return
     if transactions is not None:
-        _score_streamed(
-            model=model,
-            out=out,
-            transactions=transactions,
-            surveys=surveys,
-            as_of=as_of,
-            tracking_uri=tracking_uri,
-            horizon_days=horizon_days,
-            clv_months=clv_months,
-            discount_rate=discount_rate,
-            explain=not no_drivers,
-            chunk_customers=chunk_customers,
-            quiet=quiet,
-            strict=strict,
-            drop_duplicates=drop_duplicates,
-            quarantine_out=quarantine_out,
-            transaction_columns=TransactionColumns(customer_col, time_col, amount_col),
-            survey_columns=SurveyColumns(
-                survey_customer_col, survey_time_col, survey_col, score_col
-            ),
-            time_format=time_format,
-            survey_time_format=survey_time_format,
-        )
+        _score_streamed(**job, chunk_customers=chunk_customers)
         return
     loaded = load_model(model, tracking_uri=tracking_uri)
     described = describe_model(model, tracking_uri=tracking_uri)
@@ -652,20 +629,18 @@ def score(
         "explain": not no_drivers,
         "chunk_customers": chunk_customers,
     }
-    metadata = {
-        "model_uri": model,
-        **described,
-        "as_of": None if as_of is None else str(parse_as_of(as_of)),
-        "horizon_days": horizon_days or _trained_horizon(loaded),
-        "trained_horizon_days": _trained_horizon(loaded),
-        "clv_months": clv_months,
-        "discount_rate": discount_rate,
-        "cx_models_version": __version__,
-    }
     with _progress(quiet) as advance:
         table = read_features(features_path)
         scored = score_features(loaded, table, progress=advance, **options)
-        metadata["as_of"] = table.attrs.get("as_of")
+        metadata = _score_metadata(
+            model,
+            described,
+            as_of=table.attrs.get("as_of"),
+            horizon_days=horizon_days,
+            trained_horizon_days=_trained_horizon(loaded),
+            clv_months=clv_months,
+            discount_rate=discount_rate,
+        )
         write_table(scored, out, metadata=metadata)
         n_scored = len(scored)
     if not quiet:
@@ -689,17 +664,15 @@ def _score_streamed(*, model, out, transactions, quiet, quarantine_out, **kw):
 
     def metadata(loaded) -> dict:
         described.update(describe_model(model, tracking_uri=tracking_uri))
-        trained = _trained_horizon(loaded)
-        return {
-            "model_uri": model,
-            **described,
-            "as_of": str(parse_as_of(as_of)),
-            "horizon_days": horizon_days or trained,
-            "trained_horizon_days": trained,
-            "clv_months": kw["clv_months"],
-            "discount_rate": kw["discount_rate"],
-            "cx_models_version": __version__,
-        }
+        return _score_metadata(
+            model,
+            described,
+            as_of=str(parse_as_of(as_of)),
+            horizon_days=horizon_days,
+            trained_horizon_days=_trained_horizon(loaded),
+            clv_months=kw["clv_months"],
+            discount_rate=kw["discount_rate"],
+        )
 
     # loading the model is mostly Python (GIL) work; scanning the ids and reading the
     # first chunk is polars (outside the GIL): do both at once
@@ -753,15 +726,15 @@ def _score_on_spark(*, model, out, features_path, transactions, quiet, quarantin
 
     tracking_uri = kw["tracking_uri"]
     described = describe_model(model, tracking_uri=tracking_uri)
-    metadata = {
-        "model_uri": model,
-        **described,
-        "as_of": None if kw["as_of"] is None else str(parse_as_of(kw["as_of"])),
-        "horizon_days": kw["horizon_days"],
-        "clv_months": kw["clv_months"],
-        "discount_rate": kw["discount_rate"],
-        "cx_models_version": __version__,
-    }
+    metadata = _score_metadata(
+        model,
+        described,
+        as_of=None if kw["as_of"] is None else str(parse_as_of(kw["as_of"])),
+        horizon_days=kw["horizon_days"],
+        trained_horizon_days=None,
+        clv_months=kw["clv_months"],
+        discount_rate=kw["discount_rate"],
+    )
     common = {
         k: kw[k]
         for k in (
@@ -814,6 +787,29 @@ def _score_on_spark(*, model, out, features_path, transactions, quiet, quarantin
             f"scored {result['customers']:,} customers on Spark with {model} "
             f"(version {described.get('version', '?')}) to {out}"
         )
+
+
+def _score_metadata(
+    model: str,
+    described: dict,
+    *,
+    as_of,
+    horizon_days,
+    trained_horizon_days,
+    clv_months,
+    discount_rate,
+) -> dict:
+    """Key-value metadata of a scored table: the model, as_of, horizons, version."""
+    return {
+        "model_uri": model,
+        **described,
+        "as_of": as_of,
+        "horizon_days": horizon_days or trained_horizon_days,
+        "trained_horizon_days": trained_horizon_days,
+        "clv_months": clv_months,
+        "discount_rate": discount_rate,
+        "cx_models_version": __version__,
+    }
 
 
 def _trained_horizon(loaded):

@@ -8,6 +8,8 @@ single call and then hands out columns as NumPy arrays.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 
@@ -33,7 +35,7 @@ class NumericView:
     """Read-only view of a feature table: numeric columns as float arrays, the rest as is.
 
     Offers what the scoring code reads from a frame: ``columns``, ``attrs``,
-    ``len()`` and ``view[name]``.
+    ``len()`` and ``view[name]``; :meth:`with_columns` adds computed columns.
 
     Examples
     --------
@@ -41,12 +43,15 @@ class NumericView:
     >>> view = NumericView(frame)
     >>> view["T"].tolist(), view["nps_category"].iloc[0]
     ([10.0, 20.0], 'a')
+    >>> view.with_columns({"score": np.array([0.5, 0.7])})["score"].tolist()
+    [0.5, 0.7]
     """
 
     def __init__(self, frame: pd.DataFrame):
         self.frame = frame
-        self.columns = frame.columns
+        self.columns = list(frame.columns)
         self.attrs = frame.attrs
+        self._extra: dict[str, np.ndarray] = {}
         numeric = [
             name
             for name, dtype in frame.dtypes.items()
@@ -63,5 +68,14 @@ class NumericView:
         return len(self.frame)
 
     def __getitem__(self, name: str):
+        if name in self._extra:
+            return self._extra[name]
         i = self._index.get(name)
         return self.frame[name] if i is None else self._matrix[:, i]
+
+    def with_columns(self, extra: dict[str, np.ndarray]) -> NumericView:
+        """Return a view that also has (or overrides with) the ``extra`` arrays."""
+        view = copy.copy(self)
+        view._extra = {**self._extra, **extra}
+        view.columns = [*self.columns, *(c for c in extra if c not in self.columns)]
+        return view

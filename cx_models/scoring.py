@@ -143,7 +143,7 @@ class CXScorer:
         features = NumericView(features)  # each column read once, as arrays
         model_features = model_feature_arrays(features, self.clv, horizon_days=self.horizon_days)
         churn_risk, drivers = self.churn.predict_and_explain(
-            _Columns(features, model_features), explain=explain, defer=True
+            features.with_columns(model_features), explain=explain, defer=True
         )
         feature_settings = (CHURN_CLV_MONTHS, CHURN_CLV_DISCOUNT_RATE)
         if horizon == self.horizon_days and (months, rate) == feature_settings:
@@ -229,23 +229,6 @@ class CXScorer:
             lookback_days=int(meta["lookback_days"]),
             ces_higher_is_better=bool(meta["ces_higher_is_better"]),
         )
-
-
-class _Columns:
-    """A feature table plus computed columns, read by name without building a new frame."""
-
-    def __init__(self, frame: pd.DataFrame, extra: dict[str, np.ndarray]):
-        self.frame = frame
-        self.extra = extra
-        self.columns = [*frame.columns, *(c for c in extra if c not in frame.columns)]
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    def column(self, name: str) -> np.ndarray:
-        if name in self.extra:
-            return self.extra[name]
-        return as_float(self.frame[name])
 
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:

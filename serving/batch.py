@@ -44,24 +44,21 @@ class _ScorerPredictor:
         self.scorer = scorer
 
     def predict_deferred(self, frame, params=None):
-        params = dict(params or {})
-        return self.scorer.score_deferred(
-            frame,
-            horizon_days=params.get("horizon_days"),
-            clv_months=params.get("clv_months"),
-            discount_rate=params.get("discount_rate"),
-            explain=bool(params.get("explain", True)),
-        )
+        return self.scorer.score_deferred(frame, **_score_options(params))
 
     def predict(self, frame, params=None):
-        params = dict(params or {})
-        return self.scorer.score(
-            frame,
-            horizon_days=params.get("horizon_days"),
-            clv_months=params.get("clv_months"),
-            discount_rate=params.get("discount_rate"),
-            explain=bool(params.get("explain", True)),
-        )
+        return self.scorer.score(frame, **_score_options(params))
+
+
+def _score_options(params: dict | None) -> dict:
+    """Turn pyfunc-style params into :meth:`CXScorer.score` keyword arguments."""
+    params = dict(params or {})
+    return {
+        "horizon_days": params.get("horizon_days"),
+        "clv_months": params.get("clv_months"),
+        "discount_rate": params.get("discount_rate"),
+        "explain": bool(params.get("explain", True)),
+    }
 
 
 def as_predictor(model):

@@ -347,6 +347,7 @@ def _finish(
     canonical: dict,
     checks: list,
     *,
+    helpers: dict,
     source: str,
     kind: str,
     as_of: dt.date,
@@ -367,7 +368,7 @@ def _finish(
     tagged = sdf.withColumn("__cx_duplicate", duplicate).select(
         *[F.col(c) for c in raw_cols],
         "__cx_duplicate",
-        *[expr.alias(f"__cx_{name}") for name, expr in canonical.items()],
+        *[expr.alias(f"__cx_{name}") for name, expr in {**canonical, **helpers}.items()],
     )
     # the checks read the canonical columns, so evaluate them on the tagged frame
     tagged = tagged.withColumn("__cx_reason", reason)
@@ -449,9 +450,8 @@ def validate_transactions(
         "customer_id": _ids(sdf, columns.customer, id_type),
         "timestamp": timestamp,
         "amount": amount,
-        "bad_time": bad_time,
-        "non_numeric": non_numeric,
     }
+    helpers = {"bad_time": bad_time, "non_numeric": non_numeric}  # read by the checks only
     a, ts = F.col("__cx_amount"), F.col("__cx_timestamp")
     bad, nonnum = F.col("__cx_bad_time"), F.col("__cx_non_numeric")
     present = a.isNotNull()
@@ -465,10 +465,11 @@ def validate_transactions(
         ("non_finite_amount", present & ~_finite(a)),
         ("negative_amount", finite & (a < 0)),
     ]
-    validated = _finish(
+    return _finish(
         sdf,
         canonical,
         checks,
+        helpers=helpers,
         source=source,
         kind="transactions",
         as_of=as_of,
@@ -476,8 +477,6 @@ def validate_transactions(
         strict=strict,
         id_type=id_type,
     )
-    validated.data = validated.data.drop("bad_time", "non_numeric")
-    return validated
 
 
 def validate_surveys(
@@ -509,9 +508,8 @@ def validate_surveys(
         "timestamp": timestamp,
         "survey": F.lower(_blank_to_null(F.col(columns.survey))),
         "score": score,
-        "bad_time": bad_time,
-        "non_numeric": non_numeric,
     }
+    helpers = {"bad_time": bad_time, "non_numeric": non_numeric}  # read by the checks only
     s, ts, kind = F.col("__cx_score"), F.col("__cx_timestamp"), F.col("__cx_survey")
     bad, nonnum = F.col("__cx_bad_time"), F.col("__cx_non_numeric")
     low = high = None
@@ -531,10 +529,11 @@ def validate_surveys(
         ("non_integer_score", finite & (s != F.round(s))),
         ("out_of_range_score", finite & ((s < low) | (s > high))),
     ]
-    validated = _finish(
+    return _finish(
         sdf,
         canonical,
         checks,
+        helpers=helpers,
         source=source,
         kind="surveys",
         as_of=as_of,
@@ -542,8 +541,6 @@ def validate_surveys(
         strict=strict,
         id_type=id_type,
     )
-    validated.data = validated.data.drop("bad_time", "non_numeric")
-    return validated
 
 
 # --------------------------------------------------------------------------- features

@@ -106,23 +106,10 @@ def test_a_failed_job_leaves_no_output(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(tracking, "load_model", lambda uri, tracking_uri=None: _Failing(scorer))
     monkeypatch.setattr(tracking, "describe_model", lambda uri, tracking_uri=None: {})
     out = tmp_path / "scored.parquet"
-    res = CliRunner().invoke(
-        app,
-        [
-            "score",
-            "--model",
-            "models:/x@champion",
-            "--transactions",
-            str(data / "transactions.parquet"),
-            "--as-of",
-            AS_OF,
-            "--out",
-            str(out),
-            "--chunk-customers",
-            "1000",
-            "--quiet",
-        ],
-    )
+    args = ["score", "--model", "models:/x@champion", "--as-of", AS_OF, "--quiet"]
+    args += ["--transactions", str(data / "transactions.parquet"), "--out", str(out)]
+    args += ["--chunk-customers", "1000"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code != 0
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".scored")]
@@ -134,23 +121,7 @@ def test_a_failed_job_leaves_no_output(setup, tmp_path, monkeypatch):
             "cx_models.serving.batch", fromlist=["as_predictor"]
         ).as_predictor(scorer),
     )
-    res = CliRunner().invoke(
-        app,
-        [
-            "score",
-            "--model",
-            "models:/x@champion",
-            "--transactions",
-            str(data / "transactions.parquet"),
-            "--as-of",
-            AS_OF,
-            "--out",
-            str(out),
-            "--chunk-customers",
-            "1000",
-            "--quiet",
-        ],
-    )
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.stderr
     assert res.stderr == ""  # --quiet
     meta = read_table_metadata(out)
