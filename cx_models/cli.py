@@ -931,17 +931,17 @@ def _validated_events(
     quarantine_out,
 ):
     """Validate both inputs once (counts on stderr, quarantine written) for the churn verbs."""
-    from cx_models.schemas import validate_surveys, validate_transactions, write_quarantine
+    from cx_models.schemas import validate_events, write_quarantine
 
-    tx = validate_transactions(transactions, as_of=as_of, columns=columns, time_format=time_format)
-    sv = None
-    if surveys is not None:
-        sv = validate_surveys(
-            surveys,
-            as_of=as_of,
-            columns=survey_columns,
-            time_format=survey_time_format or time_format,
-        )
+    tx, sv = validate_events(
+        transactions,
+        surveys,
+        as_of=as_of,
+        transaction_columns=columns,
+        survey_columns=survey_columns,
+        time_format=time_format,
+        survey_time_format=survey_time_format,
+    )
     err.print(
         _report_table(
             {

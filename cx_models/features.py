@@ -38,9 +38,7 @@ from cx_models.schemas import (
     TransactionColumns,
     ValidationReport,
     quarantine_table,
-    survey_scales,
-    validate_surveys,
-    validate_transactions,
+    validate_events,
 )
 from cx_models.timeutil import DAYS_PER_UNIT, check_time_unit, parse_as_of
 
@@ -361,27 +359,18 @@ def build_features(
     """
     as_of = parse_as_of(as_of)
     unit = check_time_unit(time_unit)
-    tx = validate_transactions(
+    tx, sv = validate_events(
         transactions,
+        surveys,
         as_of=as_of,
-        columns=transaction_columns,
+        transaction_columns=transaction_columns,
+        survey_columns=survey_columns,
         time_format=time_format,
+        survey_time_format=survey_time_format,
         drop_duplicates=drop_duplicates,
         strict=strict,
+        ces_higher_is_better=ces_higher_is_better,
     )
-    sv = None
-    if surveys is not None:
-        sv = validate_surveys(
-            surveys,
-            as_of=as_of,
-            columns=survey_columns,
-            time_format=survey_time_format or time_format,
-            drop_duplicates=drop_duplicates,
-            strict=strict,
-            scales=survey_scales(ces_higher_is_better=ces_higher_is_better),
-            # ids must join the transactions': one that cannot is quarantined, not lost
-            id_dtype=tx.data["customer_id"].dtype,
-        )
     feats, orphans = features_from_validated(
         tx.data,
         None if sv is None else sv.data,

@@ -40,6 +40,7 @@ __all__ = [
     "quarantine_table",
     "require_usable",
     "survey_scales",
+    "validate_events",
     "validate_surveys",
     "validate_transactions",
     "write_quarantine",
@@ -634,6 +635,57 @@ def validate_surveys(
         drop_duplicates=drop_duplicates,
         strict=strict,
     )
+
+
+def validate_events(
+    transactions,
+    surveys=None,
+    *,
+    as_of,
+    transaction_columns: TransactionColumns | None = None,
+    survey_columns: SurveyColumns | None = None,
+    time_format: str | None = None,
+    survey_time_format: str | None = None,
+    drop_duplicates: bool = False,
+    strict: bool = False,
+    ces_higher_is_better: bool = False,
+) -> tuple[ValidatedTable, ValidatedTable | None]:
+    """Validate transactions and (optionally) surveys together.
+
+    Survey ids take the transactions' id type, so an answer whose id cannot join
+    the transactions is quarantined (``missing_customer_id``) rather than kept
+    and silently left out of the features.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": [1], "timestamp": ["2024-01-02"], "amount": [5.0]})
+    >>> sv = pd.DataFrame({"customer_id": ["1", "x"], "timestamp": ["2024-01-03"] * 2,
+    ...                    "survey": ["nps", "nps"], "score": [9, 7]})
+    >>> t, s = validate_events(tx, sv, as_of="2024-12-31")
+    >>> s.report.rows_used, s.report.reasons
+    (1, {'missing_customer_id': 1})
+    """
+    tx = validate_transactions(
+        transactions,
+        as_of=as_of,
+        columns=transaction_columns,
+        time_format=time_format,
+        drop_duplicates=drop_duplicates,
+        strict=strict,
+    )
+    if surveys is None:
+        return tx, None
+    sv = validate_surveys(
+        surveys,
+        as_of=as_of,
+        columns=survey_columns,
+        time_format=survey_time_format or time_format,
+        drop_duplicates=drop_duplicates,
+        strict=strict,
+        scales=survey_scales(ces_higher_is_better=ces_higher_is_better),
+        id_dtype=tx.data["customer_id"].dtype,
+    )
+    return tx, sv
 
 
 def quarantine_table(*reports: ValidationReport | None) -> pl.DataFrame:

@@ -27,6 +27,7 @@ from cx_models.schemas import (
     SurveyColumns,
     TransactionColumns,
     ValidationReport,
+    validate_events,
     validate_surveys,
     validate_transactions,
 )
@@ -181,24 +182,17 @@ def score_events(
     if chunk_customers < 1:
         raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")
     as_of = parse_as_of(as_of)
-    tx = validate_transactions(
+    tx, sv = validate_events(
         transactions,
+        surveys,
         as_of=as_of,
-        columns=transaction_columns,
+        transaction_columns=transaction_columns,
+        survey_columns=survey_columns,
         time_format=time_format,
-        strict=strict,
+        survey_time_format=survey_time_format,
         drop_duplicates=drop_duplicates,
+        strict=strict,
     )
-    sv = None
-    if surveys is not None:
-        sv = validate_surveys(
-            surveys,
-            as_of=as_of,
-            columns=survey_columns,
-            time_format=survey_time_format or time_format,
-            strict=strict,
-            drop_duplicates=drop_duplicates,
-        )
     predictor = as_predictor(model)
     params = _params(horizon_days, clv_months, discount_rate, explain)
     ids = tx.data["customer_id"].unique().sort()

@@ -22,9 +22,7 @@ from cx_models.clv_validation import validate_clv
 from cx_models.schemas import (
     SurveyColumns,
     TransactionColumns,
-    survey_scales,
-    validate_surveys,
-    validate_transactions,
+    validate_events,
 )
 
 __all__ = ["train"]
@@ -61,18 +59,16 @@ def train(
     """
     say = progress or (lambda message: None)
     say("validating inputs")
-    tx = validate_transactions(
-        transactions, as_of=config.as_of, columns=transaction_columns, time_format=time_format
+    tx, sv = validate_events(
+        transactions,
+        surveys,
+        as_of=config.as_of,
+        transaction_columns=transaction_columns,
+        survey_columns=survey_columns,
+        time_format=time_format,
+        survey_time_format=survey_time_format,
+        ces_higher_is_better=config.ces_higher_is_better,
     )
-    sv = None
-    if surveys is not None:
-        sv = validate_surveys(
-            surveys,
-            as_of=config.as_of,
-            columns=survey_columns,
-            time_format=survey_time_format or time_format,
-            scales=survey_scales(ces_higher_is_better=config.ces_higher_is_better),
-        )
     with tempfile.TemporaryDirectory() as tmp:
         plots_dir = Path(tmp) / "figures"
         result = train_scorer(
