@@ -31,6 +31,7 @@ __all__ = [
     "gg_objective",
     "p_alive",
     "prob_no_purchase",
+    "purchases_if_alive",
 ]
 
 
@@ -175,6 +176,26 @@ def conditional_expected_purchases(params, t, x, t_x, T, *, model: str = "bgnbd"
     >>> round(float(e[0]), 3)
     1.226
     """
+    return purchases_if_alive(params, t, x, T, model=model) * p_alive(
+        params, x, t_x, T, model=model
+    )
+
+
+def purchases_if_alive(params, t, x, T, *, model: str = "bgnbd") -> np.ndarray:
+    """Return expected purchases in ``(T, T + t]`` of a customer known to be alive at ``T``.
+
+    :func:`conditional_expected_purchases` is this times :func:`p_alive`. It
+    depends on the history only through ``x`` and ``T`` (not the recency), so a
+    customer base is evaluated once per distinct (frequency, T) pair: the
+    hypergeometric function is the costly part of scoring.
+
+    Examples
+    --------
+    >>> params = (0.243, 4.414, 0.793, 2.426)
+    >>> e = purchases_if_alive(params, 39, [2], [38.86]) * p_alive(params, [2], [30.43], [38.86])
+    >>> round(float(e[0]), 3)
+    1.226
+    """
     _check_transaction_model(model)
     r, alpha, a, b = (float(v) for v in params)
     x = np.asarray(x, dtype=float)
@@ -189,7 +210,7 @@ def conditional_expected_purchases(params, t, x, t_x, T, *, model: str = "bgnbd"
         hyp = hyp2f1(a + b - r, a - 1, c, z)
     # 1 - (1 - z)^(a - 1) * hyp, with care for small z
     bracket = -np.expm1((a - 1) * np.log1p(-z) + np.log(hyp))
-    return c / (a - 1) * bracket * p_alive(params, x, t_x, T, model=model)
+    return c / (a - 1) * bracket
 
 
 def expected_purchases(params, t, *, model: str = "bgnbd") -> np.ndarray:
@@ -214,10 +235,11 @@ def expected_purchases(params, t, *, model: str = "bgnbd") -> np.ndarray:
     return lead * -np.expm1((a - 1) * np.log1p(-z) + np.log(hyp))
 
 
-def prob_no_purchase(params, t, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:
+def prob_no_purchase(params, t, x, t_x, T, *, model: str = "bgnbd", alive=None) -> np.ndarray:
     """Probability of no purchase in ``(T, T + t]``.
 
-    ``1 - P(alive) + P(alive) * ((alpha + T) / (alpha + T + t)) ** (r + x)``.
+    ``1 - P(alive) + P(alive) * ((alpha + T) / (alpha + T + t)) ** (r + x)``;
+    ``alive``: :func:`p_alive` of the same customers, when already computed.
 
     Examples
     --------
@@ -227,7 +249,8 @@ def prob_no_purchase(params, t, x, t_x, T, *, model: str = "bgnbd") -> np.ndarra
     r, alpha, a, b = (float(v) for v in params)
     x = np.asarray(x, dtype=float)
     T = np.asarray(T, dtype=float)
-    alive = p_alive(params, x, t_x, T, model=model)
+    if alive is None:
+        alive = p_alive(params, x, t_x, T, model=model)
     stay_quiet = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + np.asarray(t, float))))
     return np.clip(1.0 - alive + alive * stay_quiet, 0.0, 1.0)
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +49,39 @@ _WARM_START_SAMPLE = 20_000
 _SPEND_PARAMS = ("p", "q", "v")
 
 
-#: From this many customers, predictions run in two threads.
-_PARALLEL_ABOVE = 100_000
+def _distinct_pairs(x: np.ndarray, T: np.ndarray):
+    """Distinct (x, T) pairs and, for each customer, the index of its pair.
+
+    Examples
+    --------
+    >>> px, pT, of = _distinct_pairs(np.array([1.0, 0.0, 1.0]), np.array([5.0, 9.0, 5.0]))
+    >>> px.tolist(), pT.tolist(), of.tolist()
+    ([0.0, 1.0], [9.0, 5.0], [1, 0, 1])
+    """
+    n = x.size
+    if n == 0:
+        return x, T, np.zeros(0, dtype=np.intp)
+    order = np.lexsort((T, x))
+    xs, Ts = x[order], T[order]
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=first[1:])
+    first[1:] |= Ts[1:] != Ts[:-1]
+    pair_of = np.empty(n, dtype=np.intp)
+    pair_of[order] = np.cumsum(first) - 1
+    return xs[first], Ts[first], pair_of
+
+
+def _month_ends(clv_months: int, time_unit: str) -> np.ndarray:
+    """Return the end of each CLV month 1..clv_months, in model time units."""
+    return np.arange(1, int(clv_months) + 1) * DAYS_PER_MONTH / DAYS_PER_UNIT[time_unit]
+
+
+def _discounted_months(cumulative: np.ndarray, discount_rate: float) -> np.ndarray:
+    """Sum of each row's monthly increments, month m discounted by (1 + rate)^(-m/12)."""
+    months = np.arange(1, cumulative.shape[1] + 1)
+    monthly = np.diff(cumulative, axis=1, prepend=0.0)
+    return monthly @ ((1.0 + discount_rate) ** (-months / 12.0))
 
 
 def _table_unit(features: pd.DataFrame) -> str:
@@ -552,38 +581,28 @@ class CLVModel:
         if not np.isfinite(discount_rate) or discount_rate <= -1:
             raise CXDataError(f"discount_rate must be an annual rate > -1, got {discount_rate}")
         rfm = self._in_model_units(features)
-        n = rfm["frequency"].size
-        if n < _PARALLEL_ABOVE or (os.cpu_count() or 1) < 2:
-            return self._predict_rfm(rfm, horizon_days, clv_months, discount_rate)
-        # element-wise numpy work that releases the GIL: two halves on two cores
-        # (the same numbers, to the last bit of a BLAS sum; 0.63 s -> 0.39 s for 250k rows)
-        halves = [
-            {k: v[: n // 2] for k, v in rfm.items()},
-            {k: v[n // 2 :] for k, v in rfm.items()},
-        ]
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            parts = list(
-                pool.map(
-                    lambda part: self._predict_rfm(part, horizon_days, clv_months, discount_rate),
-                    halves,
-                )
-            )
-        return {k: np.concatenate([parts[0][k], parts[1][k]]) for k in parts[0]}
-
-    def _predict_rfm(self, rfm, horizon_days, clv_months, discount_rate) -> dict:
         x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
         params = self._params()
         horizon = horizon_days / DAYS_PER_UNIT[self.time_unit_]
         spend = tuple(self.spend_params_[k] for k in _SPEND_PARAMS)
         eov = btyd.gg_expected_spend(spend, np.where(x > 0, x, 0), rfm["monetary_value"])
+        alive = btyd.p_alive(params, x, t_x, T, model=self.model)
+        # purchases given alive depend on (frequency, T) only: once per distinct pair,
+        # at the horizon and at the end of every CLV month
+        pair_x, pair_T, pair_of = _distinct_pairs(x, T)
+        times = np.concatenate([[horizon], _month_ends(clv_months, self.time_unit_)])
+        if_alive = btyd.purchases_if_alive(
+            params, times[None, :], pair_x[:, None], pair_T[:, None], model=self.model
+        )
+        monthly = _discounted_months(if_alive[:, 1:], discount_rate)
         return {
-            "p_alive": btyd.p_alive(params, x, t_x, T, model=self.model),
-            "expected_purchases": btyd.conditional_expected_purchases(
-                params, horizon, x, t_x, T, model=self.model
+            "p_alive": alive,
+            "expected_purchases": if_alive[pair_of, 0] * alive,
+            "prob_no_purchase": btyd.prob_no_purchase(
+                params, horizon, x, t_x, T, model=self.model, alive=alive
             ),
-            "prob_no_purchase": btyd.prob_no_purchase(params, horizon, x, t_x, T, model=self.model),
             "expected_order_value": eov,
-            "clv": self.clv(x, t_x, T, eov, clv_months=clv_months, discount_rate=discount_rate),
+            "clv": np.clip(monthly[pair_of] * alive, 0.0, None) * eov,
         }
 
     def clv(self, x, t_x, T, order_value, *, clv_months: int, discount_rate: float) -> np.ndarray:
@@ -594,16 +613,20 @@ class CLVModel:
         ``(1 + discount_rate) ** (-m / 12)``; CLV sums months 1..clv_months.
         """
         self._require_fitted()
-        months = np.arange(1, int(clv_months) + 1)
-        if months.size == 0:
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+        if int(clv_months) < 1:
             return np.zeros(np.size(x))
-        t = months * DAYS_PER_MONTH / DAYS_PER_UNIT[self.time_unit_]
-        cumulative = btyd.conditional_expected_purchases(
-            self._params(), t[None, :], x[:, None], t_x[:, None], T[:, None], model=self.model
+        pair_x, pair_T, pair_of = _distinct_pairs(x, T)
+        if_alive = btyd.purchases_if_alive(
+            self._params(),
+            _month_ends(clv_months, self.time_unit_)[None, :],
+            pair_x[:, None],
+            pair_T[:, None],
+            model=self.model,
         )
-        monthly = np.diff(cumulative, axis=1, prepend=0.0)
-        discount = (1.0 + discount_rate) ** (-months / 12.0)
-        return np.clip(monthly @ discount, 0.0, None) * np.asarray(order_value)
+        alive = btyd.p_alive(self._params(), x, t_x, T, model=self.model)
+        monthly = _discounted_months(if_alive, discount_rate)
+        return np.clip(monthly[pair_of] * alive, 0.0, None) * np.asarray(order_value)
 
     # -------------------------------------------------------------- persistence
     def to_dict(self) -> dict:

@@ -231,6 +231,30 @@ def test_clv_definition_by_hand(fitted, cdnow):
     assert pred["clv"] == pytest.approx(by_hand * pred["expected_order_value"], rel=1e-12)
 
 
+@pytest.mark.parametrize("model", ["bgnbd", "mbgnbd"])
+def test_once_per_frequency_and_age_equals_customer_by_customer(cdnow, model):
+    # predictions are evaluated once per distinct (frequency, T); the same pairs with other
+    # recencies, in shuffled order, must give what each customer's own formula gives
+    m = CLVModel(model=model).fit(cdnow)
+    again = cdnow.assign(recency=cdnow["recency"] * 0.5)
+    table = pd.concat([cdnow, again], ignore_index=True).sample(frac=1.0, random_state=3)
+    pairs = table[["frequency", "T"]].drop_duplicates()
+    assert len(pairs) < len(table) / 2
+    pred = m.predict(table, horizon_days=70, clv_months=6, discount_rate=0.08)
+    params = [m.params_[k] for k in ("r", "alpha", "a", "b")]
+    x, tx, T = (table[c].to_numpy() for c in ("frequency", "recency", "T"))
+    expected = btyd.conditional_expected_purchases(params, 10.0, x, tx, T, model=model)
+    np.testing.assert_allclose(pred["expected_purchases"], expected, rtol=1e-12)
+    ends = [
+        btyd.conditional_expected_purchases(params, mo * DAYS_PER_MONTH / 7, x, tx, T, model=model)
+        for mo in range(7)
+    ]
+    by_hand = sum((ends[mo] - ends[mo - 1]) * 1.08 ** (-mo / 12) for mo in range(1, 7))
+    np.testing.assert_allclose(
+        pred["clv"], np.clip(by_hand, 0, None) * pred["expected_order_value"], rtol=1e-11
+    )
+
+
 def test_days_or_weeks_same_predictions():
     sample = load_cdnow("sample")
     d = build_customer_features(sample, as_of="1997-09-30", time_unit="D")
