@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import polars as pl
 
 from cx_models._version import __version__
 from cx_models.churn_data import CHURN_FEATURES
 from cx_models.columns import NumericView, as_float
+from cx_models.drivers import driver_texts
 from cx_models.errors import CXDataError, NotFittedError
 
 __all__ = ["ChurnModel", "FEATURE_LABELS"]
@@ -262,9 +262,9 @@ class ChurnModel:
     ) -> tuple[np.ndarray, list[str] | None]:
         """Return calibrated probabilities and, when asked, driver texts, from one matrix.
 
-        With ``defer=True`` the second item is a function that returns the texts:
-        formatting them is the one part left that holds the GIL, and a batch job
-        runs it beside the next chunk's trees.
+        With ``defer=True`` the second item is a function that returns the texts
+        as a pyarrow string array: a batch job writes them beside the next
+        chunk's trees, without making a Python string per customer.
         """
         self._require_fitted()
         matrix = _matrix(frame, self.features_)
@@ -285,10 +285,10 @@ class ChurnModel:
         raw = 1.0 / (1.0 + np.exp(-margin))
         proba = _apply_calibrator(self.calibrator_, raw)
 
-        def texts() -> list[str]:
-            return self._driver_texts(contrib[:, :-1], matrix.astype(float), top)
+        def texts():
+            return self._driver_texts(contrib[:, :-1], matrix, top)
 
-        return proba, (texts if defer else texts())
+        return proba, (texts if defer else texts().to_pylist())
 
     def contributions(self, frame: pd.DataFrame, *, exact: bool = False) -> pd.DataFrame:
         """Per-feature contributions to the raw margin (log-odds), plus ``bias``.
@@ -324,73 +324,11 @@ class ChurnModel:
         the feature's value and its signed contribution to the log-odds of churn.
         """
         contrib = self.contributions(frame, exact=exact).drop(columns="bias").to_numpy()
-        return self._driver_texts(contrib, _matrix(frame, self.features_).astype(float), top)
+        return self._driver_texts(contrib, _matrix(frame, self.features_), top).to_pylist()
 
-    def _driver_texts(self, contrib: np.ndarray, values: np.ndarray, top: int) -> list[str]:
-        n, k = contrib.shape
-        top = min(top, k)
-        if n == 0 or top == 0:
-            return [""] * n
-        # the top features by |contribution|, strongest first (ties: the earlier feature);
-        # a few argmax passes beat a partition of every row
-        strength = np.abs(contrib)
-        every = np.arange(n)
-        picks = []
-        for _ in range(top):
-            best = strength.argmax(axis=1)
-            picks.append(best)
-            strength[every, best] = -1.0
-        pick = np.column_stack(picks)
-        if n <= 256:  # a few customers (the API): plain Python beats building frames
-            names = [FEATURE_LABELS.get(f, f) for f in self.features_]
-            texts = []
-            for i in range(n):
-                parts = [
-                    f"{names[j]} = {_format_values(values[i, j : j + 1])[0]} ({contrib[i, j]:+.2f})"
-                    for j in pick[i]
-                    if contrib[i, j] != 0
-                ]
-                texts.append("; ".join(parts))
-            return texts
-        labels = pl.Series([FEATURE_LABELS.get(f, f) for f in self.features_], dtype=pl.String)
-        slots = []
-        for j in range(top):
-            idx = pick[:, j]
-            c = contrib[np.arange(n), idx]
-            cents = np.rint(np.abs(c) * 100).astype(np.int64)
-            frame = pl.DataFrame(
-                {
-                    "label": labels.gather(idx),
-                    "value": _format_values(values[np.arange(n), idx]),
-                    "sign": np.where(c < 0, "-", "+"),
-                    "whole": cents // 100,
-                    "cents": cents % 100,
-                    "zero": c == 0,
-                }
-            )
-            slots.append(
-                frame.select(
-                    pl.when(~pl.col("zero"))
-                    .then(
-                        pl.concat_str(
-                            [
-                                pl.col("label"),
-                                pl.lit(" = "),
-                                pl.col("value"),
-                                pl.lit(" ("),
-                                pl.col("sign"),
-                                pl.col("whole").cast(pl.String),
-                                pl.lit("."),
-                                pl.col("cents").cast(pl.String).str.zfill(2),
-                                pl.lit(")"),
-                            ]
-                        )
-                    )
-                    .otherwise(None)
-                ).to_series()
-            )
-        joined = pl.select(pl.concat_str(slots, separator="; ", ignore_nulls=True)).to_series()
-        return joined.fill_null("").to_list()
+    def _driver_texts(self, contrib: np.ndarray, values: np.ndarray, top: int):
+        labels = [FEATURE_LABELS.get(f, f) for f in self.features_]
+        return driver_texts(contrib, values, labels, top)
 
     # -------------------------------------------------------------- persistence
     def to_dict(self) -> dict:
@@ -451,17 +389,6 @@ class ChurnModel:
         model.n_holdout_rows_ = int(meta["n_holdout_rows"])
         model.snapshots_ = list(meta["snapshots"])
         return model
-
-
-def _format_values(values: np.ndarray) -> list[str]:
-    """Format feature values for driver texts: whole numbers plainly, others to 3 digits."""
-    out = [f"{v:.3g}" for v in values.tolist()]
-    whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 1e15)
-    for i in np.flatnonzero(whole):
-        out[i] = f"{int(values[i]):,}" if abs(values[i]) >= 1000 else f"{int(values[i])}"
-    for i in np.flatnonzero(np.isnan(values)):
-        out[i] = "missing"
-    return out
 
 
 def _fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cx_models._version import __version__
 from cx_models.churn import ChurnModel
@@ -115,7 +116,7 @@ class CXScorer:
             discount_rate=discount_rate,
             explain=explain,
         )
-        scored["drivers"] = drivers()
+        scored["drivers"] = drivers().to_pylist()
         return scored
 
     def score_deferred(
@@ -129,7 +130,8 @@ class CXScorer:
     ):
         """Return :meth:`score`'s table with ``drivers`` empty, and a function giving them.
 
-        For batch jobs: the texts can then be made beside the next chunk's scoring.
+        For batch jobs: the texts (a pyarrow string array) can then be made beside
+        the next chunk's scoring.
         """
         if "customer_id" not in features.columns:
             raise CXDataError("the feature table needs a 'customer_id' column")
@@ -186,7 +188,7 @@ class CXScorer:
         n = len(features)
         columns["drivers"] = ""
         if not explain:
-            drivers = lambda: [""] * n  # noqa: E731 - the same shape as the texts function
+            drivers = lambda: pa.array([""] * n, type=pa.string())  # noqa: E731 - as the texts
         return pd.DataFrame(columns)[list(SCORE_COLUMNS)], drivers
 
     # -------------------------------------------------------------- persistence

@@ -446,9 +446,10 @@ def score_files(
 
         def write(scored: pd.DataFrame, drivers=None) -> None:
             nonlocal writer
-            if drivers is not None:
-                scored["drivers"] = drivers()
             table = pa.Table.from_pandas(scored, preserve_index=False)
+            if drivers is not None:
+                where = table.schema.get_field_index("drivers")
+                table = table.set_column(where, "drivers", drivers())
             if writer is None:
                 # the temporary file is read once more: no compression, less CPU
                 writer = pq.ParquetWriter(
