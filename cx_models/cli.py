@@ -620,29 +620,31 @@ def score(
     if transactions is not None:
         _score_streamed(**job, chunk_customers=chunk_customers)
         return
-    loaded = load_model(model, tracking_uri=tracking_uri)
-    described = describe_model(model, tracking_uri=tracking_uri)
-    options = {
-        "horizon_days": horizon_days,
-        "clv_months": clv_months,
-        "discount_rate": discount_rate,
-        "explain": not no_drivers,
-        "chunk_customers": chunk_customers,
-    }
-    with _progress(quiet) as advance:
-        table = read_features(features_path)
-        scored = score_features(loaded, table, progress=advance, **options)
-        metadata = _score_metadata(
-            model,
-            described,
-            as_of=table.attrs.get("as_of"),
-            horizon_days=horizon_days,
-            trained_horizon_days=_trained_horizon(loaded),
-            clv_months=clv_months,
-            discount_rate=discount_rate,
-        )
-        write_table(scored, out, metadata=metadata)
-        n_scored = len(scored)
+    with _chunked_gc() as (freeze, collect_after):
+        loaded = load_model(model, tracking_uri=tracking_uri)
+        freeze()
+        described = describe_model(model, tracking_uri=tracking_uri)
+        options = {
+            "horizon_days": horizon_days,
+            "clv_months": clv_months,
+            "discount_rate": discount_rate,
+            "explain": not no_drivers,
+            "chunk_customers": chunk_customers,
+        }
+        with _progress(quiet) as advance:
+            table = read_features(features_path)
+            scored = score_features(loaded, table, progress=collect_after(advance), **options)
+            metadata = _score_metadata(
+                model,
+                described,
+                as_of=table.attrs.get("as_of"),
+                horizon_days=horizon_days,
+                trained_horizon_days=_trained_horizon(loaded),
+                clv_months=clv_months,
+                discount_rate=discount_rate,
+            )
+            write_table(scored, out, metadata=metadata)
+            n_scored = len(scored)
     if not quiet:
         count = f"{n_scored:,} customers" if n_scored is not None else "the customers"
         err.print(f"scored {count} with {model} (version {described.get('version', '?')}) to {out}")
@@ -676,8 +678,12 @@ def _score_streamed(*, model, out, transactions, quiet, quarantine_out, **kw):
 
     # loading the model is mostly Python (GIL) work; scanning the ids and reading the
     # first chunk is polars (outside the GIL): do both at once
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-load") as pool:
+    with (
+        _chunked_gc() as (freeze, collect_after),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-load") as pool,
+    ):
         loading = pool.submit(load_model, model, tracking_uri=tracking_uri)
+        loading.add_done_callback(lambda _: freeze())
         with _progress(quiet) as advance:
             try:
                 result = score_files(
@@ -687,7 +693,7 @@ def _score_streamed(*, model, out, transactions, quiet, quarantine_out, **kw):
                     as_of=as_of,
                     out=out,
                     metadata=metadata,
-                    progress=advance,
+                    progress=collect_after(advance),
                     **kw,
                 )
             finally:
@@ -817,6 +823,39 @@ def _trained_horizon(loaded):
         return int(loaded.metadata.get_params_schema().to_dict()[0]["default"])
     except Exception:  # noqa: BLE001 - not a pyfunc with our signature
         return None
+
+
+@contextlib.contextmanager
+def _chunked_gc():
+    """Collect garbage after each scored chunk instead of whenever Python decides.
+
+    A scoring process holds ~360k long-lived objects (MLflow, pandas, polars,
+    the model) and each automatic full collection scans them all: ~0.2 s
+    holding the GIL that the pipeline's threads wait for, about 1.4 s of a
+    1 M-customer job. For the job, automatic collection is paused; ``freeze()``
+    (once the model is loaded) moves the objects alive then out of the
+    collector's sight (they live until the process ends anyway), and
+    ``collect_after(progress)`` wraps the progress callback so that a
+    collection over the newer objects only follows each chunk: memory stays flat.
+    """
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+
+    def collect_after(progress):
+        def advance(done: int, total: int) -> None:
+            progress(done, total)
+            gc.collect()
+
+        return advance
+
+    try:
+        yield gc.freeze, collect_after
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager
