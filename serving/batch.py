@@ -493,6 +493,12 @@ def score_files(
                 done += len(frame)
                 if progress is not None:
                     progress(done, ids.len())
+            # 2. one global rank (while the last chunk is written)
+            ranks = (
+                priority_rank(pd.concat(rank_parts, ignore_index=True))
+                if rank_parts
+                else np.empty(0, dtype=np.int64)
+            )
             for future in written:  # in order; re-raises a failed write
                 future.result()
         tx_report = merge_reports(tx_reports)
@@ -501,8 +507,7 @@ def score_files(
         if writer is not None:
             writer.close()
             writer = None
-        # 2. one global rank, then the final file in one rename
-        ranks = priority_rank(pd.concat(rank_parts, ignore_index=True))
+        # 3. the final file in one rename
         if callable(metadata):
             metadata = metadata(model.result() if loading is not None else model)
         _write_ranked(tmp, out, out_format, ranks, metadata or {})

@@ -48,7 +48,7 @@ def test_values_read_back_as_the_value():
     rng = np.random.default_rng(5)
     values = _tricky_values(rng, 20_000).astype(float)
     texts = format_values(values)
-    for v, text in zip(values, texts):
+    for v, text in zip(values, texts, strict=True):
         if math.isnan(v):
             assert text == "missing"
             continue
