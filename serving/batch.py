@@ -12,6 +12,7 @@ or a :class:`cx_models.scoring.CXScorer` (wrapped by :func:`as_predictor`).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -460,15 +461,17 @@ def score_files(
         # a pipeline: the next chunk is read and featurised, and the last one written,
         # while this one is scored (polars, pyarrow and XGBoost work outside the GIL)
         with (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-prefetch") as pool,
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="cx-prefetch") as pool,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-write") as writes,
         ):
-            ahead = pool.submit(prepare, pieces[0])
             written = []
-            for k in range(len(pieces)):
-                tx_rep, sv_rep, frame, chunk_orphans = ahead.result()
-                if k + 1 < len(pieces):
-                    ahead = pool.submit(prepare, pieces[k + 1])
+
+            def still_loading() -> bool:
+                return loading is not None and not loading.done()
+
+            for tx_rep, sv_rep, frame, chunk_orphans in _ahead(
+                pool, prepare, pieces, still_loading
+            ):
                 tx_reports.append(tx_rep)
                 if sv_rep is not None:
                     sv_reports.append(sv_rep)
@@ -523,6 +526,30 @@ def score_files(
         chunks=n_chunks,
         customers=done,
     )
+
+
+def _ahead(pool, prepare, pieces: list, busy: Callable[[], bool]):
+    """Yield ``prepare(piece)`` for each piece in order, prepared ahead in ``pool``.
+
+    One piece ahead of the consumer; up to three (on the pool's workers) while
+    ``busy()`` — the model still loading, mostly one core of Python, leaves the
+    other core to preparing chunks.
+    """
+    ahead: deque[Future] = deque()
+    submitted = 0
+
+    def top_up() -> None:
+        nonlocal submitted
+        depth = 3 if busy() else 1
+        while len(ahead) < depth and submitted < len(pieces):
+            ahead.append(pool.submit(prepare, pieces[submitted]))
+            submitted += 1
+
+    top_up()
+    while ahead:
+        result = ahead.popleft().result()
+        top_up()  # the next piece is prepared while this one is used
+        yield result
 
 
 def _decide_id_dtype(scan: pl.LazyFrame, column: str, raw_dtype, source: str):

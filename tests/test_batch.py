@@ -258,3 +258,26 @@ def test_streamed_files_structural_errors(setup, tmp_path):
     assert not list(tmp_path.glob(".o.parquet*"))
     with pytest.raises(CXDataError, match="transactions file not found"):
         score_files(scorer, tmp_path / "none.parquet", as_of=AS_OF, out=tmp_path / "o.parquet")
+
+
+def test_chunks_are_prepared_ahead_and_more_while_the_model_loads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cx_models.serving.batch import _ahead
+
+    submitted = []
+
+    class CountingPool(ThreadPoolExecutor):
+        def submit(self, fn, piece):
+            submitted.append(piece)
+            return super().submit(fn, piece)
+
+    loading = [True]
+    with CountingPool(max_workers=2) as pool:
+        chunks = _ahead(pool, lambda piece: piece * 10, list(range(7)), lambda: loading[0])
+        assert next(chunks) == 0
+        assert submitted == [0, 1, 2, 3]  # three ahead while the model loads
+        loading[0] = False
+        got = [next(chunks) for _ in range(3)]
+        assert got == [10, 20, 30] and submitted == [0, 1, 2, 3, 4]  # then one ahead
+        assert list(chunks) == [40, 50, 60] and submitted == list(range(7))
