@@ -338,7 +338,7 @@ def _duplicate_mask(raw: pl.DataFrame) -> pl.Series:
     mask = pl.Series("duplicate", [False] * height, dtype=pl.Boolean)
     if height < 2 or raw.width == 0:
         return mask
-    hashes = raw.select(pl.struct(pl.all()).hash(seed=0)).to_series()
+    hashes = raw.hash_rows(seed=0)
     ordered = hashes.sort()
     repeated = ordered.filter(ordered == ordered.shift(1)).unique()
     if repeated.len() == 0:
