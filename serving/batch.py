@@ -37,6 +37,8 @@ from cx_models.timeutil import parse_as_of
 
 __all__ = ["BatchResult", "as_predictor", "score_events", "score_features"]
 
+# the chunk-number column of split inputs
+_CHUNK = "__cx_chunk"
 #: Raw survey answers appended after the contract's columns, for reports and summaries.
 EXTRA_COLUMNS = ("nps_latest", "csat_latest", "ces_latest")
 
@@ -271,6 +273,47 @@ def _chunk_starts(ids: pl.Series, chunk_customers: int) -> list:
     return ids.gather(list(range(0, ids.len(), chunk_customers))).to_list()
 
 
+def _split(scan: pl.LazyFrame, id_expr: pl.Expr, starts: list, directory) -> list[pl.LazyFrame]:
+    """Split an input by chunk in one streamed pass: a lazy frame per chunk, then one for no id.
+
+    Rows keep their order (and their row-number column). Chunk k holds the ids
+    from ``starts[k]`` up to ``starts[k + 1]``; ``starts == [None]`` means no id
+    at all. The pieces are Arrow IPC files under ``directory`` (read memory-mapped).
+    polars' partitioned sink is marked unstable: should this polars not split as
+    expected, each chunk filters the input instead (the same rows, read once per chunk).
+    """
+    from pathlib import Path
+
+    n_chunks = 0 if starts[0] is None else len(starts)
+    key = pl.when(id_expr.is_null()).then(pl.lit(n_chunks, dtype=pl.UInt32))
+    if n_chunks > 1:
+        key = key.otherwise(id_expr.bin_intervals(starts[1:], labels=False).cast(pl.UInt32))
+    else:
+        key = key.otherwise(pl.lit(0, dtype=pl.UInt32))
+    directory = Path(directory)
+    try:
+        scan.with_columns(key.alias(_CHUNK)).sink_ipc(
+            pl.PartitionBy(directory, key=_CHUNK, include_key=False), mkdir=True
+        )
+        files: dict[int, list[str]] = {}
+        for path in sorted(directory.rglob("*.ipc")):
+            name, _, value = path.parent.name.partition("=")
+            if name != _CHUNK or path.parent.parent != directory:
+                raise ValueError(f"unexpected partition layout: {path}")
+            files.setdefault(int(value), []).append(str(path))
+        if set(files) - set(range(n_chunks + 1)):
+            raise ValueError(f"unexpected partitions: {sorted(files)}")
+    except (AttributeError, TypeError, ValueError, pl.exceptions.PolarsError):
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+        return [scan.filter(_id_filter(id_expr, starts, k)) for k in range(n_chunks)] + [
+            scan.filter(id_expr.is_null())
+        ]
+    empty = pl.LazyFrame(schema=scan.collect_schema())
+    return [pl.scan_ipc(files[k]) if k in files else empty for k in range(n_chunks + 1)]
+
+
 def _id_filter(expr: pl.Expr, starts: list, k: int) -> pl.Expr:
     cond = expr.is_not_null()
     if k > 0:
@@ -322,6 +365,7 @@ def score_files(
     in ``out``) and whose reports add up every chunk.
     """
     import os
+    import shutil
     import tempfile
     from pathlib import Path
 
@@ -386,26 +430,21 @@ def score_files(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    writer = None
+    writer = parts = None
     try:
-        pieces = [
-            (
-                tx_scan.filter(_id_filter(tx_id, starts, k)),
-                None if sv_scan is None else sv_scan.filter(_id_filter(sv_id, starts, k)),
-                True,
-            )
-            for k in range(n_chunks)
-            if starts[0] is not None
-        ]
-        # rows whose id is missing belong to no chunk: validated on their own, last (they
-        # only add to the counts and the quarantine, which is sorted by row number)
-        pieces.append(
-            (
-                tx_scan.filter(tx_id.is_null()),
-                None if sv_scan is None else sv_scan.filter(sv_id.is_null()),
-                False,
-            )
+        # each input split once into one file per chunk (plus one for rows without an
+        # id): filtering the whole input for every chunk read it n_chunks times
+        parts = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".parts", dir=out.parent))
+        tx_parts = _split(tx_scan, tx_id, starts, parts / "transactions")
+        sv_parts = (
+            [None] * len(tx_parts)
+            if sv_scan is None
+            else _split(sv_scan, sv_id, starts, parts / "surveys")
         )
+        # the last piece holds the rows whose id is missing: they belong to no chunk and
+        # only add to the counts and the quarantine (which is sorted by row number)
+        last = len(tx_parts) - 1
+        pieces = [(tx_parts[k], sv_parts[k], k < last) for k in range(last + 1)]
 
         def prepare(piece):
             """Read, validate and build one chunk's features (polars: mostly outside the GIL)."""
@@ -518,6 +557,8 @@ def score_files(
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
+        if parts is not None:
+            shutil.rmtree(parts, ignore_errors=True)
     return BatchResult(
         scored=None,
         transactions=tx_report,

@@ -281,3 +281,32 @@ def test_chunks_are_prepared_ahead_and_more_while_the_model_loads():
         got = [next(chunks) for _ in range(3)]
         assert got == [10, 20, 30] and submitted == [0, 1, 2, 3, 4]  # then one ahead
         assert list(chunks) == [40, 50, 60] and submitted == list(range(7))
+
+
+def test_inputs_split_once_or_filtered_per_chunk_give_the_same_scores(setup, tmp_path, monkeypatch):
+    # the inputs are split into one file per chunk in one pass (polars' partitioned sink,
+    # marked unstable); without it each chunk filters the inputs: same rows, same scores
+    import polars as pl
+    from cx_models.serving import batch
+
+    base, scorer = setup
+    tx = base.transactions.to_pandas()
+    tx.loc[[10, 20], "customer_id"] = None
+    tx_path = tmp_path / "tx.parquet"
+    tx.to_parquet(tx_path)
+    sv_path = tmp_path / "sv.parquet"
+    base.surveys.write_parquet(sv_path)
+    results = {}
+    for how in ("split", "filtered"):
+        if how == "filtered":
+            monkeypatch.delattr(pl, "PartitionBy")
+        out = tmp_path / f"{how}.parquet"
+        r = batch.score_files(scorer, tx_path, sv_path, as_of=AS_OF, out=out, chunk_customers=900)
+        results[how] = (pd.read_parquet(out), r.transactions.to_dict(), r.surveys.to_dict())
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            ["tx.parquet", "sv.parquet", *(f"{h}.parquet" for h in results)]
+        )  # the split files are gone
+    split, filtered = results["split"], results["filtered"]
+    pd.testing.assert_frame_equal(split[0], filtered[0])
+    assert split[1:] == filtered[1:]
+    assert split[1]["rows_quarantined"] == 2 and len(split[0]) == base.truth.height
