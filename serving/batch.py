@@ -310,8 +310,12 @@ def _split(scan: pl.LazyFrame, id_expr: pl.Expr, starts: list, directory) -> lis
         return [scan.filter(_id_filter(id_expr, starts, k)) for k in range(n_chunks)] + [
             scan.filter(id_expr.is_null())
         ]
-    empty = pl.LazyFrame(schema=scan.collect_schema())
-    return [pl.scan_ipc(files[k]) if k in files else empty for k in range(n_chunks + 1)]
+    schema = scan.collect_schema()
+    empty = pl.LazyFrame(schema=schema)
+    return [
+        pl.scan_ipc(files[k]).select(schema.names()) if k in files else empty
+        for k in range(n_chunks + 1)
+    ]
 
 
 def _id_filter(expr: pl.Expr, starts: list, k: int) -> pl.Expr:
@@ -349,12 +353,14 @@ def score_files(
     """Score CSV/Parquet inputs chunk by chunk, reading only one chunk's events at a time.
 
     The customer id column is read once to decide the id type and cut the
-    customers into chunks of ``chunk_customers``; each chunk's transactions and
-    survey answers are then read (rows keep their numbers in the whole file),
-    validated, turned into features and scored, and the scores are appended to a
-    temporary Parquet file. The priority rank is computed over the whole base at
-    the end, and the file is renamed to ``out`` (Parquet or CSV) in one step: a
-    failed job leaves nothing at ``out``. Memory holds one chunk plus three
+    customers into chunks of ``chunk_customers``; each input is then split in one
+    pass into a temporary Arrow file per chunk next to ``out`` (disk: about the
+    inputs' uncompressed size). Each chunk's transactions and survey answers are
+    read (rows keep their numbers in the whole file), validated, turned into
+    features and scored, and the scores are appended to a temporary Parquet file.
+    The priority rank is computed over the whole base at the end, and the file is
+    renamed to ``out`` (Parquet or CSV) in one step: a failed job leaves nothing
+    at ``out``. Memory holds one chunk plus three
     numbers per customer for the ranking.
 
     ``model`` may also be a :class:`concurrent.futures.Future` of one, still
