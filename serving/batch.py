@@ -578,24 +578,24 @@ def score_files(
 def _ahead(pool, prepare, pieces: list, busy: Callable[[], bool]):
     """Yield ``prepare(piece)`` for each piece in order, prepared ahead in ``pool``.
 
-    One piece ahead of the consumer; up to three (on the pool's workers) while
-    ``busy()`` — the model still loading, mostly one core of Python, leaves the
-    other core to preparing chunks.
+    One piece ahead of the consumer; once the first is ready, up to three (on the
+    pool's workers) while ``busy()`` — the model still loading, mostly one core of
+    Python, leaves the other core to preparing chunks. The first piece is prepared
+    alone: it is the one the consumer waits for.
     """
     ahead: deque[Future] = deque()
     submitted = 0
 
-    def top_up() -> None:
+    def top_up(depth: int) -> None:
         nonlocal submitted
-        depth = 3 if busy() else 1
         while len(ahead) < depth and submitted < len(pieces):
             ahead.append(pool.submit(prepare, pieces[submitted]))
             submitted += 1
 
-    top_up()
+    top_up(1)
     while ahead:
         result = ahead.popleft().result()
-        top_up()  # the next piece is prepared while this one is used
+        top_up(3 if busy() else 1)  # the next piece is prepared while this one is used
         yield result
 
 

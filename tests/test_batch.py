@@ -272,11 +272,19 @@ def test_chunks_are_prepared_ahead_and_more_while_the_model_loads():
             submitted.append(piece)
             return super().submit(fn, piece)
 
+    seen_by_first = []
+
+    def prepare(piece):
+        if piece == 0:
+            seen_by_first.extend(submitted)
+        return piece * 10
+
     loading = [True]
     with CountingPool(max_workers=2) as pool:
-        chunks = _ahead(pool, lambda piece: piece * 10, list(range(7)), lambda: loading[0])
+        chunks = _ahead(pool, prepare, list(range(7)), lambda: loading[0])
         assert next(chunks) == 0
-        assert submitted == [0, 1, 2, 3]  # three ahead while the model loads
+        assert seen_by_first == [0]  # the first chunk is prepared alone
+        assert submitted == [0, 1, 2, 3]  # then three ahead while the model loads
         loading[0] = False
         got = [next(chunks) for _ in range(3)]
         assert got == [10, 20, 30] and submitted == [0, 1, 2, 3, 4]  # then one ahead
