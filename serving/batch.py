@@ -357,11 +357,11 @@ def score_files(
     pass into a temporary Arrow file per chunk next to ``out`` (disk: about the
     inputs' uncompressed size). Each chunk's transactions and survey answers are
     read (rows keep their numbers in the whole file), validated, turned into
-    features and scored, and the scores are appended to a temporary Parquet file.
-    The priority rank is computed over the whole base at the end, and the file is
-    renamed to ``out`` (Parquet or CSV) in one step: a failed job leaves nothing
-    at ``out``. Memory holds one chunk plus three
-    numbers per customer for the ranking.
+    features and scored, and the scores are appended to a temporary Arrow file.
+    The priority rank is computed over the whole base at the end, and the scores
+    are copied into ``out`` (Parquet or CSV) with one rename: a failed job leaves
+    nothing at ``out``. Memory holds a few chunks plus three numbers per customer
+    for the ranking.
 
     ``model`` may also be a :class:`concurrent.futures.Future` of one, still
     loading: scanning ids and preparing the first chunk go on meanwhile.
@@ -659,7 +659,8 @@ def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) 
 
     from cx_models.io import METADATA_KEY
 
-    source = pa.ipc.open_file(pa.memory_map(str(tmp)))
+    mapped = pa.memory_map(str(tmp))
+    source = pa.ipc.open_file(mapped)
     schema = source.schema
     position = schema.get_field_index("priority_rank")
     meta_text = json.dumps(metadata, default=str, sort_keys=True)
@@ -690,4 +691,5 @@ def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) 
         if out_format == "csv":
             Path(str(out) + ".meta.json").write_text(meta_text + "\n")
     finally:
+        mapped.close()
         final.unlink(missing_ok=True)

@@ -1,3 +1,4 @@
+import gc
 import os
 import re
 import shutil
@@ -111,6 +112,7 @@ def test_a_failed_job_leaves_no_output(setup, tmp_path, monkeypatch):
     args += ["--chunk-customers", "1000"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code != 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # the job's GC settings undone
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".scored")]
     # and the same job with a working model writes the file, with metadata
@@ -123,6 +125,7 @@ def test_a_failed_job_leaves_no_output(setup, tmp_path, monkeypatch):
     )
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.stderr
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     assert res.stderr == ""  # --quiet
     meta = read_table_metadata(out)
     assert meta["as_of"] == AS_OF and meta["model_uri"] == "models:/x@champion"
