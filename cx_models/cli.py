@@ -831,8 +831,8 @@ def _chunked_gc():
 
     A scoring process holds ~360k long-lived objects (MLflow, pandas, polars,
     the model) and each automatic full collection scans them all: ~0.2 s
-    holding the GIL that the pipeline's threads wait for, about 1.4 s of a
-    1 M-customer job. For the job, automatic collection is paused; ``freeze()``
+    holding the GIL that the pipeline's threads wait for (0.4-1.4 s of a
+    1 M-customer job, measured). For the job, automatic collection is paused; ``freeze()``
     (once the model is loaded) moves the objects alive then out of the
     collector's sight (they live until the process ends anyway), and
     ``collect_after(progress)`` wraps the progress callback so that a
