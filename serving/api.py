@@ -21,6 +21,7 @@ the size limit get 413; errors never carry a stack trace and every response has 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import math
@@ -200,8 +201,9 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 class _ModelState:
-    def __init__(self, loader):
+    def __init__(self, loader, *, freeze_heap: bool = False):
         self.loader = loader
+        self.freeze_heap = freeze_heap
         self.scorer = None
         self.info: dict = {}
         self.error: str | None = None
@@ -209,10 +211,18 @@ class _ModelState:
 
     def load(self) -> None:
         try:
-            self.scorer, self.info = self.loader()
+            scorer, info = self.loader()
         except Exception as exc:  # noqa: BLE001 - reported by /readyz, never raised at a client
             self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.error("model failed to load: %s", self.error)
+            return
+        if self.freeze_heap:
+            # the ~360k objects alive now (libraries, the model) live as long as the
+            # server: out of the collector's sight, a full collection no longer scans
+            # them (it paused a request 190-330 ms, a few times per thousand requests)
+            gc.freeze()
+        self.info = info
+        self.scorer = scorer  # ready from here on
 
 
 class _RequestIdAndSize:
@@ -290,17 +300,20 @@ def create_app(
     tracking_uri: str | None = None,
     loader=None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """Build the API; the model loads in a background thread at startup.
 
     ``loader`` (for tests and embedding) returns ``(CXScorer, info dict)``; by
-    default the model is loaded from MLflow by ``model_uri``.
+    default the model is loaded from MLflow by ``model_uri``. ``freeze_heap``
+    (server processes: :func:`app_from_env`) moves every object alive once the
+    model is loaded out of the garbage collector's scans (:func:`gc.freeze`).
     """
     if loader is None:
         if model_uri is None:
             raise CXDataError("create_app needs a model URI or a loader")
         loader = _mlflow_loader(model_uri, tracking_uri)
-    state = _ModelState(loader)
+    state = _ModelState(loader, freeze_heap=freeze_heap)
     app = FastAPI(title="cx-models scoring API", version="1")
     threading.Thread(target=state.load, name="cx-model-loader", daemon=True).start()
 
@@ -420,4 +433,6 @@ def app_from_env() -> FastAPI:
     uri = os.environ.get("CX_MODELS_MODEL_URI")
     if not uri:
         raise CXDataError("set CX_MODELS_MODEL_URI to the model to serve")
-    return create_app(uri, tracking_uri=os.environ.get("CX_MODELS_TRACKING_URI") or None)
+    return create_app(
+        uri, tracking_uri=os.environ.get("CX_MODELS_TRACKING_URI") or None, freeze_heap=True
+    )

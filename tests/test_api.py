@@ -197,3 +197,25 @@ def test_unexpected_failure_is_a_500_with_the_request_id_and_no_internals(traine
     assert r.json() == {"error": "internal error", "request_id": "abc123"}
     assert r.headers["x-request-id"] == "abc123"
     assert "secret" not in r.text and "Traceback" not in r.text
+
+
+def test_server_freezes_the_heap_once_the_model_is_loaded(trained):
+    # a server process (app_from_env) moves the objects alive after loading out of the
+    # collector's scans; embedded apps (the default) leave the host's GC alone
+    import gc
+
+    _, scorer, features = trained
+    assert gc.get_freeze_count() == 0
+    try:
+        for freeze in (False, True):
+            app = create_app(loader=lambda: (scorer, {}), freeze_heap=freeze)
+            with TestClient(app) as c:
+                for _ in range(100):
+                    if c.get("/readyz").status_code == 200:
+                        break
+                    time.sleep(0.05)
+                assert (gc.get_freeze_count() > 0) == freeze
+                r = c.post("/score", json={"customers": records(features, 2)})
+                assert r.status_code == 200 and len(r.json()["scores"]) == 2
+    finally:
+        gc.unfreeze()
