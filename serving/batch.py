@@ -280,7 +280,8 @@ def _split(scan: pl.LazyFrame, id_expr: pl.Expr, starts: list, directory) -> lis
     from ``starts[k]`` up to ``starts[k + 1]``; ``starts == [None]`` means no id
     at all. The pieces are Arrow IPC files under ``directory`` (read memory-mapped).
     polars' partitioned sink is marked unstable: should this polars not split as
-    expected, each chunk filters the input instead (the same rows, read once per chunk).
+    expected, or the files not fit on the disk, each chunk filters the input instead
+    (the same rows, read once per chunk).
     """
     from pathlib import Path
 
@@ -303,7 +304,7 @@ def _split(scan: pl.LazyFrame, id_expr: pl.Expr, starts: list, directory) -> lis
             files.setdefault(int(value), []).append(str(path))
         if set(files) - set(range(n_chunks + 1)):
             raise ValueError(f"unexpected partitions: {sorted(files)}")
-    except (AttributeError, TypeError, ValueError, pl.exceptions.PolarsError):
+    except (AttributeError, TypeError, ValueError, OSError, pl.exceptions.PolarsError):
         import shutil
 
         shutil.rmtree(directory, ignore_errors=True)

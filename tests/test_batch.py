@@ -294,11 +294,17 @@ def test_chunks_are_prepared_ahead_and_more_while_the_model_loads():
         assert list(chunks) == [40, 50, 60] and submitted == list(range(7))
 
 
-def test_inputs_split_once_or_filtered_per_chunk_give_the_same_scores(setup, tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure", ["no partitioned sink", "disk full"])
+def test_inputs_split_once_or_filtered_per_chunk_give_the_same_scores(
+    setup, tmp_path, monkeypatch, failure
+):
     # the inputs are split into one file per chunk in one pass (polars' partitioned sink,
     # marked unstable); without it each chunk filters the inputs: same rows, same scores
     import polars as pl
     from cx_models.serving import batch
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
 
     base, scorer = setup
     tx = base.transactions.to_pandas()
@@ -309,8 +315,10 @@ def test_inputs_split_once_or_filtered_per_chunk_give_the_same_scores(setup, tmp
     base.surveys.write_parquet(sv_path)
     results = {}
     for how in ("split", "filtered"):
-        if how == "filtered":
+        if how == "filtered" and failure == "no partitioned sink":
             monkeypatch.delattr(pl, "PartitionBy")
+        elif how == "filtered":
+            monkeypatch.setattr(pl.LazyFrame, "sink_ipc", disk_full)
         out = tmp_path / f"{how}.parquet"
         r = batch.score_files(scorer, tx_path, sv_path, as_of=AS_OF, out=out, chunk_customers=900)
         results[how] = (pd.read_parquet(out), r.transactions.to_dict(), r.surveys.to_dict())
