@@ -77,11 +77,17 @@ def _month_ends(clv_months: int, time_unit: str) -> np.ndarray:
     return np.arange(1, int(clv_months) + 1) * DAYS_PER_MONTH / DAYS_PER_UNIT[time_unit]
 
 
-def _discounted_months(cumulative: np.ndarray, discount_rate: float) -> np.ndarray:
-    """Sum of each row's monthly increments, month m discounted by (1 + rate)^(-m/12)."""
-    months = np.arange(1, cumulative.shape[1] + 1)
-    monthly = np.diff(cumulative, axis=1, prepend=0.0)
-    return monthly @ ((1.0 + discount_rate) ** (-months / 12.0))
+def _discounted_clv(if_alive, pair_of, alive, order_value, discount_rate: float) -> np.ndarray:
+    """Discounted CLV from per-pair expected purchases by each month's end (if alive).
+
+    Month m's expected purchases (the increment of the cumulative ones) are
+    discounted by (1 + rate)^(-m/12), summed per pair, then scaled by each
+    customer's P(alive) and expected order value.
+    """
+    months = np.arange(1, if_alive.shape[1] + 1)
+    monthly = np.diff(if_alive, axis=1, prepend=0.0)
+    per_pair = monthly @ ((1.0 + discount_rate) ** (-months / 12.0))
+    return np.clip(per_pair[pair_of] * alive, 0.0, None) * order_value
 
 
 def _table_unit(features: pd.DataFrame) -> str:
@@ -587,14 +593,9 @@ class CLVModel:
         spend = tuple(self.spend_params_[k] for k in _SPEND_PARAMS)
         eov = btyd.gg_expected_spend(spend, np.where(x > 0, x, 0), rfm["monetary_value"])
         alive = btyd.p_alive(params, x, t_x, T, model=self.model)
-        # purchases given alive depend on (frequency, T) only: once per distinct pair,
-        # at the horizon and at the end of every CLV month
-        pair_x, pair_T, pair_of = _distinct_pairs(x, T)
+        # at the horizon and at the end of every CLV month, in one evaluation per pair
         times = np.concatenate([[horizon], _month_ends(clv_months, self.time_unit_)])
-        if_alive = btyd.purchases_if_alive(
-            params, times[None, :], pair_x[:, None], pair_T[:, None], model=self.model
-        )
-        monthly = _discounted_months(if_alive[:, 1:], discount_rate)
+        if_alive, pair_of = self._if_alive_by_pair(x, T, times)
         return {
             "p_alive": alive,
             "expected_purchases": if_alive[pair_of, 0] * alive,
@@ -602,8 +603,21 @@ class CLVModel:
                 params, horizon, x, t_x, T, model=self.model, alive=alive
             ),
             "expected_order_value": eov,
-            "clv": np.clip(monthly[pair_of] * alive, 0.0, None) * eov,
+            "clv": _discounted_clv(if_alive[:, 1:], pair_of, alive, eov, discount_rate),
         }
+
+    def _if_alive_by_pair(self, x, T, times: np.ndarray):
+        """Return expected purchases by each of ``times`` if alive, per distinct (x, T) pair.
+
+        They depend on the history through frequency and T only (not the
+        recency): one evaluation per pair, not per customer. Returns the
+        (pairs, times) array and each customer's pair.
+        """
+        pair_x, pair_T, pair_of = _distinct_pairs(x, T)
+        if_alive = btyd.purchases_if_alive(
+            self._params(), times[None, :], pair_x[:, None], pair_T[:, None], model=self.model
+        )
+        return if_alive, pair_of
 
     def clv(self, x, t_x, T, order_value, *, clv_months: int, discount_rate: float) -> np.ndarray:
         """Discounted CLV from model-unit histories and expected order values.
@@ -616,17 +630,9 @@ class CLVModel:
         x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
         if int(clv_months) < 1:
             return np.zeros(np.size(x))
-        pair_x, pair_T, pair_of = _distinct_pairs(x, T)
-        if_alive = btyd.purchases_if_alive(
-            self._params(),
-            _month_ends(clv_months, self.time_unit_)[None, :],
-            pair_x[:, None],
-            pair_T[:, None],
-            model=self.model,
-        )
+        if_alive, pair_of = self._if_alive_by_pair(x, T, _month_ends(clv_months, self.time_unit_))
         alive = btyd.p_alive(self._params(), x, t_x, T, model=self.model)
-        monthly = _discounted_months(if_alive, discount_rate)
-        return np.clip(monthly[pair_of] * alive, 0.0, None) * np.asarray(order_value)
+        return _discounted_clv(if_alive, pair_of, alive, np.asarray(order_value), discount_rate)
 
     # -------------------------------------------------------------- persistence
     def to_dict(self) -> dict:

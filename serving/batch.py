@@ -286,11 +286,12 @@ def _split(scan: pl.LazyFrame, id_expr: pl.Expr, starts: list, directory) -> lis
     from pathlib import Path
 
     n_chunks = 0 if starts[0] is None else len(starts)
-    key = pl.when(id_expr.is_null()).then(pl.lit(n_chunks, dtype=pl.UInt32))
-    if n_chunks > 1:
-        key = key.otherwise(id_expr.bin_intervals(starts[1:], labels=False).cast(pl.UInt32))
-    else:
-        key = key.otherwise(pl.lit(0, dtype=pl.UInt32))
+    chunk = (
+        id_expr.bin_intervals(starts[1:], labels=False).cast(pl.UInt32)
+        if n_chunks > 1
+        else pl.lit(0, dtype=pl.UInt32)
+    )
+    key = pl.when(id_expr.is_null()).then(pl.lit(n_chunks, dtype=pl.UInt32)).otherwise(chunk)
     directory = Path(directory)
     try:
         scan.with_columns(key.alias(_CHUNK)).sink_ipc(
@@ -436,7 +437,7 @@ def score_files(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    writer = parts = schema = None
+    writer = parts = scores_schema = None
     try:
         # each input split once into one file per chunk (plus one for rows without an
         # id): filtering the whole input for every chunk read it n_chunks times
@@ -491,7 +492,7 @@ def score_files(
             return tx_v.report, sv_v and sv_v.report, frame, chunk_orphans
 
         def write(scored: pd.DataFrame, drivers=None) -> None:
-            nonlocal writer, schema
+            nonlocal writer, scores_schema
             table = pa.Table.from_pandas(scored, preserve_index=False)
             if drivers is not None:
                 where = table.schema.get_field_index("drivers")
@@ -499,9 +500,9 @@ def score_files(
             if writer is None:
                 # the temporary file is read once more, memory-mapped: Arrow IPC, no
                 # encoding (a third of the time of an uncompressed Parquet file)
-                schema = table.schema
-                writer = pa.ipc.new_file(tmp, schema)
-            writer.write_table(table.cast(schema))
+                scores_schema = table.schema
+                writer = pa.ipc.new_file(tmp, scores_schema)
+            writer.write_table(table.cast(scores_schema))
 
         # a pipeline: the next chunk is read and featurised, and the last one written,
         # while this one is scored (polars, pyarrow and XGBoost work outside the GIL)
