@@ -23,6 +23,7 @@ from cx_models.clv import CLVModel
 from cx_models.columns import as_float
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
+from cx_models.settings import FeatureSpec
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = [
@@ -222,19 +223,18 @@ def snapshot_features(
     *,
     as_of,
     horizon_days: int,
-    time_unit: str = "D",
-    lookback_days: int = 365,
+    spec: FeatureSpec | None = None,
     clv_model: CLVModel | None = None,
 ) -> tuple[pd.DataFrame, CLVModel]:
     """Features of every customer acquired by ``as_of``, from events at or before it.
 
-    The CLV model is fitted on this snapshot unless one is given.
+    The features follow ``spec``; the CLV model is fitted on this snapshot unless
+    one is given.
     """
     as_of = parse_as_of(as_of)
-    feats, _ = features_from_validated(
-        transactions, surveys, as_of=as_of, time_unit=time_unit, lookback_days=lookback_days
-    )
-    frame = to_pandas_features(feats, as_of=as_of, time_unit=time_unit)
+    spec = spec or FeatureSpec()
+    feats, _ = features_from_validated(transactions, surveys, as_of=as_of, spec=spec)
+    frame = to_pandas_features(feats, as_of=as_of, spec=spec)
     clv = clv_model if clv_model is not None else CLVModel().fit(frame)
     return add_model_features(frame, clv, horizon_days=horizon_days), clv
 
@@ -247,8 +247,7 @@ def training_snapshots(
     horizon_days: int,
     step_days: int | None = None,
     max_snapshots: int | None = 4,
-    time_unit: str = "D",
-    lookback_days: int = 365,
+    spec: FeatureSpec | None = None,
 ) -> pd.DataFrame:
     """Stack labelled snapshots whose label windows end at or before ``as_of``.
 
@@ -282,8 +281,7 @@ def training_snapshots(
             surveys,
             as_of=day,
             horizon_days=horizon_days,
-            time_unit=time_unit,
-            lookback_days=lookback_days,
+            spec=spec,
         )
         frame["churn"] = churn_labels(
             visible, frame["customer_id"].to_numpy(), as_of=day, horizon_days=horizon_days

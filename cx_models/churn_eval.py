@@ -27,6 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from cx_models.churn import ChurnModel
 from cx_models.churn_data import churn_labels, snapshot_features, training_snapshots
+from cx_models.settings import FeatureSpec
 from cx_models.timeutil import parse_as_of
 
 __all__ = ["classification_metrics", "evaluate_churn", "true_prob_no_purchase"]
@@ -99,6 +100,7 @@ def evaluate_churn(
     horizon_days: int,
     step_days: int | None = None,
     max_snapshots: int | None = None,
+    spec: FeatureSpec | None = None,
     model: ChurnModel | None = None,
     truth: pd.DataFrame | None = None,
     plots_dir=None,
@@ -113,6 +115,9 @@ def evaluate_churn(
         The last day of data; the evaluation window is the ``horizon_days`` before it.
     horizon_days, step_days, max_snapshots
         As in :func:`~cx_models.churn_data.training_snapshots`.
+    spec : FeatureSpec, optional
+        The feature definition (time unit, survey look-back) of every snapshot,
+        the evaluated one included: the definition the final model is trained on.
     model : ChurnModel, optional
         Settings for the model (a fresh one with the horizon when omitted).
     truth : pandas.DataFrame, optional
@@ -135,11 +140,14 @@ def evaluate_churn(
         horizon_days=horizon_days,
         step_days=step_days,
         max_snapshots=max_snapshots,
+        spec=spec,
     )
     model = model or ChurnModel(horizon_days=horizon_days)
     model.fit(snaps)
     visible = transactions.filter(pl.col("timestamp") < dt.datetime.combine(as_of, dt.time.max))
-    current, _ = snapshot_features(transactions, surveys, as_of=day, horizon_days=horizon_days)
+    current, _ = snapshot_features(
+        transactions, surveys, as_of=day, horizon_days=horizon_days, spec=spec
+    )
     y = churn_labels(
         visible, current["customer_id"].to_numpy(), as_of=day, horizon_days=horizon_days
     )

@@ -19,8 +19,9 @@ from cx_models import btyd
 from cx_models.clv import CLVModel
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
-from cx_models.schemas import TransactionColumns, validate_transactions
-from cx_models.timeutil import DAYS_PER_UNIT, check_time_unit, parse_as_of
+from cx_models.schemas import validate_transactions
+from cx_models.settings import EventFormat, FeatureSpec, from_keywords
+from cx_models.timeutil import DAYS_PER_UNIT, parse_as_of
 
 __all__ = ["validate_clv"]
 
@@ -53,26 +54,29 @@ def validate_clv(
     *,
     calibration_end,
     holdout_end,
-    time_unit: str = "D",
     model: str = "bgnbd",
     penalizer: float = 0.0,
-    columns: TransactionColumns | None = None,
-    time_format: str | None = None,
+    spec: FeatureSpec | None = None,
+    fmt: EventFormat | None = None,
     plots_dir=None,
+    **keywords,
 ) -> dict:
     """Fit on the calibration period and compare predictions with the holdout.
 
     Parameters
     ----------
     transactions : path, pandas.DataFrame or polars.DataFrame
-        Transactions in the default contract (or mapped with ``columns``).
+        Transactions in the default contract (or read as ``fmt`` says).
     calibration_end, holdout_end : str or date
         Calendar days; the holdout runs from the day after ``calibration_end``
         to ``holdout_end`` inclusive.
-    time_unit : {"D", "W"}
-        Unit the model is fitted in (predictions do not depend on it).
     model, penalizer
         As in :class:`~cx_models.clv.CLVModel`.
+    spec : FeatureSpec, optional
+        Its ``time_unit`` is the unit the model is fitted in (predictions do not
+        depend on it).
+    fmt : EventFormat, optional
+        How to read the transactions.
     plots_dir : path, optional
         Where to write ``holdout_by_frequency.png``, ``tracking.png`` and
         ``p_alive_matrix.png``.
@@ -88,21 +92,20 @@ def validate_clv(
     --------
     >>> from cx_models.datasets import load_cdnow
     >>> rep = validate_clv(load_cdnow("sample"), calibration_end="1997-09-30",
-    ...                    holdout_end="1998-06-30", time_unit="W")
+    ...                    holdout_end="1998-06-30",
+    ...                    spec=FeatureSpec(time_unit="W"))
     >>> rep["holdout"]["purchases_actual"], round(rep["holdout"]["purchases_predicted"])
     (1882.0, 1653)
     """
     start = parse_as_of(calibration_end, name="calibration_end")
     end = parse_as_of(holdout_end, name="holdout_end")
-    unit = check_time_unit(time_unit)
+    fmt, spec = from_keywords("validate_clv", keywords, fmt=fmt, spec=spec)
     if end <= start:
         raise CXDataError(
             f"holdout_end {end} must be after calibration_end {start}: the holdout is the "
             "period after calibration"
         )
-    validated = validate_transactions(
-        transactions, as_of=end, columns=columns, time_format=time_format
-    )
+    validated = validate_transactions(transactions, as_of=end, fmt=fmt)
     tx = validated.data
     first_day = tx["timestamp"].min().date()
     if first_day > start:
@@ -110,8 +113,8 @@ def validate_clv(
             f"{validated.report.source}: no transaction at or before calibration_end {start} "
             f"(the first is on {first_day})"
         )
-    calib, _ = features_from_validated(tx, None, as_of=start, time_unit=unit)
-    features = to_pandas_features(calib, as_of=start, time_unit=unit)
+    calib, _ = features_from_validated(tx, None, as_of=start, spec=spec)
+    features = to_pandas_features(calib, as_of=start, spec=spec)
     clv = CLVModel(model=model, penalizer=penalizer).fit(features)
     horizon_days = (end - start).days
     pred = clv.predict(features, horizon_days=horizon_days, clv_months=0)
@@ -139,7 +142,7 @@ def validate_clv(
         )
     report = {
         "model": model,
-        "time_unit": unit,
+        "time_unit": spec.time_unit,
         "calibration_end": start.isoformat(),
         "holdout_end": end.isoformat(),
         "holdout_days": horizon_days,

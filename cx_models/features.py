@@ -32,61 +32,29 @@ from dataclasses import dataclass
 import pandas as pd
 import polars as pl
 
-from cx_models.schemas import (
-    SURVEY_SCALES,
-    SurveyColumns,
-    TransactionColumns,
-    ValidationReport,
-    quarantine_table,
-    validate_events,
+from cx_models.contract import (
+    BTYD_COLUMNS,
+    NPS_BANDS,
+    SURVEY_TYPES,
+    WINDOWS_DAYS,
+    feature_columns,
 )
-from cx_models.timeutil import DAYS_PER_UNIT, check_time_unit, parse_as_of
+from cx_models.schemas import ValidationReport, quarantine_table, validate_events
+from cx_models.settings import EventFormat, FeatureSpec, from_keywords
+from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = [
     "BTYD_COLUMNS",
     "FeatureBuild",
+    "FeatureSpec",
     "SURVEY_TYPES",
     "WINDOWS_DAYS",
     "build_customer_features",
     "build_features",
     "feature_columns",
     "features_from_validated",
+    "to_pandas_features",
 ]
-
-#: The BTYD summary columns, in the table's time unit.
-BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
-#: Recent-activity windows, in days.
-WINDOWS_DAYS = (30, 90, 180)
-#: Survey types, in output order.
-SURVEY_TYPES = tuple(SURVEY_SCALES)
-
-
-def feature_columns() -> list[str]:
-    """Return every feature column name, in output order.
-
-    Examples
-    --------
-    >>> feature_columns()[:5]
-    ['customer_id', 'frequency', 'recency', 'T', 'monetary_value']
-    """
-    cols = ["customer_id", *BTYD_COLUMNS]
-    cols += [
-        "n_transactions",
-        "total_spend",
-        "mean_spend",
-        "days_since_last_purchase",
-        "tenure_days",
-        "mean_gap_days",
-        "std_gap_days",
-        "gap_ratio",
-    ]
-    for w in WINDOWS_DAYS:
-        cols += [f"purchases_{w}d", f"spend_{w}d", f"purchases_trend_{w}d", f"spend_trend_{w}d"]
-    for s in SURVEY_TYPES:
-        cols += [f"{s}_latest", f"{s}_mean", f"{s}_count", f"{s}_days_since"]
-    cols.append("nps_category")
-    return cols
-
 
 @dataclass
 class FeatureBuild:
@@ -263,16 +231,10 @@ def _survey_features(sv: pl.DataFrame, as_of: dt.date, lookback_days: int) -> pl
 
 def _nps_category() -> pl.Expr:
     nps = pl.col("nps_latest")
-    return (
-        pl.when(nps >= 9)
-        .then(pl.lit("promoter"))
-        .when(nps >= 7)
-        .then(pl.lit("passive"))
-        .when(nps >= 0)
-        .then(pl.lit("detractor"))
-        .otherwise(pl.lit(None, dtype=pl.String))
-        .alias("nps_category")
-    )
+    expr = None
+    for name, lowest in NPS_BANDS:  # highest band first
+        expr = (pl.when if expr is None else expr.when)(nps >= lowest).then(pl.lit(name))
+    return expr.otherwise(pl.lit(None, dtype=pl.String)).alias("nps_category")
 
 
 def features_from_validated(
@@ -280,21 +242,18 @@ def features_from_validated(
     surveys: pl.DataFrame | None,
     *,
     as_of,
-    time_unit: str = "D",
-    lookback_days: int = 365,
+    spec: FeatureSpec | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Compute the feature table (polars) from already validated canonical frames.
 
-    Returns the features and the number of survey customers without a purchase
-    by ``as_of`` (who get no row).
+    Returns the features, defined by ``spec``, and the number of survey customers
+    without a purchase by ``as_of`` (who get no row).
     """
     as_of = parse_as_of(as_of)
-    unit = check_time_unit(time_unit)
-    if lookback_days <= 0:
-        raise ValueError(f"lookback_days must be a positive number of days, got {lookback_days}")
-    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    spec = spec or FeatureSpec()
+    cutoff = as_of_cutoff(as_of)
     transactions = transactions.filter(pl.col("timestamp") < cutoff)
-    feats = _transaction_features(transactions, as_of, DAYS_PER_UNIT[unit])
+    feats = _transaction_features(transactions, as_of, spec.unit_days)
     orphans = 0
     if surveys is not None and surveys.height:
         surveys = surveys.filter(pl.col("timestamp") < cutoff)
@@ -302,7 +261,7 @@ def features_from_validated(
             surveys = surveys.with_columns(
                 pl.col("customer_id").cast(feats["customer_id"].dtype, strict=False)
             )
-        sv = _survey_features(surveys, as_of, lookback_days)
+        sv = _survey_features(surveys, as_of, spec.lookback_days)
         feats = feats.join(sv, on="customer_id", how="left")
         survey_ids = surveys.select(pl.col("customer_id").unique())
         orphans = survey_ids.join(feats.select("customer_id"), on="customer_id", how="anti").height
@@ -324,15 +283,19 @@ def features_from_validated(
     return feats, orphans
 
 
-def to_pandas_features(feats: pl.DataFrame, *, as_of: dt.date, time_unit: str) -> pd.DataFrame:
-    """Convert a polars feature table to pandas, keeping the id's type and NaN for missing."""
+def to_pandas_features(feats: pl.DataFrame, *, as_of: dt.date, spec: FeatureSpec) -> pd.DataFrame:
+    """Convert a polars feature table to pandas, keeping the id's type and NaN for missing.
+
+    ``attrs`` record ``as_of``, ``time_unit`` and ``lookback_days``.
+    """
     frame = feats.to_pandas()
     if feats["customer_id"].dtype.is_integer():
         frame["customer_id"] = frame["customer_id"].astype("Int64")
     float_cols = [c for c, t in zip(feats.columns, feats.dtypes, strict=True) if t.is_float()]
     frame[float_cols] = frame[float_cols].astype("float64")
     frame.attrs["as_of"] = as_of.isoformat()
-    frame.attrs["time_unit"] = time_unit
+    frame.attrs["time_unit"] = spec.time_unit
+    frame.attrs["lookback_days"] = spec.lookback_days
     return frame
 
 
@@ -341,15 +304,9 @@ def build_features(
     surveys=None,
     *,
     as_of,
-    time_unit: str = "D",
-    lookback_days: int = 365,
-    transaction_columns: TransactionColumns | None = None,
-    survey_columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    survey_time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
-    ces_higher_is_better: bool = False,
+    spec: FeatureSpec | None = None,
+    fmt: EventFormat | None = None,
+    **keywords,
 ) -> FeatureBuild:
     """Validate raw inputs and build the customer feature table, keeping the reports.
 
@@ -357,30 +314,14 @@ def build_features(
     :class:`FeatureBuild` with the table, both validation reports and the
     quarantined rows.
     """
+    fmt, spec = from_keywords("build_features", keywords, fmt=fmt, spec=spec)
     as_of = parse_as_of(as_of)
-    unit = check_time_unit(time_unit)
-    tx, sv = validate_events(
-        transactions,
-        surveys,
-        as_of=as_of,
-        transaction_columns=transaction_columns,
-        survey_columns=survey_columns,
-        time_format=time_format,
-        survey_time_format=survey_time_format,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-        ces_higher_is_better=ces_higher_is_better,
-    )
+    tx, sv = validate_events(transactions, surveys, as_of=as_of, fmt=fmt)
     feats, orphans = features_from_validated(
-        tx.data,
-        None if sv is None else sv.data,
-        as_of=as_of,
-        time_unit=unit,
-        lookback_days=lookback_days,
+        tx.data, None if sv is None else sv.data, as_of=as_of, spec=spec
     )
-    frame = to_pandas_features(feats, as_of=as_of, time_unit=unit)
     return FeatureBuild(
-        features=frame,
+        features=to_pandas_features(feats, as_of=as_of, spec=spec),
         transactions=tx.report,
         surveys=None if sv is None else sv.report,
         survey_customers_without_purchase=orphans,
@@ -392,14 +333,9 @@ def build_customer_features(
     surveys=None,
     *,
     as_of,
-    time_unit: str = "D",
-    lookback_days: int = 365,
-    transaction_columns: TransactionColumns | None = None,
-    survey_columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    survey_time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
+    spec: FeatureSpec | None = None,
+    fmt: EventFormat | None = None,
+    **keywords,
 ) -> pd.DataFrame:
     """Build one row per customer with a purchase at or before ``as_of``.
 
@@ -411,27 +347,24 @@ def build_customer_features(
         Long-format survey responses: customer id, timestamp, survey, score.
     as_of : str, date or datetime
         The cutoff calendar day, included whole. Nothing after it is used.
-    time_unit : {"D", "W"}
-        Unit of ``recency`` and ``T``: days, or weeks of seven days. The
-        behaviour and survey columns are always in days.
-    lookback_days : int
-        Survey look-back window in days (default 365).
-    transaction_columns, survey_columns : optional
-        Column-name mappings for the inputs.
-    time_format, survey_time_format : str, optional
-        ``strptime`` formats for non-ISO timestamps.
-    drop_duplicates : bool
-        Quarantine exact duplicate rows instead of keeping them.
-    strict : bool
-        Raise instead of quarantining any row.
+    spec : FeatureSpec, optional
+        The feature definition: ``time_unit`` of ``recency`` and ``T`` (``"D"``
+        days or ``"W"`` weeks of seven days; the behaviour and survey columns are
+        always in days) and the survey ``lookback_days`` (default 365).
+    fmt : EventFormat, optional
+        How to read the inputs: column names, ``strptime`` formats for non-ISO
+        timestamps, ``drop_duplicates``, ``strict``.
+    **keywords
+        The keywords of earlier releases (``time_unit=``, ``lookback_days=``,
+        ``transaction_columns=``, ...) still work, with a ``DeprecationWarning``.
 
     Returns
     -------
     pandas.DataFrame
         The feature table (columns listed in the module docstring), sorted by
-        ``customer_id``; ``attrs["as_of"]`` and ``attrs["time_unit"]`` record
-        the cutoff and unit. Use :func:`build_features` for the validation
-        reports and quarantined rows.
+        ``customer_id``; ``attrs`` record ``as_of``, ``time_unit`` and
+        ``lookback_days``. Use :func:`build_features` for the validation reports
+        and quarantined rows.
 
     Examples
     --------
@@ -439,22 +372,11 @@ def build_customer_features(
     ...     "customer_id": [7, 7, 7, 8],
     ...     "timestamp": ["2024-01-01", "2024-01-15", "2024-01-29 18:00", "2024-01-20"],
     ...     "amount": [10.0, 20.0, 40.0, 5.0]})
-    >>> f = build_customer_features(tx, as_of="2024-01-29", time_unit="W")
+    >>> f = build_customer_features(tx, as_of="2024-01-29", spec=FeatureSpec(time_unit="W"))
     >>> f[["customer_id", "frequency", "recency", "T", "monetary_value"]].to_dict("records")[0]
     {'customer_id': 7, 'frequency': 2.0, 'recency': 4.0, 'T': 4.0, 'monetary_value': 30.0}
     >>> f.attrs["time_unit"]
     'W'
     """
-    return build_features(
-        transactions,
-        surveys,
-        as_of=as_of,
-        time_unit=time_unit,
-        lookback_days=lookback_days,
-        transaction_columns=transaction_columns,
-        survey_columns=survey_columns,
-        time_format=time_format,
-        survey_time_format=survey_time_format,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-    ).features
+    fmt, spec = from_keywords("build_customer_features", keywords, fmt=fmt, spec=spec)
+    return build_features(transactions, surveys, as_of=as_of, spec=spec, fmt=fmt).features

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cx_models.contract import atomic_output
 from cx_models.errors import CXDataError
 
 __all__ = [
@@ -195,12 +195,8 @@ def write_table(frame, path, *, metadata: dict | None = None) -> Path:
     """
     path = Path(path)
     fmt = table_format(path, what="output")
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta_text = json.dumps(metadata or {}, default=_json_default, sort_keys=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_output(path) as tmp:
         if fmt == "parquet":
             if isinstance(frame, pl.DataFrame):
                 table = frame.to_arrow()
@@ -209,17 +205,10 @@ def write_table(frame, path, *, metadata: dict | None = None) -> Path:
             existing = dict(table.schema.metadata or {})
             existing[METADATA_KEY.encode()] = meta_text.encode()
             pq.write_table(table.replace_schema_metadata(existing), tmp)
+        elif isinstance(frame, pl.DataFrame):
+            frame.write_csv(tmp)
         else:
-            if isinstance(frame, pl.DataFrame):
-                frame.write_csv(tmp)
-            else:
-                frame.to_csv(tmp, index=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            frame.to_csv(tmp, index=False)
     sidecar = Path(str(path) + ".meta.json")
     if fmt == "csv" and metadata:
         sidecar.write_text(meta_text + "\n")
@@ -268,20 +257,9 @@ def write_text_atomic(path, text: str) -> Path:
     >>> out.read_text()
     '<p>hi</p>'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def read_table_metadata(path) -> dict:
@@ -332,4 +310,6 @@ def read_features(path) -> pd.DataFrame:
     frame.attrs["time_unit"] = meta.get("time_unit", "D")
     if "as_of" in meta:
         frame.attrs["as_of"] = meta["as_of"]
+    if "lookback_days" in meta:
+        frame.attrs["lookback_days"] = int(meta["lookback_days"])
     return frame

@@ -23,8 +23,22 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
+from cx_models.contract import (
+    INTEGER_ID_PATTERN,
+    QUARANTINE_REASONS,
+    REQUESTED_REASONS,
+    ROW_INDEX,
+    SURVEY_SCALES,
+    SurveyColumns,
+    SurveyScale,
+    TransactionColumns,
+    decide_id_type,
+    require_columns,
+    survey_scales,
+)
 from cx_models.errors import CXDataError
 from cx_models.io import read_input, write_table
+from cx_models.settings import EventFormat, from_keywords
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = [
@@ -45,117 +59,6 @@ __all__ = [
     "validate_transactions",
     "write_quarantine",
 ]
-
-#: Every quarantine reason, with what it means.
-QUARANTINE_REASONS: dict[str, str] = {
-    "missing_customer_id": "the customer id is empty",
-    "missing_timestamp": "the timestamp is empty",
-    "unparseable_timestamp": "the timestamp cannot be read as a date or datetime",
-    "missing_amount": "the amount is empty",
-    "non_numeric_amount": "the amount is not a number",
-    "non_finite_amount": "the amount is NaN or infinite",
-    "negative_amount": "the amount is negative (returns are not purchases)",
-    "missing_survey_type": "the survey type is empty",
-    "unknown_survey_type": "the survey type is not one of nps, csat, ces",
-    "missing_score": "the score is empty",
-    "non_numeric_score": "the score is not a finite number",
-    "non_integer_score": "the score is not a whole number on its scale",
-    "out_of_range_score": "the score is outside its declared scale",
-    "duplicate_row": "an exact copy of an earlier row, dropped on request (--drop-duplicates)",
-}
-
-#: Column carrying each row's number in the whole input when a file is read in chunks.
-ROW_INDEX = "__cx_row"
-
-# Reasons that --strict does not turn into an error: the user asked for them.
-_REQUESTED_REASONS = {"duplicate_row"}
-
-
-@dataclass(frozen=True)
-class TransactionColumns:
-    """Names of the transaction columns in the user's data.
-
-    Examples
-    --------
-    >>> TransactionColumns(customer="cust", amount="value").amount
-    'value'
-    """
-
-    customer: str = "customer_id"
-    time: str = "timestamp"
-    amount: str = "amount"
-
-    def roles(self) -> dict[str, tuple[str, str]]:
-        """Map canonical name to (user column, CLI flag)."""
-        return {
-            "customer_id": (self.customer, "--customer-col"),
-            "timestamp": (self.time, "--time-col"),
-            "amount": (self.amount, "--amount-col"),
-        }
-
-
-@dataclass(frozen=True)
-class SurveyColumns:
-    """Names of the survey columns in the user's data.
-
-    Examples
-    --------
-    >>> SurveyColumns(survey="type").survey
-    'type'
-    """
-
-    customer: str = "customer_id"
-    time: str = "timestamp"
-    survey: str = "survey"
-    score: str = "score"
-
-    def roles(self) -> dict[str, tuple[str, str]]:
-        """Map canonical name to (user column, CLI flag)."""
-        return {
-            "customer_id": (self.customer, "--survey-customer-col"),
-            "timestamp": (self.time, "--survey-time-col"),
-            "survey": (self.survey, "--survey-col"),
-            "score": (self.score, "--score-col"),
-        }
-
-
-@dataclass(frozen=True)
-class SurveyScale:
-    """A declared survey scale: integer scores from ``low`` to ``high``.
-
-    Examples
-    --------
-    >>> SURVEY_SCALES["ces"].higher_is_better
-    False
-    """
-
-    name: str
-    low: int
-    high: int
-    higher_is_better: bool
-
-
-#: Declared scales: NPS 0-10 and CSAT 1-5 (higher is better); CES 1-7 where,
-#: by default, 1 = very low effort is best.
-SURVEY_SCALES: dict[str, SurveyScale] = {
-    "nps": SurveyScale("nps", 0, 10, True),
-    "csat": SurveyScale("csat", 1, 5, True),
-    "ces": SurveyScale("ces", 1, 7, False),
-}
-
-
-def survey_scales(*, ces_higher_is_better: bool = False) -> dict[str, SurveyScale]:
-    """Return the declared survey scales, with the CES direction as given.
-
-    Examples
-    --------
-    >>> survey_scales(ces_higher_is_better=True)["ces"].higher_is_better
-    True
-    """
-    scales = dict(SURVEY_SCALES)
-    scales["ces"] = SurveyScale("ces", 1, 7, ces_higher_is_better)
-    return scales
-
 
 @dataclass
 class ValidationReport:
@@ -208,9 +111,6 @@ class ValidatedTable:
 # Column parsing helpers: each returns the parsed column and masks of problems.
 # ---------------------------------------------------------------------------
 
-_INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
-
-
 def _text(series: pl.Series) -> pl.Series:
     """Strip text and turn empty strings into nulls."""
     stripped = series.cast(pl.String).str.strip_chars()
@@ -223,6 +123,7 @@ def _customer_ids(series: pl.Series, source: str, column: str, force=None) -> pl
     """Canonical customer ids: Int64 for integer ids, String otherwise; null = missing.
 
     ``force`` imposes the type decided on the whole input when it is read in chunks.
+    The rule itself is :func:`cx_models.contract.decide_id_type`.
     """
     if force is not None:
         return (
@@ -236,20 +137,21 @@ def _customer_ids(series: pl.Series, source: str, column: str, force=None) -> pl
     if dtype.is_float():
         values = series.fill_nan(None)
         present = values.drop_nulls()
-        if present.len() and not (present == present.round(0)).all():
-            raise CXDataError(
-                f"{source}: column {column!r} (customer id) holds non-integer numbers; "
-                "expected integer or text ids"
-            )
+        whole = not present.len() or bool((present == present.round(0)).all())
+        decide_id_type("float", source=source, column=column, all_whole=whole)
         return values.cast(pl.Int64)
     if dtype == pl.Boolean:
-        raise CXDataError(f"{source}: column {column!r} (customer id) is boolean; expected ids")
+        decide_id_type("bool", source=source, column=column)
     text = _text(series)
     present = text.drop_nulls()
-    # Integer-looking ids become integers, unless leading zeros or size say they are codes.
-    if present.len() and present.str.contains(_INT_PATTERN).all():
-        return text.cast(pl.Int64)
-    return text
+    kind = decide_id_type(
+        "text",
+        source=source,
+        column=column,
+        present=present.len(),
+        all_integer_text=bool(present.str.contains(INTEGER_ID_PATTERN).all()),
+    )
+    return text.cast(pl.Int64) if kind == "int" else text
 
 
 def canonical_id_expr(column: str, raw_dtype, target) -> pl.Expr:
@@ -316,16 +218,6 @@ def _numbers(series: pl.Series, source: str, column: str, what: str) -> tuple[pl
     text = _text(series)
     values = text.cast(pl.Float64, strict=False)
     return values, text.is_not_null() & values.is_null()
-
-
-def _check_columns(frame: pl.DataFrame, source: str, roles: dict[str, tuple[str, str]]) -> None:
-    for canonical, (column, flag) in roles.items():
-        if column not in frame.columns:
-            found = ", ".join(repr(c) for c in frame.columns) or "none"
-            raise CXDataError(
-                f"{source}: required column {column!r} ({canonical}) is missing; "
-                f"found columns: {found}. Map another column with {flag}"
-            )
 
 
 def _duplicate_mask(raw: pl.DataFrame) -> pl.Series:
@@ -412,10 +304,10 @@ def _finish(
     )
     assert report.rows_in == report.rows_used + report.rows_quarantined + report.rows_after_as_of
     if strict:
-        blocking = {r: n for r, n in reasons.items() if r not in _REQUESTED_REASONS}
+        blocking = {r: n for r, n in reasons.items() if r not in REQUESTED_REASONS}
         if blocking:
             listing = ", ".join(f"{r}: {n}" for r, n in blocking.items())
-            first = quarantine.filter(~pl.col("reason").is_in(list(_REQUESTED_REASONS)))
+            first = quarantine.filter(~pl.col("reason").is_in(list(REQUESTED_REASONS)))
             first_rows = ", ".join(str(r) for r in first["row"].head(5).to_list())
             raise CXDataError(
                 f"{source}: --strict: {report.rows_quarantined} of {height} {kind} rows would be "
@@ -428,12 +320,10 @@ def validate_transactions(
     data,
     *,
     as_of,
-    columns: TransactionColumns | None = None,
-    time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
+    fmt: EventFormat | None = None,
     id_dtype=None,
     require_usable: bool = True,
+    **keywords,
 ) -> ValidatedTable:
     """Validate a transactions input and keep the rows usable at ``as_of``.
 
@@ -443,16 +333,12 @@ def validate_transactions(
         Transactions, one row per order.
     as_of : str, date or datetime
         The calendar day the data is seen from; its whole day is included.
-    columns : TransactionColumns, optional
-        The names of the customer, time and amount columns.
-    time_format : str, optional
-        ``strptime`` format for text or integer timestamps (e.g. ``%Y%m%d``);
-        ISO 8601 text is read without one.
-    drop_duplicates : bool
-        Quarantine exact copies of an earlier row (reason ``duplicate_row``)
-        instead of keeping them. They are counted either way.
-    strict : bool
-        Raise instead of quarantining.
+    fmt : EventFormat, optional
+        How to read the export: ``fmt.transactions`` names the customer, time and
+        amount columns; ``fmt.time_format`` is the ``strptime`` format for text or
+        integer timestamps (ISO 8601 text needs none); ``fmt.drop_duplicates``
+        quarantines exact copies of an earlier row (reason ``duplicate_row``;
+        counted either way); ``fmt.strict`` raises instead of quarantining.
     id_dtype : polars data type, optional
         Impose the customer id type (``pl.Int64`` or ``pl.String``) decided on
         the whole input when it is validated in chunks.
@@ -481,11 +367,12 @@ def validate_transactions(
     >>> v.report.rows_used, v.report.reasons, v.report.rows_after_as_of
     (1, {'missing_customer_id': 1, 'negative_amount': 1}, 1)
     """
-    columns = columns or TransactionColumns()
+    fmt, _ = from_keywords("validate_transactions", keywords, fmt=fmt)
+    columns, time_format = fmt.transactions, fmt.time_format
     as_of = parse_as_of(as_of)
     raw, source = read_input(data, what="transactions")
     roles = columns.roles()
-    _check_columns(raw, source, roles)
+    require_columns(raw.columns, source, roles)
     customer = _customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
     timestamp, bad_time = _timestamps(raw[columns.time], time_format, source, columns.time)
     amount, non_numeric = _numbers(raw[columns.amount], source, columns.amount, "amount")
@@ -514,8 +401,8 @@ def validate_transactions(
         source=source,
         kind="transactions",
         as_of=as_of,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
+        drop_duplicates=fmt.drop_duplicates,
+        strict=fmt.strict,
     )
     if require_usable:
         _require_usable(validated.report, source, as_of, time_format)
@@ -557,12 +444,9 @@ def validate_surveys(
     data,
     *,
     as_of,
-    columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
-    scales: dict[str, SurveyScale] | None = None,
+    fmt: EventFormat | None = None,
     id_dtype=None,
+    **keywords,
 ) -> ValidatedTable:
     """Validate a long-format survey input and keep the responses usable at ``as_of``.
 
@@ -572,14 +456,14 @@ def validate_surveys(
         One row per response: customer, timestamp, survey type, score.
     as_of : str, date or datetime
         The calendar day the data is seen from; its whole day is included.
-    columns : SurveyColumns, optional
-        The names of the customer, time, survey-type and score columns.
-    time_format : str, optional
-        ``strptime`` format for text or integer timestamps.
-    drop_duplicates, strict : bool
-        As in :func:`validate_transactions`.
-    scales : dict of SurveyScale, optional
-        Declared scales; :data:`SURVEY_SCALES` by default.
+    fmt : EventFormat, optional
+        ``fmt.surveys`` names the customer, time, survey-type and score columns;
+        ``fmt.survey_time_format`` (else ``fmt.time_format``) reads non-ISO
+        timestamps; ``drop_duplicates`` and ``strict`` as in
+        :func:`validate_transactions`. Scores are checked against the declared
+        scales (:data:`cx_models.contract.SURVEY_SCALES`).
+    id_dtype : polars data type, optional
+        Impose the customer id type (the transactions' when validated together).
 
     Returns
     -------
@@ -596,11 +480,15 @@ def validate_surveys(
     >>> v.report.rows_used, v.report.reasons
     (2, {'out_of_range_score': 1})
     """
-    columns = columns or SurveyColumns()
-    scales = scales or SURVEY_SCALES
+    if "columns" in keywords:  # here, the survey columns
+        keywords["survey_columns"] = keywords.pop("columns")
+    if "time_format" in keywords:  # here, the surveys' own format
+        keywords["survey_time_format"] = keywords.pop("time_format")
+    fmt, _ = from_keywords("validate_surveys", keywords, fmt=fmt)
+    columns, time_format, scales = fmt.surveys, fmt.survey_time_format_or_default, fmt.scales()
     as_of = parse_as_of(as_of)
     raw, source = read_input(data, what="surveys")
-    _check_columns(raw, source, columns.roles())
+    require_columns(raw.columns, source, columns.roles())
     customer = _customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
     timestamp, bad_time = _timestamps(raw[columns.time], time_format, source, columns.time)
     survey = _text(raw[columns.survey]).str.to_lowercase().alias("survey")
@@ -632,8 +520,8 @@ def validate_surveys(
         source=source,
         kind="surveys",
         as_of=as_of,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
+        drop_duplicates=fmt.drop_duplicates,
+        strict=fmt.strict,
     )
 
 
@@ -642,15 +530,10 @@ def validate_events(
     surveys=None,
     *,
     as_of,
-    transaction_columns: TransactionColumns | None = None,
-    survey_columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    survey_time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
-    ces_higher_is_better: bool = False,
+    fmt: EventFormat | None = None,
+    **keywords,
 ) -> tuple[ValidatedTable, ValidatedTable | None]:
-    """Validate transactions and (optionally) surveys together.
+    """Validate transactions and (optionally) surveys together, read as ``fmt`` says.
 
     Survey ids take the transactions' id type, so an answer whose id cannot join
     the transactions is quarantined (``missing_customer_id``) rather than kept
@@ -665,26 +548,11 @@ def validate_events(
     >>> s.report.rows_used, s.report.reasons
     (1, {'missing_customer_id': 1})
     """
-    tx = validate_transactions(
-        transactions,
-        as_of=as_of,
-        columns=transaction_columns,
-        time_format=time_format,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-    )
+    fmt, _ = from_keywords("validate_events", keywords, fmt=fmt)
+    tx = validate_transactions(transactions, as_of=as_of, fmt=fmt)
     if surveys is None:
         return tx, None
-    sv = validate_surveys(
-        surveys,
-        as_of=as_of,
-        columns=survey_columns,
-        time_format=survey_time_format or time_format,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-        scales=survey_scales(ces_higher_is_better=ces_higher_is_better),
-        id_dtype=tx.data["customer_id"].dtype,
-    )
+    sv = validate_surveys(surveys, as_of=as_of, fmt=fmt, id_dtype=tx.data["customer_id"].dtype)
     return tx, sv
 
 

@@ -13,7 +13,11 @@ columns first and in this order (:data:`SCORE_COLUMNS`)::
 ``expected_purchases`` and ``prob_no_purchase`` use the requested
 ``horizon_days`` (default: the trained horizon); ``value_score`` always uses CLV at
 the trained CLV settings, whatever ``clv_months`` and ``discount_rate`` are asked
-for the ``clv`` column.
+for the ``clv`` column (:class:`~cx_models.settings.ScoreParams`).
+
+The scorer carries the :class:`~cx_models.settings.FeatureSpec` it was trained
+on: every path that builds features for it from raw events builds them that way,
+and a feature table built with another survey look-back is refused.
 """
 
 from __future__ import annotations
@@ -35,32 +39,13 @@ from cx_models.churn_data import (
 )
 from cx_models.clv import CLVModel
 from cx_models.columns import NumericView, as_float
+from cx_models.contract import SCORE_COLUMNS
 from cx_models.errors import CXDataError
 from cx_models.nco import ValueReference, _rank, nco_arrays, validate_weights
+from cx_models.settings import FeatureSpec, ScoreParams
 
 __all__ = ["CXScorer", "SCORE_COLUMNS"]
 
-#: The scoring contract's columns, in order.
-SCORE_COLUMNS = (
-    "customer_id",
-    "p_alive",
-    "expected_purchases",
-    "prob_no_purchase",
-    "expected_order_value",
-    "clv",
-    "churn_risk",
-    "csat_score",
-    "nps_score",
-    "ces_score",
-    "retention_score",
-    "value_score",
-    "experience_score",
-    "nco",
-    "nco_coverage",
-    "value_at_risk",
-    "priority_rank",
-    "drivers",
-)
 # the contract's blocks: CLV outputs, then the NCO block after churn_risk
 _CLV_COLUMNS = SCORE_COLUMNS[1:6]
 _NCO_COLUMNS = SCORE_COLUMNS[7:17]
@@ -82,8 +67,13 @@ class CXScorer:
     weights: dict = field(default_factory=lambda: validate_weights(None))
     clv_months: int = 12
     discount_rate: float = 0.10
-    lookback_days: int = 365
+    feature_spec: FeatureSpec = field(default_factory=FeatureSpec)
     ces_higher_is_better: bool = False
+
+    @property
+    def lookback_days(self) -> int:
+        """The survey look-back of the features the scorer was trained on, in days."""
+        return self.feature_spec.lookback_days
 
     @property
     def horizon_days(self) -> int:
@@ -96,37 +86,20 @@ class CXScorer:
         return self.clv.time_unit_
 
     def score(
-        self,
-        features: pd.DataFrame,
-        *,
-        horizon_days: float | None = None,
-        clv_months: int | None = None,
-        discount_rate: float | None = None,
-        explain: bool = True,
+        self, features: pd.DataFrame, params: ScoreParams | None = None, **keywords
     ) -> pd.DataFrame:
         """Score a customer feature table (one row per customer, any time unit).
 
-        Returns the scoring contract's columns (:data:`SCORE_COLUMNS`), in the
-        input's row order.
+        ``params`` (or its fields as keywords: ``horizon_days``, ``clv_months``,
+        ``discount_rate``, ``explain``) override the trained settings. Returns the
+        scoring contract's columns (:data:`SCORE_COLUMNS`), in the input's row order.
         """
-        scored, drivers = self.score_deferred(
-            features,
-            horizon_days=horizon_days,
-            clv_months=clv_months,
-            discount_rate=discount_rate,
-            explain=explain,
-        )
+        scored, drivers = self.score_deferred(features, params, **keywords)
         scored["drivers"] = drivers().to_pylist()
         return scored
 
     def score_deferred(
-        self,
-        features: pd.DataFrame,
-        *,
-        horizon_days: float | None = None,
-        clv_months: int | None = None,
-        discount_rate: float | None = None,
-        explain: bool = True,
+        self, features: pd.DataFrame, params: ScoreParams | None = None, **keywords
     ):
         """Return :meth:`score`'s table with ``drivers`` empty, and a function giving them.
 
@@ -135,9 +108,15 @@ class CXScorer:
         """
         if "customer_id" not in features.columns:
             raise CXDataError("the feature table needs a 'customer_id' column")
-        horizon = self.horizon_days if horizon_days is None else horizon_days
-        months = self.clv_months if clv_months is None else clv_months
-        rate = self.discount_rate if discount_rate is None else discount_rate
+        if params is None:
+            params = ScoreParams(**keywords)
+        elif keywords:
+            raise TypeError("give params=ScoreParams(...) or its keywords, not both")
+        self.check_features(features)
+        horizon = self.horizon_days if params.horizon_days is None else params.horizon_days
+        months = self.clv_months if params.clv_months is None else params.clv_months
+        rate = self.discount_rate if params.discount_rate is None else params.discount_rate
+        explain = params.explain
         # Arrays throughout, one frame at the end: for one customer (the API) building
         # frames column by column cost more than the models.
         # churn features: CLV outputs at the trained horizon (and the churn features' CLV)
@@ -191,6 +170,21 @@ class CXScorer:
             drivers = lambda: pa.array([""] * n, type=pa.string())  # noqa: E731 - as the texts
         return pd.DataFrame(columns)[list(SCORE_COLUMNS)], drivers
 
+    def check_features(self, features: pd.DataFrame) -> None:
+        """Refuse a feature table whose recorded definition differs from the trained one.
+
+        Tables built by cx-models record their survey look-back in ``attrs``
+        (``lookback_days``); a table without it is taken as given.
+        """
+        built = features.attrs.get("lookback_days")
+        if built is not None and int(built) != self.feature_spec.lookback_days:
+            raise CXDataError(
+                f"the features were built with a survey look-back of {int(built)} days but "
+                f"the model was trained on {self.feature_spec.lookback_days}: rebuild them "
+                f"with lookback_days={self.feature_spec.lookback_days} (or score from the "
+                "raw events, which uses the trained definition)"
+            )
+
     # -------------------------------------------------------------- persistence
     def save(self, directory) -> Path:
         """Write the scorer as JSON files and the booster as UBJ (no pickle)."""
@@ -204,6 +198,7 @@ class CXScorer:
             "clv_months": self.clv_months,
             "discount_rate": self.discount_rate,
             "lookback_days": self.lookback_days,
+            "feature_spec": self.feature_spec.to_dict(),
             "ces_higher_is_better": self.ces_higher_is_better,
             "horizon_days": self.horizon_days,
             "time_unit": self.time_unit,
@@ -228,7 +223,10 @@ class CXScorer:
             weights=validate_weights(meta["weights"]),
             clv_months=int(meta["clv_months"]),
             discount_rate=float(meta["discount_rate"]),
-            lookback_days=int(meta["lookback_days"]),
+            feature_spec=FeatureSpec.from_dict(
+                meta.get("feature_spec")
+                or {"time_unit": meta.get("time_unit", "D"), "lookback_days": meta["lookback_days"]}
+            ),
             ces_higher_is_better=bool(meta["ces_higher_is_better"]),
         )
 

@@ -37,8 +37,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cx_models.contract import NPS_BANDS, SURVEY_SCALES, feature_columns
 from cx_models.errors import CXDataError
-from cx_models.features import feature_columns
 
 __all__ = ["create_app"]
 
@@ -51,6 +51,15 @@ MAX_HISTORY_CUSTOMERS = 1_000
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
+
+
+def _on_scale(survey: str):
+    """Return the type of a score or mean on the scale of ``survey`` (missing allowed)."""
+    scale = SURVEY_SCALES[survey]
+    return Annotated[float, Field(ge=scale.low, le=scale.high)] | None
+
+
+NpsBand = Literal[tuple(name for name, _ in NPS_BANDS)]  # type: ignore[valid-type]
 
 
 class CustomerFeatures(BaseModel):
@@ -83,19 +92,19 @@ class CustomerFeatures(BaseModel):
     spend_180d: NonNegative = 0.0
     purchases_trend_180d: int = 0
     spend_trend_180d: Finite = 0.0
-    nps_latest: Annotated[float, Field(ge=0, le=10)] | None = None
-    nps_mean: Annotated[float, Field(ge=0, le=10)] | None = None
+    nps_latest: _on_scale("nps") = None
+    nps_mean: _on_scale("nps") = None
     nps_count: Count = 0
     nps_days_since: NonNegative | None = None
-    csat_latest: Annotated[float, Field(ge=1, le=5)] | None = None
-    csat_mean: Annotated[float, Field(ge=1, le=5)] | None = None
+    csat_latest: _on_scale("csat") = None
+    csat_mean: _on_scale("csat") = None
     csat_count: Count = 0
     csat_days_since: NonNegative | None = None
-    ces_latest: Annotated[float, Field(ge=1, le=7)] | None = None
-    ces_mean: Annotated[float, Field(ge=1, le=7)] | None = None
+    ces_latest: _on_scale("ces") = None
+    ces_mean: _on_scale("ces") = None
     ces_count: Count = 0
     ces_days_since: NonNegative | None = None
-    nps_category: Literal["promoter", "passive", "detractor"] | None = None
+    nps_category: NpsBand | None = None
 
     @model_validator(mode="after")
     def _rfm_rules(self):
@@ -129,9 +138,6 @@ class TransactionRecord(BaseModel):
         return value
 
 
-_SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
-
-
 class SurveyRecord(BaseModel):
     """One survey answer in the default column contract."""
 
@@ -145,13 +151,14 @@ class SurveyRecord(BaseModel):
     @classmethod
     def _known_survey(cls, value: str) -> str:
         kind = value.strip().lower()
-        if kind not in _SCALES:
-            raise ValueError("survey must be one of nps, csat, ces")
+        if kind not in SURVEY_SCALES:
+            raise ValueError(f"survey must be one of {', '.join(SURVEY_SCALES)}")
         return kind
 
     @model_validator(mode="after")
     def _in_scale(self):
-        low, high = _SCALES[self.survey]
+        scale = SURVEY_SCALES[self.survey]
+        low, high = scale.low, scale.high
         if not (low <= self.score <= high) or self.score != int(self.score):
             raise ValueError(f"{self.survey} score must be a whole number from {low} to {high}")
         return self
@@ -400,6 +407,9 @@ def create_app(
     def score_history(body: HistoryRequest, request: Request):
         from cx_models.features import build_customer_features
 
+        not_ready = ready_or_503(request)
+        if not_ready:
+            return not_ready
         tx = pd.DataFrame([t.model_dump() for t in body.transactions])
         tx["timestamp"] = pd.to_datetime(tx["timestamp"].astype(str), format="ISO8601")
         sv = None
@@ -407,7 +417,9 @@ def create_app(
             sv = pd.DataFrame([s.model_dump() for s in body.surveys])
             sv["timestamp"] = pd.to_datetime(sv["timestamp"].astype(str), format="ISO8601")
         try:
-            frame = build_customer_features(tx, sv, as_of=body.as_of)
+            # the features the model was trained on (its survey look-back)
+            spec = state.scorer.feature_spec
+            frame = build_customer_features(tx, sv, as_of=body.as_of, spec=spec)
         except CXDataError as exc:
             return JSONResponse(
                 {

@@ -21,26 +21,33 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from cx_models.contract import EXTRA_COLUMNS, SCORE_COLUMNS, require_columns
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.nco import priority_rank
 from cx_models.schemas import (
-    SurveyColumns,
-    TransactionColumns,
     ValidationReport,
     validate_events,
     validate_surveys,
     validate_transactions,
 )
-from cx_models.scoring import SCORE_COLUMNS, CXScorer
+from cx_models.scoring import CXScorer
+from cx_models.settings import EventFormat, FeatureSpec, ScoreParams, from_keywords
 from cx_models.timeutil import parse_as_of
 
-__all__ = ["BatchResult", "as_predictor", "score_events", "score_features"]
+__all__ = [
+    "BatchResult",
+    "EXTRA_COLUMNS",
+    "as_predictor",
+    "feature_spec_of",
+    "score_events",
+    "score_features",
+    "score_files",
+]
 
 # the chunk-number column of split inputs
 _CHUNK = "__cx_chunk"
-#: Raw survey answers appended after the contract's columns, for reports and summaries.
-EXTRA_COLUMNS = ("nps_latest", "csat_latest", "ces_latest")
+_SCORE_KEYWORDS = ("horizon_days", "clv_months", "discount_rate", "explain")
 
 
 class _ScorerPredictor:
@@ -48,21 +55,41 @@ class _ScorerPredictor:
         self.scorer = scorer
 
     def predict_deferred(self, frame, params=None):
-        return self.scorer.score_deferred(frame, **_score_options(params))
+        return self.scorer.score_deferred(frame, ScoreParams.from_pyfunc(params))
 
     def predict(self, frame, params=None):
-        return self.scorer.score(frame, **_score_options(params))
+        return self.scorer.score(frame, ScoreParams.from_pyfunc(params))
 
 
-def _score_options(params: dict | None) -> dict:
-    """Turn pyfunc-style params into :meth:`CXScorer.score` keyword arguments."""
-    params = dict(params or {})
-    return {
-        "horizon_days": params.get("horizon_days"),
-        "clv_months": params.get("clv_months"),
-        "discount_rate": params.get("discount_rate"),
-        "explain": bool(params.get("explain", True)),
-    }
+def feature_spec_of(model) -> FeatureSpec:
+    """Return the feature definition a model (CXScorer or logged CX scorer) was trained on.
+
+    Other predictors are taken to use the defaults.
+    """
+    predictor = as_predictor(model)
+    scorer = getattr(predictor, "scorer", None)
+    return scorer.feature_spec if isinstance(scorer, CXScorer) else FeatureSpec()
+
+
+def _settings(where: str, params, fmt, keywords: dict):
+    """Split a call's keywords into ScoreParams, EventFormat and an asked FeatureSpec."""
+    score_kw = {k: keywords.pop(k) for k in _SCORE_KEYWORDS if k in keywords}
+    if score_kw and params is not None:
+        raise TypeError(f"{where}(): give params=ScoreParams(...) or its keywords, not both")
+    asked = "lookback_days" in keywords
+    fmt, spec = from_keywords(where, keywords, fmt=fmt)
+    return params or ScoreParams(**score_kw), fmt, spec if asked else None
+
+
+def _trained_spec(model, asked: FeatureSpec | None) -> FeatureSpec:
+    """Return the model's feature definition; an asked look-back that differs is an error."""
+    spec = feature_spec_of(model)
+    if asked is not None and asked.lookback_days != spec.lookback_days:
+        raise CXDataError(
+            f"lookback_days={asked.lookback_days} differs from the {spec.lookback_days} days the "
+            "model was trained with; scoring builds features the trained way (leave it out)"
+        )
+    return spec
 
 
 def as_predictor(model):
@@ -93,17 +120,6 @@ class BatchResult:
     customers: int = 0
 
 
-def _params(horizon_days, clv_months, discount_rate, explain) -> dict:
-    params = {"explain": bool(explain)}
-    if horizon_days is not None:
-        params["horizon_days"] = float(horizon_days)
-    if clv_months is not None:
-        params["clv_months"] = int(clv_months)
-    if discount_rate is not None:
-        params["discount_rate"] = float(discount_rate)
-    return params
-
-
 def _finish(parts: list[pd.DataFrame], features_parts: list[pd.DataFrame]) -> pd.DataFrame:
     scored = (
         pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(SCORE_COLUMNS))
@@ -121,22 +137,22 @@ def score_features(
     model,
     features: pd.DataFrame,
     *,
+    params: ScoreParams | None = None,
     chunk_customers: int = 200_000,
-    horizon_days: float | None = None,
-    clv_months: int | None = None,
-    discount_rate: float | None = None,
-    explain: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    **keywords,
 ) -> pd.DataFrame:
     """Score a customer feature table in memory, ``chunk_customers`` rows at a time.
 
-    Returns the scoring contract's columns (then the raw survey answers), in the
-    table's row order, with one priority rank over the whole table.
+    ``params`` (or its fields as keywords) override the trained settings. Returns
+    the scoring contract's columns (then the raw survey answers), in the table's
+    row order, with one priority rank over the whole table.
     """
     if chunk_customers < 1:
         raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")
+    params, _, _ = _settings("score_features", params, None, keywords)
     predictor = as_predictor(model)
-    params = _params(horizon_days, clv_months, discount_rate, explain)
+    params = params.to_pyfunc()
     parts, extras = [], []
     total = len(features)
     for start in range(0, total, chunk_customers):
@@ -161,43 +177,28 @@ def score_events(
     surveys=None,
     *,
     as_of,
+    params: ScoreParams | None = None,
+    fmt: EventFormat | None = None,
     chunk_customers: int = 200_000,
-    horizon_days: float | None = None,
-    clv_months: int | None = None,
-    discount_rate: float | None = None,
-    explain: bool = True,
-    time_unit: str = "D",
-    lookback_days: int = 365,
-    transaction_columns: TransactionColumns | None = None,
-    survey_columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    survey_time_format: str | None = None,
-    strict: bool = False,
-    drop_duplicates: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    **keywords,
 ) -> BatchResult:
     """Validate raw events and score every customer with a purchase by ``as_of``.
 
-    Customers are split into chunks of ``chunk_customers`` whole customers;
-    features and scores are computed chunk by chunk, so the working set of the
-    feature builder and the model stays the size of one chunk.
+    The inputs are read as ``fmt`` says; the features are built the way the model
+    was trained (its :class:`~cx_models.settings.FeatureSpec`). Customers are split
+    into chunks of ``chunk_customers`` whole customers; features and scores are
+    computed chunk by chunk, so the working set of the feature builder and the
+    model stays the size of one chunk.
     """
     if chunk_customers < 1:
         raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")
+    params, fmt, asked = _settings("score_events", params, fmt, keywords)
     as_of = parse_as_of(as_of)
-    tx, sv = validate_events(
-        transactions,
-        surveys,
-        as_of=as_of,
-        transaction_columns=transaction_columns,
-        survey_columns=survey_columns,
-        time_format=time_format,
-        survey_time_format=survey_time_format,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-    )
+    spec = _trained_spec(model, asked)
+    tx, sv = validate_events(transactions, surveys, as_of=as_of, fmt=fmt)
     predictor = as_predictor(model)
-    params = _params(horizon_days, clv_months, discount_rate, explain)
+    params = params.to_pyfunc()
     ids = tx.data["customer_id"].unique().sort()
     total = ids.len()
     n_chunks = max(1, -(-total // chunk_customers))
@@ -222,10 +223,8 @@ def score_events(
     for k in range(n_chunks):
         tx_chunk = tx_parts[(k,)]
         sv_chunk = sv_parts.get((k,), empty_sv)
-        feats, _ = features_from_validated(
-            tx_chunk, sv_chunk, as_of=as_of, time_unit=time_unit, lookback_days=lookback_days
-        )
-        frame = to_pandas_features(feats, as_of=as_of, time_unit=time_unit)
+        feats, _ = features_from_validated(tx_chunk, sv_chunk, as_of=as_of, spec=spec)
+        frame = to_pandas_features(feats, as_of=as_of, spec=spec)
         parts.append(pd.DataFrame(predictor.predict(frame, params=params)))
         extras.append(_extras(frame))
         done += len(frame)
@@ -336,21 +335,12 @@ def score_files(
     *,
     as_of,
     out,
+    params: ScoreParams | None = None,
+    fmt: EventFormat | None = None,
     chunk_customers: int = 200_000,
-    horizon_days: float | None = None,
-    clv_months: int | None = None,
-    discount_rate: float | None = None,
-    explain: bool = True,
-    time_unit: str = "D",
-    lookback_days: int = 365,
-    transaction_columns: TransactionColumns | None = None,
-    survey_columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    survey_time_format: str | None = None,
-    strict: bool = False,
-    drop_duplicates: bool = False,
     metadata: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    **keywords,
 ) -> BatchResult:
     """Score CSV/Parquet inputs chunk by chunk, reading only one chunk's events at a time.
 
@@ -365,8 +355,13 @@ def score_files(
     nothing at ``out``. Memory holds a few chunks plus three numbers per customer
     for the ranking.
 
+    The inputs are read as ``fmt`` says and the features built the way the model
+    was trained (its :class:`~cx_models.settings.FeatureSpec`); ``params`` (or its
+    fields as keywords) override the trained scoring settings.
+
     ``model`` may also be a :class:`concurrent.futures.Future` of one, still
-    loading: scanning ids and preparing the first chunk go on meanwhile.
+    loading: scanning ids and validating the first chunks go on meanwhile (their
+    features wait for the model's feature definition).
     ``metadata`` may be a callable taking the model and returning the dict.
 
     Returns a :class:`BatchResult` whose ``scored`` is ``None`` (the scores are
@@ -388,20 +383,14 @@ def score_files(
 
     if chunk_customers < 1:
         raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")
+    params, fmt, asked = _settings("score_files", params, fmt, keywords)
     as_of = parse_as_of(as_of)
     out = Path(out)
     out_format = table_format(out, what="output")
-    tcols = transaction_columns or TransactionColumns()
-    scols = survey_columns or SurveyColumns()
+    tcols, scols = fmt.transactions, fmt.surveys
     tx_scan, tx_source = _scan(transactions, "transactions")
     schema = tx_scan.collect_schema()
-    for canonical, (column, flag) in tcols.roles().items():
-        if column not in schema:
-            found = ", ".join(repr(c) for c in schema.names() if c != "__cx_row")
-            raise CXDataError(
-                f"{tx_source}: required column {column!r} ({canonical}) is missing; found "
-                f"columns: {found}. Map another column with {flag}"
-            )
+    require_columns(schema.names(), tx_source, tcols.roles())
     # 1. ids: decide the id type on the whole column, cut customers into chunks
     id_dtype = _decide_id_dtype(tx_scan, tcols.customer, schema[tcols.customer], tx_source)
     ids = (
@@ -419,16 +408,20 @@ def score_files(
     if surveys is not None:
         sv_scan, _ = _scan(surveys, "surveys")
         sv_schema = sv_scan.collect_schema()
-        if scols.customer not in sv_schema:
-            validate_surveys(
-                pl.DataFrame({c: [] for c in sv_schema.names()}), as_of=as_of, columns=scols
-            )  # raises the clear missing-column error
+        id_role = {"customer_id": scols.roles()["customer_id"]}
+        require_columns(sv_schema.names(), str(surveys), id_role)
         sv_id = canonical_id_expr(scols.customer, sv_schema[scols.customer], id_dtype)
 
     # a Future: the model is still loading (the CLI loads it while the ids are scanned)
     loading = model if isinstance(model, Future) else None
     predictor = None if loading is not None else as_predictor(model)
-    params = _params(horizon_days, clv_months, discount_rate, explain)
+    params = params.to_pyfunc()
+
+    def trained_spec() -> FeatureSpec:  # waits for a model still loading
+        return _trained_spec(loading.result() if loading is not None else model, asked)
+
+    if loading is None:
+        trained_spec()  # a look-back that differs fails before any work
     tx_reports, sv_reports = [], []
     rank_parts = []
     done = 0
@@ -457,26 +450,13 @@ def score_files(
             """Read, validate and build one chunk's features (polars: mostly outside the GIL)."""
             tx_lazy, sv_lazy, has_ids = piece
             tx_v = validate_transactions(
-                tx_lazy.collect(),
-                as_of=as_of,
-                columns=tcols,
-                time_format=time_format,
-                drop_duplicates=drop_duplicates,
-                strict=strict,
-                id_dtype=id_dtype,
-                require_usable=False,
+                tx_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype, require_usable=False
             )
             tx_v.report.source = tx_source
             sv_v = sv_data = None
             if sv_lazy is not None:
                 sv_v = validate_surveys(
-                    sv_lazy.collect(),
-                    as_of=as_of,
-                    columns=scols,
-                    time_format=survey_time_format or time_format,
-                    strict=strict,
-                    drop_duplicates=drop_duplicates,
-                    id_dtype=id_dtype,
+                    sv_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype
                 )
                 sv_v.report.source = str(surveys)
                 sv_data = sv_v.data
@@ -485,10 +465,11 @@ def score_files(
                 if sv_data is not None and sv_data.height:
                     lost = sv_data["customer_id"].drop_nulls().n_unique()
                 return tx_v.report, sv_v and sv_v.report, None, lost
+            spec = trained_spec()
             feats, chunk_orphans = features_from_validated(
-                tx_v.data, sv_data, as_of=as_of, time_unit=time_unit, lookback_days=lookback_days
+                tx_v.data, sv_data, as_of=as_of, spec=spec
             )
-            frame = to_pandas_features(feats, as_of=as_of, time_unit=time_unit)
+            frame = to_pandas_features(feats, as_of=as_of, spec=spec)
             return tx_v.report, sv_v and sv_v.report, frame, chunk_orphans
 
         def write(scored: pd.DataFrame, drivers=None) -> None:
@@ -551,7 +532,7 @@ def score_files(
             for future in written:  # in order; re-raises a failed write
                 future.result()
         tx_report = merge_reports(tx_reports)
-        require_usable(tx_report, as_of, time_format)
+        require_usable(tx_report, as_of, fmt.time_format)
         sv_report = merge_reports(sv_reports) if sv_reports else None
         if writer is not None:
             writer.close()
@@ -601,38 +582,36 @@ def _ahead(pool, prepare, pieces: list, busy: Callable[[], bool]):
 
 
 def _decide_id_dtype(scan: pl.LazyFrame, column: str, raw_dtype, source: str):
-    """Decide the customer id type from the whole column without holding it in memory."""
-    from cx_models.schemas import _INT_PATTERN
+    """Decide the customer id type from the whole column without holding it in memory.
+
+    The rule is :func:`cx_models.contract.decide_id_type`; this computes its inputs
+    in one streamed pass.
+    """
+    from cx_models.contract import INTEGER_ID_PATTERN, decide_id_type
 
     if raw_dtype.is_integer():
-        return pl.Int64
-    if raw_dtype.is_float():
-        whole = (
+        kind = decide_id_type("int", source=source, column=column)
+    elif raw_dtype.is_float():
+        values = pl.col(column).fill_nan(None).drop_nulls()
+        whole = scan.select((values.round(0) == values).all()).collect(engine="streaming").item()
+        kind = decide_id_type("float", source=source, column=column, all_whole=bool(whole))
+    elif raw_dtype == pl.Boolean:
+        kind = decide_id_type("bool", source=source, column=column)
+    else:
+        text = pl.col(column).cast(pl.String).str.strip_chars()
+        present = text.filter(text.is_not_null() & (text.str.len_chars() > 0))
+        all_int, count = (
             scan.select(
-                (
-                    pl.col(column).fill_nan(None).drop_nulls().round(0)
-                    == pl.col(column).fill_nan(None).drop_nulls()
-                ).all()
+                present.str.contains(INTEGER_ID_PATTERN).all().alias("all_int"),
+                present.len().alias("n"),
             )
             .collect(engine="streaming")
-            .item()
+            .row(0)
         )
-        if not whole:
-            raise CXDataError(
-                f"{source}: column {column!r} (customer id) holds non-integer "
-                "numbers; expected integer or text ids"
-            )
-        return pl.Int64
-    text = pl.col(column).cast(pl.String).str.strip_chars()
-    present = text.filter(text.is_not_null() & (text.str.len_chars() > 0))
-    all_int, count = (
-        scan.select(
-            present.str.contains(_INT_PATTERN).all().alias("all_int"), present.len().alias("n")
+        kind = decide_id_type(
+            "text", source=source, column=column, present=count, all_integer_text=bool(all_int)
         )
-        .collect(engine="streaming")
-        .row(0)
-    )
-    return pl.Int64 if count and all_int else pl.String
+    return pl.Int64 if kind == "int" else pl.String
 
 
 def _parquet_options(schema) -> dict:
@@ -651,14 +630,13 @@ def _parquet_options(schema) -> dict:
 def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) -> None:
     """Copy the scores batch by batch, setting the global rank, then rename into place."""
     import json
-    import os
-    import tempfile
     from pathlib import Path
 
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    from cx_models.contract import atomic_output
     from cx_models.io import METADATA_KEY
 
     mapped = pa.memory_map(str(tmp))
@@ -666,32 +644,25 @@ def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) 
     schema = source.schema
     position = schema.get_field_index("priority_rank")
     meta_text = json.dumps(metadata, default=str, sort_keys=True)
-    fd, final_name = tempfile.mkstemp(
-        prefix=f".{Path(out).name}.", suffix=".tmp", dir=Path(out).parent
-    )
-    os.close(fd)
-    final = Path(final_name)
     try:
-        if out_format == "parquet":
-            meta = dict(schema.metadata or {})
-            meta[METADATA_KEY.encode()] = meta_text.encode()
-            writer = pq.ParquetWriter(final, schema.with_metadata(meta), **_parquet_options(schema))
-        else:
-            writer = pacsv.CSVWriter(final, schema)
-        done = 0
-        for batch in range(source.num_record_batches):  # a scored chunk at a time
-            table = pa.Table.from_batches([source.get_batch(batch)])
-            rank = pa.array(ranks[done : done + table.num_rows], type=pa.int64())
-            table = table.set_column(position, "priority_rank", rank)
-            writer.write_table(table.cast(writer.schema) if out_format == "parquet" else table)
-            done += table.num_rows
-        writer.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(final, 0o666 & ~umask)
-        os.replace(final, out)
+        with atomic_output(out) as final:
+            if out_format == "parquet":
+                meta = dict(schema.metadata or {})
+                meta[METADATA_KEY.encode()] = meta_text.encode()
+                writer = pq.ParquetWriter(
+                    final, schema.with_metadata(meta), **_parquet_options(schema)
+                )
+            else:
+                writer = pacsv.CSVWriter(final, schema)
+            done = 0
+            for batch in range(source.num_record_batches):  # a scored chunk at a time
+                table = pa.Table.from_batches([source.get_batch(batch)])
+                rank = pa.array(ranks[done : done + table.num_rows], type=pa.int64())
+                table = table.set_column(position, "priority_rank", rank)
+                writer.write_table(table.cast(writer.schema) if out_format == "parquet" else table)
+                done += table.num_rows
+            writer.close()
         if out_format == "csv":
             Path(str(out) + ".meta.json").write_text(meta_text + "\n")
     finally:
         mapped.close()
-        final.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ def test_features_end_to_end(tmp_path, small_base_dir):
     assert res.stdout == ""  # nothing mixed into stdout
     assert "wrote" in res.stderr and "Input validation" in res.stderr
     f = read_features(out)
-    assert f.attrs == {"as_of": "2025-06-30", "time_unit": "W"}
+    assert f.attrs == {"as_of": "2025-06-30", "time_unit": "W", "lookback_days": 365}
     meta = read_table_metadata(out)
     assert meta["validation"]["transactions"]["rows_in"] == (
         meta["validation"]["transactions"]["rows_used"]

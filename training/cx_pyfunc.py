@@ -28,23 +28,19 @@ class CXPyfuncModel(PythonModel):
         self.scorer = CXScorer.load(context.artifacts["scorer"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        """Score a customer feature table; ``params`` override the trained settings."""
-        params = dict(params or {})
+        """Score a customer feature table; ``params`` override the trained settings.
+
+        ``params`` are read by :meth:`cx_models.settings.ScoreParams.from_pyfunc`
+        (a horizon of 0 is an error, as everywhere).
+        """
+        from cx_models.settings import ScoreParams
+
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         # categories do not survive a signature; nothing here needs them, but cast defensively
         for col in frame.columns:
             if isinstance(frame[col].dtype, pd.CategoricalDtype):
                 frame[col] = frame[col].astype(str)
-        horizon = params.get("horizon_days")
-        months = params.get("clv_months")
-        rate = params.get("discount_rate")
-        return self.scorer.score(
-            frame,
-            horizon_days=None if horizon in (None, 0) else float(horizon),
-            clv_months=None if months is None else int(months),
-            discount_rate=None if rate is None else float(rate),
-            explain=bool(params.get("explain", True)),
-        )
+        return self.scorer.score(frame, ScoreParams.from_pyfunc(params))
 
 
 mlflow.models.set_model(CXPyfuncModel())

@@ -32,6 +32,7 @@ from cx_models.clv import CLVModel
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
+from cx_models.settings import FeatureSpec
 from cx_models.timeutil import check_time_unit, parse_as_of
 
 __all__ = ["TrainingConfig", "TrainingResult", "load_config_file", "train_scorer"]
@@ -64,6 +65,11 @@ class TrainingConfig:
     def to_dict(self) -> dict:
         """Return the settings as a flat-ish dict."""
         return asdict(self)
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        """The feature definition every snapshot, the CLV fit and the scorer share."""
+        return FeatureSpec(time_unit=self.time_unit, lookback_days=self.lookback_days)
 
 
 def load_config_file(path) -> dict:
@@ -134,6 +140,7 @@ def train_scorer(
         horizon_days=config.horizon_days,
         step_days=config.step_days,
         max_snapshots=config.max_snapshots,
+        spec=config.feature_spec,
         model=churn_model(),
         truth=truth,
         plots_dir=plots_dir,
@@ -149,8 +156,7 @@ def train_scorer(
         horizon_days=config.horizon_days,
         step_days=config.step_days,
         max_snapshots=config.max_snapshots,
-        time_unit=config.time_unit,
-        lookback_days=config.lookback_days,
+        spec=config.feature_spec,
     )
     churn = churn_model().fit(snaps)
     timings["churn_fit_s"] = time.perf_counter() - t0
@@ -160,14 +166,10 @@ def train_scorer(
     clv = CLVModel(model=config.clv_model, penalizer=config.penalizer)
     # the plain feature table at as_of: one CLV fit, with the configured model
     table, _ = features_from_validated(
-        transactions,
-        surveys,
-        as_of=config.as_of,
-        time_unit=config.time_unit,
-        lookback_days=config.lookback_days,
+        transactions, surveys, as_of=config.as_of, spec=config.feature_spec
     )
     features = to_pandas_features(
-        table, as_of=parse_as_of(config.as_of), time_unit=config.time_unit
+        table, as_of=parse_as_of(config.as_of), spec=config.feature_spec
     )
     clv.fit(features)
     reference_clv = clv.predict(
@@ -188,7 +190,7 @@ def train_scorer(
         weights=config.nco_weights,
         clv_months=config.clv_months,
         discount_rate=config.discount_rate,
-        lookback_days=config.lookback_days,
+        feature_spec=config.feature_spec,
         ces_higher_is_better=config.ces_higher_is_better,
     )
     counts = snaps.groupby("snapshot")["churn"].agg(["size", "mean"])

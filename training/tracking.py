@@ -17,7 +17,9 @@ import json
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
@@ -25,6 +27,7 @@ from cx_models._version import __version__
 from cx_models.errors import CXDataError
 
 __all__ = [
+    "artifact_location",
     "describe_model",
     "DEFAULT_MODEL_NAME",
     "DEFAULT_TRACKING_URI",
@@ -32,12 +35,32 @@ __all__ = [
     "log_training_run",
     "resolve_tracking_uri",
     "spark_udf",
+    "TrackingTarget",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_MODEL_NAME = "cx-scorer"
 DEFAULT_EXPERIMENT = "cx-models"
 _PYFUNC_FILE = Path(__file__).with_name("cx_pyfunc.py")
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where a training run is logged and its model registered.
+
+    Examples
+    --------
+    >>> TrackingTarget(promote=True).model_name
+    'cx-scorer'
+    """
+
+    tracking_uri: str | None = None
+    experiment: str = DEFAULT_EXPERIMENT
+    model_name: str = DEFAULT_MODEL_NAME
+    promote: bool = False
+
+    #: The keyword names of earlier releases' ``train(...)``.
+    KEYWORDS: ClassVar[tuple[str, ...]] = ("tracking_uri", "experiment", "model_name", "promote")
 
 
 def _mlflow():
@@ -90,16 +113,34 @@ def _use(uri: str | None):
     return mlflow, resolved
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a sqlite store keeps its artifacts: ``artifacts/`` beside the database file.
+
+    Relative (``sqlite:///mlruns/mlflow.db``) and absolute
+    (``sqlite:////srv/ml/mlflow.db``) paths alike; ``None`` for other stores, which
+    choose for themselves.
+
+    Examples
+    --------
+    >>> artifact_location("sqlite:////srv/ml/mlflow.db")
+    'file:///srv/ml/artifacts'
+    >>> artifact_location("http://127.0.0.1:5000") is None
+    True
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return (Path(database).resolve().parent / "artifacts").as_uri()
+
+
 def _experiment(mlflow, name: str, tracking_uri: str) -> str:
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    location = None
-    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
-        # an embedded store keeps its artifacts beside the database, under mlruns/
-        db = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
-        location = (db.parent / "artifacts").as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    # never MLflow's default ./mlruns of whatever folder the job runs in
+    return mlflow.create_experiment(name, artifact_location=artifact_location(tracking_uri))
 
 
 def _flat_params(config: dict) -> dict:
@@ -150,10 +191,7 @@ def log_training_run(
     clv_validation: dict | None,
     plots: list[str],
     tables: dict,
-    experiment: str = DEFAULT_EXPERIMENT,
-    model_name: str = DEFAULT_MODEL_NAME,
-    tracking_uri: str | None = None,
-    promote: bool = False,
+    target: TrackingTarget | None = None,
 ) -> dict:
     """Log a training run, the pyfunc CX scorer, and register it with aliases.
 
@@ -169,10 +207,10 @@ def log_training_run(
         PNG files to log under ``figures/``.
     tables : dict
         Name -> JSON-serialisable table, logged under ``tables/``.
-    experiment, model_name, tracking_uri : str
-    promote : bool
-        Move the ``champion`` alias to the new version (it also becomes champion
-        when the model has none yet). Every new version gets ``challenger``.
+    target : TrackingTarget, optional
+        Where to log and register, and whether to move the ``champion`` alias to
+        the new version (it also becomes champion when the model has none yet).
+        Every new version gets ``challenger``.
 
     Returns
     -------
@@ -187,18 +225,14 @@ def log_training_run(
             clv_validation=clv_validation,
             plots=plots,
             tables=tables,
-            experiment=experiment,
-            model_name=model_name,
-            tracking_uri=tracking_uri,
-            promote=promote,
+            target=target or TrackingTarget(),
         )
 
 
-def _log_training_run(
-    *, result, data, clv_validation, plots, tables, experiment, model_name, tracking_uri, promote
-) -> dict:
-    mlflow, resolved = _use(tracking_uri)
-    experiment_id = _experiment(mlflow, experiment, resolved)
+def _log_training_run(*, result, data, clv_validation, plots, tables, target) -> dict:
+    mlflow, resolved = _use(target.tracking_uri)
+    experiment_id = _experiment(mlflow, target.experiment, resolved)
+    model_name, promote = target.model_name, target.promote
     scorer = result.scorer
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.set_tags({"cx_models_version": __version__, "as_of": result.config.as_of})
@@ -363,17 +397,20 @@ def spark_udf(
 
 
 def describe_model(model_uri: str, *, tracking_uri: str | None = None) -> dict:
-    """Return ``name``, ``version`` and ``run_id`` of a registered model URI (when it is one).
+    """Resolve a model URI once: ``model_uri`` pinned to a version, ``name``, ``version``...
 
     ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` resolve through the
-    registry; other URIs give what can be read from them.
+    registry to ``models:/NAME/VERSION`` (``alias`` and ``requested_uri`` keep what
+    was asked); load that URI so the scores come from the version reported, even
+    if the alias moves meanwhile. Other URIs are returned as they are.
     """
     mlflow, _ = _use(tracking_uri)
-    info = {"model_uri": model_uri}
+    info = {"model_uri": model_uri, "requested_uri": model_uri}
     if not model_uri.startswith("models:/"):
         return info
     rest = model_uri.removeprefix("models:/")
     client = mlflow.MlflowClient()
+    alias = None
     try:
         with _quiet():
             if "@" in rest:
@@ -382,7 +419,15 @@ def describe_model(model_uri: str, *, tracking_uri: str | None = None) -> dict:
             else:
                 name, number = rest.split("/", 1)
                 version = client.get_model_version(name, number)
-    except Exception:  # noqa: BLE001 - not a registry URI we can resolve
-        return info
-    info.update(name=version.name, version=str(version.version), run_id=version.run_id)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises its own RestException subclasses
+        message = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        raise CXDataError(f"cannot resolve model {model_uri!r}: {message}") from None
+    info.update(
+        model_uri=f"models:/{version.name}/{version.version}",
+        name=version.name,
+        version=str(version.version),
+        run_id=version.run_id,
+    )
+    if alias is not None:
+        info["alias"] = alias
     return info

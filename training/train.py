@@ -16,14 +16,11 @@ from pathlib import Path
 
 import polars as pl
 from cx_models.training.pipeline import TrainingConfig, train_scorer
-from cx_models.training.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, log_training_run
+from cx_models.training.tracking import TrackingTarget, log_training_run
 
 from cx_models.clv_validation import validate_clv
-from cx_models.schemas import (
-    SurveyColumns,
-    TransactionColumns,
-    validate_events,
-)
+from cx_models.schemas import validate_events
+from cx_models.settings import EventFormat, from_keywords
 
 __all__ = ["train"]
 
@@ -40,35 +37,26 @@ def train(
     surveys=None,
     *,
     config: TrainingConfig,
-    transaction_columns: TransactionColumns | None = None,
-    survey_columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    survey_time_format: str | None = None,
-    experiment: str = DEFAULT_EXPERIMENT,
-    model_name: str = DEFAULT_MODEL_NAME,
-    tracking_uri: str | None = None,
-    promote: bool = False,
+    fmt: EventFormat | None = None,
+    target: TrackingTarget | None = None,
     truth=None,
     clv_holdout_days: int = 180,
     progress: Callable[[str], None] | None = None,
+    **keywords,
 ) -> dict:
     """Train the CX scorer on data up to ``config.as_of`` and log it to MLflow.
 
-    Returns the :func:`~cx_models.training.tracking.log_training_run` summary
-    plus ``evaluation`` (the forward churn evaluation) and ``result``.
+    ``fmt`` says how to read the inputs, ``target`` where to log and register
+    (the embedded store by default). Returns the
+    :func:`~cx_models.training.tracking.log_training_run` summary plus
+    ``evaluation`` (the forward churn evaluation) and ``result``.
     """
+    tracking = {k: keywords.pop(k) for k in TrackingTarget.KEYWORDS if k in keywords}
+    fmt, _ = from_keywords("train", keywords, fmt=fmt)
+    target = target or TrackingTarget(**tracking)
     say = progress or (lambda message: None)
     say("validating inputs")
-    tx, sv = validate_events(
-        transactions,
-        surveys,
-        as_of=config.as_of,
-        transaction_columns=transaction_columns,
-        survey_columns=survey_columns,
-        time_format=time_format,
-        survey_time_format=survey_time_format,
-        ces_higher_is_better=config.ces_higher_is_better,
-    )
+    tx, sv = validate_events(transactions, surveys, as_of=config.as_of, fmt=fmt)
     with tempfile.TemporaryDirectory() as tmp:
         plots_dir = Path(tmp) / "figures"
         result = train_scorer(
@@ -88,9 +76,9 @@ def train(
                 tx.data,
                 calibration_end=calibration_end,
                 holdout_end=as_of,
-                time_unit=config.time_unit,
                 model=config.clv_model,
                 penalizer=config.penalizer,
+                spec=config.feature_spec,
                 plots_dir=plots_dir,
             )
         plots = list(result.evaluation.get("plots", []))
@@ -132,10 +120,7 @@ def train(
             clv_validation=clv_report,
             plots=plots,
             tables=tables,
-            experiment=experiment,
-            model_name=model_name,
-            tracking_uri=tracking_uri,
-            promote=promote,
+            target=target,
         )
     logged["evaluation"] = evaluation
     logged["result"] = result

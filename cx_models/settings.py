@@ -1,0 +1,331 @@
+"""The settings a run carries, as typed, frozen objects built once at each face.
+
+* :class:`EventFormat` — how to read an export: column names, time formats,
+  ``strict``, ``drop_duplicates`` and the declared CES direction;
+* :class:`FeatureSpec` — how the customer features are defined: the time unit of
+  the BTYD columns and the survey look-back. A trained scorer carries its spec,
+  so every scoring path builds features the way the model learned them;
+* :class:`ScoreParams` — how to score: horizon, CLV months, discount rate,
+  explanations; the one translator to and from the pyfunc model's params.
+
+The command line, the Python API, the REST API and Spark build these once and
+pass them down whole. Errors describe the setting by its Python name; the command
+line maps names to its flags.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from cx_models.contract import SurveyColumns, SurveyScale, TransactionColumns, survey_scales
+from cx_models.errors import CXDataError
+from cx_models.timeutil import check_time_unit
+
+__all__ = [
+    "CLV_MONTHS_MAX",
+    "EventFormat",
+    "FeatureSpec",
+    "HORIZON_DAYS_MAX",
+    "ScoreParams",
+    "check_time_format",
+    "from_keywords",
+]
+
+#: The longest prediction horizon accepted: 100 years of days.
+HORIZON_DAYS_MAX = 36_525
+#: The longest CLV horizon accepted, in months (50 years).
+CLV_MONTHS_MAX = 600
+
+# strptime directives that pandas / Python accept when parsing (others fail or mislead)
+_DIRECTIVES = set("aAbBcdfGHIjmMpSuUVwWxXyYzZ%")
+
+
+def check_time_format(time_format: str | None, *, name: str = "time_format") -> str | None:
+    """Return a ``strptime`` format after checking its directives, or ``None``.
+
+    Examples
+    --------
+    >>> check_time_format("%Y%m%d")
+    '%Y%m%d'
+    >>> check_time_format("%Q")
+    Traceback (most recent call last):
+    ...
+    cx_models.errors.CXDataError: time_format '%Q' has the unknown directive %Q; use \
+strptime directives such as %Y-%m-%d %H:%M:%S
+    """
+    if time_format is None:
+        return None
+    text = str(time_format)
+    if not text.strip():
+        raise CXDataError(f"{name} is empty; leave it out for ISO 8601 timestamps")
+    i = 0
+    while i < len(text):
+        if text[i] == "%":
+            directive = text[i + 1 : i + 2]
+            if directive not in _DIRECTIVES:
+                shown = f"%{directive}" if directive else "a lone %"
+                raise CXDataError(
+                    f"{name} {time_format!r} has the unknown directive {shown}; use "
+                    "strptime directives such as %Y-%m-%d %H:%M:%S"
+                )
+            i += 2
+        else:
+            i += 1
+    return text
+
+
+@dataclass(frozen=True)
+class EventFormat:
+    """How to read a transactions export and a survey export.
+
+    Examples
+    --------
+    >>> fmt = EventFormat(transactions=TransactionColumns(customer="cust"), time_format="%Y%m%d")
+    >>> fmt.survey_time_format_or_default
+    '%Y%m%d'
+    """
+
+    transactions: TransactionColumns = field(default_factory=TransactionColumns)
+    surveys: SurveyColumns = field(default_factory=SurveyColumns)
+    time_format: str | None = None
+    survey_time_format: str | None = None
+    strict: bool = False
+    drop_duplicates: bool = False
+    ces_higher_is_better: bool = False
+
+    def __post_init__(self):
+        check_time_format(self.time_format, name="time_format")
+        check_time_format(self.survey_time_format, name="survey_time_format")
+
+    @property
+    def survey_time_format_or_default(self) -> str | None:
+        """The survey timestamps' format: their own, else the transactions'."""
+        return self.survey_time_format or self.time_format
+
+    def scales(self) -> dict[str, SurveyScale]:
+        """Return the declared survey scales with this export's CES direction."""
+        return survey_scales(ces_higher_is_better=self.ces_higher_is_better)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How the customer features are defined.
+
+    Examples
+    --------
+    >>> FeatureSpec(time_unit="w", lookback_days=180)
+    FeatureSpec(time_unit='W', lookback_days=180)
+    >>> FeatureSpec.from_dict(FeatureSpec(lookback_days=90).to_dict()).lookback_days
+    90
+    """
+
+    time_unit: str = "D"
+    lookback_days: int = 365
+
+    def __post_init__(self):
+        object.__setattr__(self, "time_unit", check_time_unit(self.time_unit))
+        days = self.lookback_days
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise CXDataError(
+                f"lookback_days must be a whole number of days >= 1, got {days!r}"
+            )
+
+    @property
+    def unit_days(self) -> float:
+        """Days in one unit of the BTYD columns."""
+        return {"D": 1.0, "W": 7.0}[self.time_unit]
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (saved with a trained scorer and in feature files)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> FeatureSpec:
+        """Read :meth:`to_dict`'s form; missing keys take the defaults."""
+        data = data or {}
+        return cls(
+            time_unit=data.get("time_unit", "D"),
+            lookback_days=int(data.get("lookback_days", 365)),
+        )
+
+    def with_unit(self, time_unit: str) -> FeatureSpec:
+        """Return the same definition in another time unit (only recency and T change)."""
+        return replace(self, time_unit=time_unit)
+
+
+def _number(value, name: str, *, whole: bool = False) -> float | int:
+    if isinstance(value, bool):
+        raise CXDataError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CXDataError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise CXDataError(f"{name} must be finite, got {value!r}")
+    if whole:
+        if number != int(number):
+            raise CXDataError(f"{name} must be a whole number, got {value!r}")
+        return int(number)
+    return number
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """How to score: every field ``None`` means "as the model was trained".
+
+    ``horizon_days`` (> 0, at most 100 years) is the horizon of ``expected_purchases``
+    and ``prob_no_purchase``; ``churn_risk`` is always for the trained horizon.
+    ``clv_months`` (0-600) and ``discount_rate`` (annual, 0-1) set the ``clv``
+    column; ``explain`` adds the driver texts.
+
+    Examples
+    --------
+    >>> ScoreParams(horizon_days=30).to_pyfunc()
+    {'explain': True, 'horizon_days': 30.0}
+    >>> ScoreParams.from_pyfunc({"horizon_days": 30.0, "explain": False})
+    ScoreParams(horizon_days=30.0, clv_months=None, discount_rate=None, explain=False)
+    >>> ScoreParams(horizon_days=0)
+    Traceback (most recent call last):
+    ...
+    cx_models.errors.CXDataError: horizon_days must be > 0 days (leave it out for the \
+trained horizon), got 0
+    """
+
+    horizon_days: float | None = None
+    clv_months: int | None = None
+    discount_rate: float | None = None
+    explain: bool = True
+
+    def __post_init__(self):
+        if self.horizon_days is not None:
+            days = _number(self.horizon_days, "horizon_days")
+            if not 0 < days <= HORIZON_DAYS_MAX:
+                raise CXDataError(
+                    "horizon_days must be > 0 days (leave it out for the trained horizon)"
+                    + (f" and at most {HORIZON_DAYS_MAX:,}" if days > 0 else "")
+                    + f", got {self.horizon_days!r}"
+                )
+            object.__setattr__(self, "horizon_days", days)
+        if self.clv_months is not None:
+            months = _number(self.clv_months, "clv_months", whole=True)
+            if not 0 <= months <= CLV_MONTHS_MAX:
+                raise CXDataError(
+                    f"clv_months must be from 0 to {CLV_MONTHS_MAX}, got {self.clv_months!r}"
+                )
+            object.__setattr__(self, "clv_months", months)
+        if self.discount_rate is not None:
+            rate = _number(self.discount_rate, "discount_rate")
+            if not 0 <= rate <= 1:
+                raise CXDataError(
+                    "discount_rate is an annual rate from 0 to 1 (0.10 for 10 %), got "
+                    f"{self.discount_rate!r}"
+                )
+            object.__setattr__(self, "discount_rate", rate)
+        if not isinstance(self.explain, bool):
+            raise CXDataError(f"explain must be true or false, got {self.explain!r}")
+
+    def to_pyfunc(self) -> dict:
+        """Return the pyfunc model's ``params``: only what was set, plus ``explain``."""
+        params: dict = {"explain": self.explain}
+        if self.horizon_days is not None:
+            params["horizon_days"] = float(self.horizon_days)
+        if self.clv_months is not None:
+            params["clv_months"] = int(self.clv_months)
+        if self.discount_rate is not None:
+            params["discount_rate"] = float(self.discount_rate)
+        return params
+
+    @classmethod
+    def from_pyfunc(cls, params: dict | None) -> ScoreParams:
+        """Read the pyfunc model's ``params`` (unknown names are an error)."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - {"horizon_days", "clv_months", "discount_rate", "explain"})
+        if unknown:
+            raise CXDataError(
+                f"unknown scoring parameter(s) {', '.join(unknown)}; valid: clv_months, "
+                "discount_rate, explain, horizon_days"
+            )
+        explain = params.get("explain", True)
+        if isinstance(explain, str):
+            explain = explain.strip().lower() in ("1", "true", "yes")
+        return cls(
+            horizon_days=params.get("horizon_days"),
+            clv_months=params.get("clv_months"),
+            discount_rate=params.get("discount_rate"),
+            explain=bool(explain),
+        )
+
+    def resolved(self, *, horizon_days, clv_months, discount_rate) -> ScoreParams:
+        """Fill the fields left ``None`` with the trained values given."""
+        return ScoreParams(
+            horizon_days=horizon_days if self.horizon_days is None else self.horizon_days,
+            clv_months=clv_months if self.clv_months is None else self.clv_months,
+            discount_rate=discount_rate if self.discount_rate is None else self.discount_rate,
+            explain=self.explain,
+        )
+
+
+_FORMAT_KEYWORDS = {
+    "transaction_columns": "transactions",
+    "columns": "transactions",
+    "survey_columns": "surveys",
+    "time_format": "time_format",
+    "survey_time_format": "survey_time_format",
+    "strict": "strict",
+    "drop_duplicates": "drop_duplicates",
+    "ces_higher_is_better": "ces_higher_is_better",
+}
+_SPEC_KEYWORDS = ("time_unit", "lookback_days")
+
+
+def from_keywords(
+    where: str,
+    keywords: dict,
+    *,
+    fmt: EventFormat | None = None,
+    spec: FeatureSpec | None = None,
+) -> tuple[EventFormat, FeatureSpec]:
+    """Build the settings objects from the keyword arguments of earlier releases.
+
+    ``where`` names the function for the messages. Such keywords still work but
+    warn once per call site (:class:`DeprecationWarning`); mixing them with the
+    object they belong to is an error, as is any unknown keyword.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     fmt, spec = from_keywords("f", {"time_unit": "W", "strict": True})
+    >>> spec.time_unit, fmt.strict
+    ('W', True)
+    """
+    import warnings
+
+    unknown = sorted(set(keywords) - set(_FORMAT_KEYWORDS) - set(_SPEC_KEYWORDS))
+    if unknown:
+        raise TypeError(f"{where}() got unexpected keyword argument(s) {', '.join(unknown)}")
+    keywords = {k: v for k, v in keywords.items() if v is not None}
+    fmt_kw = {_FORMAT_KEYWORDS[k]: v for k, v in keywords.items() if k in _FORMAT_KEYWORDS}
+    spec_kw = {k: v for k, v in keywords.items() if k in _SPEC_KEYWORDS}
+    if fmt_kw:
+        if fmt is not None:
+            raise TypeError(f"{where}(): give fmt=EventFormat(...) or its keywords, not both")
+        warnings.warn(
+            f"{where}(): {', '.join(sorted(k for k in keywords if k in _FORMAT_KEYWORDS))} "
+            "now go in fmt=EventFormat(...)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        fmt = EventFormat(**fmt_kw)
+    if spec_kw:
+        if spec is not None:
+            raise TypeError(f"{where}(): give spec=FeatureSpec(...) or its keywords, not both")
+        warnings.warn(
+            f"{where}(): {', '.join(sorted(spec_kw))} now go in spec=FeatureSpec(...)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        spec = FeatureSpec(**spec_kw)
+    return fmt or EventFormat(), spec or FeatureSpec()
