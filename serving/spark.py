@@ -44,33 +44,35 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import sys
 import tempfile
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-from cx_models.serving.batch import EXTRA_COLUMNS
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cx_models._version import __version__
 from cx_models.clv import CLVModel
-from cx_models.errors import CXDataError
-from cx_models.features import SURVEY_TYPES, WINDOWS_DAYS, feature_columns
-from cx_models.schemas import (
-    _INT_PATTERN,
+from cx_models.contract import (
+    EXTRA_COLUMNS,
+    INTEGER_ID_PATTERN,
+    NPS_BANDS,
+    SCORE_COLUMNS,
     SURVEY_SCALES,
-    SurveyColumns,
-    TransactionColumns,
-    ValidationReport,
-    require_usable,
+    SURVEY_TYPES,
+    WINDOWS_DAYS,
+    atomic_output,
+    decide_id_type,
+    feature_columns,
+    require_columns,
 )
-from cx_models.scoring import SCORE_COLUMNS
+from cx_models.errors import CXDataError
+from cx_models.schemas import ValidationReport, require_usable
+from cx_models.settings import EventFormat, FeatureSpec, ScoreParams, from_keywords
 from cx_models.timeutil import DAYS_PER_UNIT, as_of_cutoff, check_time_unit, parse_as_of
 
 # pyspark 4 warns at each pandas conversion that it does not yet fully support pandas 3;
@@ -211,39 +213,34 @@ def _blank_to_null(col):
     return F.when(F.length(text) == 0, F.lit(None)).otherwise(text)
 
 
-def _check_columns(sdf: DataFrame, source: str, roles: dict[str, tuple[str, str]]) -> None:
-    for canonical, (column, flag) in roles.items():
-        if column not in sdf.columns:
-            found = ", ".join(repr(c) for c in sdf.columns) or "none"
-            raise CXDataError(
-                f"{source}: required column {column!r} ({canonical}) is missing; "
-                f"found columns: {found}. Map another column with {flag}"
-            )
-
-
 def _id_type(sdf: DataFrame, column: str, source: str) -> str:
-    """Decide the canonical id type on the whole input: ``long`` or ``string``."""
+    """Decide the canonical id type on the whole input: ``long`` or ``string``.
+
+    The rule is :func:`cx_models.contract.decide_id_type`; Spark computes its inputs.
+    """
     dtype = sdf.schema[column].dataType
     if isinstance(dtype, T.IntegralType):
-        return "long"
-    if isinstance(dtype, T.BooleanType):
-        raise CXDataError(f"{source}: column {column!r} (customer id) is boolean; expected ids")
-    if isinstance(dtype, (T.FloatType, T.DoubleType, T.DecimalType)):
+        kind = decide_id_type("int", source=source, column=column)
+    elif isinstance(dtype, T.BooleanType):
+        kind = decide_id_type("bool", source=source, column=column)
+    elif isinstance(dtype, (T.FloatType, T.DoubleType, T.DecimalType)):
         col = F.col(column).cast("double")
         bad = sdf.filter(col.isNotNull() & ~F.isnan(col) & (col != F.round(col))).limit(1)
-        if bad.count():
-            raise CXDataError(
-                f"{source}: column {column!r} (customer id) holds non-integer numbers; "
-                "expected integer or text ids"
-            )
-        return "long"
-    text = _blank_to_null(F.col(column))
-    row = sdf.agg(
-        F.count(text).alias("present"),
-        F.count(F.when(~text.rlike(_INT_PATTERN), 1)).alias("non_int"),
-    ).first()
-    # integer-looking ids become integers, unless leading zeros or size say they are codes
-    return "long" if row["present"] and not row["non_int"] else "string"
+        kind = decide_id_type("float", source=source, column=column, all_whole=not bad.count())
+    else:
+        text = _blank_to_null(F.col(column))
+        row = sdf.agg(
+            F.count(text).alias("present"),
+            F.count(F.when(~text.rlike(INTEGER_ID_PATTERN), 1)).alias("non_int"),
+        ).first()
+        kind = decide_id_type(
+            "text",
+            source=source,
+            column=column,
+            present=row["present"],
+            all_integer_text=not row["non_int"],
+        )
+    return "long" if kind == "int" else "string"
 
 
 def _ids(sdf: DataFrame, column: str, target: str):
@@ -426,11 +423,9 @@ def validate_transactions(
     sdf: DataFrame,
     *,
     as_of,
-    columns: TransactionColumns | None = None,
-    time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
+    fmt: EventFormat | None = None,
     source: str | None = None,
+    **keywords,
 ) -> SparkValidated:
     """Validate a transactions Spark DataFrame, as :func:`cx_models.schemas.validate_transactions`.
 
@@ -440,9 +435,10 @@ def validate_transactions(
     """
     source = _source(sdf, source, "transactions")
     _require_utc(sdf.sparkSession)
-    columns = columns or TransactionColumns()
+    fmt, _ = from_keywords("validate_transactions", keywords, fmt=fmt)
+    columns, time_format = fmt.transactions, fmt.time_format
     as_of = parse_as_of(as_of)
-    _check_columns(sdf, source, columns.roles())
+    require_columns(sdf.columns, source, columns.roles())
     id_type = _id_type(sdf, columns.customer, source)
     timestamp, bad_time = _timestamps(sdf, columns.time, time_format, source)
     amount, non_numeric = _numbers(sdf, columns.amount, source, "amount")
@@ -473,8 +469,8 @@ def validate_transactions(
         source=source,
         kind="transactions",
         as_of=as_of,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
+        drop_duplicates=fmt.drop_duplicates,
+        strict=fmt.strict,
         id_type=id_type,
     )
 
@@ -483,12 +479,10 @@ def validate_surveys(
     sdf: DataFrame,
     *,
     as_of,
-    columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
+    fmt: EventFormat | None = None,
     id_type: str | None = None,
     source: str | None = None,
+    **keywords,
 ) -> SparkValidated:
     """Validate a surveys Spark DataFrame, as :func:`cx_models.schemas.validate_surveys`.
 
@@ -497,9 +491,14 @@ def validate_surveys(
     """
     source = _source(sdf, source, "surveys")
     _require_utc(sdf.sparkSession)
-    columns = columns or SurveyColumns()
+    if "columns" in keywords:  # here, the survey columns
+        keywords["survey_columns"] = keywords.pop("columns")
+    if "time_format" in keywords:
+        keywords["survey_time_format"] = keywords.pop("time_format")
+    fmt, _ = from_keywords("validate_surveys", keywords, fmt=fmt)
+    columns, time_format = fmt.surveys, fmt.survey_time_format_or_default
     as_of = parse_as_of(as_of)
-    _check_columns(sdf, source, columns.roles())
+    require_columns(sdf.columns, source, columns.roles())
     id_type = id_type or _id_type(sdf, columns.customer, source)
     timestamp, bad_time = _timestamps(sdf, columns.time, time_format, source)
     score, non_numeric = _numbers(sdf, columns.score, source, columns.score)
@@ -537,8 +536,8 @@ def validate_surveys(
         source=source,
         kind="surveys",
         as_of=as_of,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
+        drop_duplicates=fmt.drop_duplicates,
+        strict=fmt.strict,
         id_type=id_type,
     )
 
@@ -641,27 +640,25 @@ def features_from_validated(
     surveys: DataFrame | None,
     *,
     as_of,
-    time_unit: str = "D",
-    lookback_days: int = 365,
+    spec: FeatureSpec | None = None,
 ) -> DataFrame:
-    """Compute the feature table from validated canonical Spark frames.
+    """Compute the feature table, defined by ``spec``, from validated canonical Spark frames.
 
     The columns, their order and types are those of
     :func:`cx_models.features.feature_columns`; rows are in no particular order.
     """
     as_of = parse_as_of(as_of)
-    unit = check_time_unit(time_unit)
-    if lookback_days <= 0:
-        raise ValueError(f"lookback_days must be a positive number of days, got {lookback_days}")
+    spec = spec or FeatureSpec()
     cutoff = F.lit(as_of_cutoff(as_of))
     transactions = transactions.filter(F.col("timestamp") < cutoff)
-    feats = _transaction_features(transactions, as_of, DAYS_PER_UNIT[unit])
+    feats = _transaction_features(transactions, as_of, spec.unit_days)
     if surveys is not None:
         id_type = feats.schema["customer_id"].dataType
         surveys = surveys.filter(F.col("timestamp") < cutoff).withColumn(
             "customer_id", F.col("customer_id").try_cast(id_type)
         )
-        feats = feats.join(_survey_features(surveys, as_of, lookback_days), "customer_id", "left")
+        survey_feats = _survey_features(surveys, as_of, spec.lookback_days)
+        feats = feats.join(survey_feats, "customer_id", "left")
     else:
         feats = feats.select(
             "*",
@@ -673,12 +670,10 @@ def features_from_validated(
             *[F.lit(None).cast("long").alias(f"{s}_count") for s in SURVEY_TYPES],
         )
     nps = F.col("nps_latest")
-    category = (
-        F.when(nps >= 9, "promoter")
-        .when(nps >= 7, "passive")
-        .when(nps >= 0, "detractor")
-        .otherwise(F.lit(None).cast("string"))
-    )
+    category = None
+    for name, lowest in NPS_BANDS:  # highest band first
+        category = (F.when if category is None else category.when)(nps >= lowest, F.lit(name))
+    category = category.otherwise(F.lit(None).cast("string"))
     feats = feats.withColumns(
         {f"{s}_count": F.coalesce(F.col(f"{s}_count"), F.lit(0)).cast("long") for s in SURVEY_TYPES}
     ).withColumn("nps_category", category)
@@ -713,51 +708,28 @@ def build_features(
     surveys: DataFrame | None = None,
     *,
     as_of,
-    time_unit: str = "D",
-    lookback_days: int = 365,
-    transaction_columns: TransactionColumns | None = None,
-    survey_columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    survey_time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
+    spec: FeatureSpec | None = None,
+    fmt: EventFormat | None = None,
     sources: tuple[str | None, str | None] = (None, None),
+    **keywords,
 ) -> SparkFeatureBuild:
     """Validate raw Spark inputs and build the customer feature table with Spark.
 
     Same parameters and the same table as :func:`cx_models.features.build_features`
     (one row per customer with a purchase by ``as_of``), as a Spark DataFrame.
     """
+    fmt, spec = from_keywords("build_features", keywords, fmt=fmt, spec=spec)
     as_of = parse_as_of(as_of)
-    unit = check_time_unit(time_unit)
-    tx = validate_transactions(
-        transactions,
-        as_of=as_of,
-        columns=transaction_columns,
-        time_format=time_format,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-        source=sources[0],
-    )
-    require_usable(tx.report, as_of, time_format)
+    unit = spec.time_unit
+    tx = validate_transactions(transactions, as_of=as_of, fmt=fmt, source=sources[0])
+    require_usable(tx.report, as_of, fmt.time_format)
     sv = None
     if surveys is not None:
         sv = validate_surveys(
-            surveys,
-            as_of=as_of,
-            columns=survey_columns,
-            time_format=survey_time_format or time_format,
-            drop_duplicates=drop_duplicates,
-            strict=strict,
-            id_type=tx.id_type,
-            source=sources[1],
+            surveys, as_of=as_of, fmt=fmt, id_type=tx.id_type, source=sources[1]
         )
     feats = features_from_validated(
-        tx.data,
-        None if sv is None else sv.data,
-        as_of=as_of,
-        time_unit=unit,
-        lookback_days=lookback_days,
+        tx.data, None if sv is None else sv.data, as_of=as_of, spec=spec
     )
     orphans = 0
     quarantine = tx.quarantine
@@ -893,21 +865,21 @@ def score_features(
     *,
     time_unit: str | None = None,
     tracking_uri: str | None = None,
-    horizon_days: float | None = None,
-    clv_months: int | None = None,
-    discount_rate: float | None = None,
-    explain: bool = True,
+    params: ScoreParams | None = None,
+    **keywords,
 ) -> DataFrame:
     """Score a Spark feature table with a logged CX scorer, on the executors.
+
+    ``params`` (or its fields as keywords) override the trained scoring settings.
 
     Returns a Spark DataFrame with the scoring contract's columns
     (:data:`cx_models.scoring.SCORE_COLUMNS`) and then the raw survey answers
     (``nps_latest``, ``csat_latest``, ``ces_latest``), one ``priority_rank``
     over the whole table: the rows of :func:`cx_models.serving.batch.score_features`.
     """
-    from cx_models.serving.batch import _params
     from cx_models.training.tracking import spark_udf
 
+    params = params or ScoreParams(**keywords)
     if isinstance(features, SparkFeatureBuild):
         time_unit = time_unit or features.time_unit
         features = features.features
@@ -924,7 +896,7 @@ def score_features(
         features.sparkSession,
         model_uri,
         result_type=_result_type(id_type),
-        params=_params(horizon_days, clv_months, discount_rate, explain),
+        params=params.to_pyfunc(),
         tracking_uri=tracking_uri,
     )
     extras = [
@@ -954,20 +926,9 @@ def write_scored(scored: DataFrame, out, *, metadata: dict | None = None) -> str
             "overwrite"
         ).text(text.rstrip("/") + "/" + METADATA_FILE)
         return text
-    path = Path(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_output(Path(text), directory=True) as tmp:
         scored.write.parquet(str(tmp))
         (tmp / METADATA_FILE).write_text(meta + "\n")
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return text
 
 
@@ -994,16 +955,9 @@ def score_files(
     out,
     master: str = "local[*]",
     tracking_uri: str | None = None,
-    horizon_days: float | None = None,
-    clv_months: int | None = None,
-    discount_rate: float | None = None,
-    explain: bool = True,
-    transaction_columns: TransactionColumns | None = None,
-    survey_columns: SurveyColumns | None = None,
-    time_format: str | None = None,
-    survey_time_format: str | None = None,
-    drop_duplicates: bool = False,
-    strict: bool = False,
+    params: ScoreParams | None = None,
+    fmt: EventFormat | None = None,
+    spec: FeatureSpec | None = None,
     quarantine_out=None,
     metadata: dict | None = None,
     progress: bool = False,
@@ -1011,7 +965,9 @@ def score_files(
 ) -> dict:
     """Score a customer base from raw event files on Spark (``cx-models score --engine spark``).
 
-    Returns the validation counts and the number of customers scored.
+    ``spec`` is the model's feature definition (the caller reads it from the
+    model: :func:`cx_models.serving.batch.feature_spec_of`). Returns the
+    validation counts and the number of customers scored.
     """
     with _job_errors(f"scoring {transactions}"):
         spark = spark or spark_session(master, progress=progress)
@@ -1021,12 +977,8 @@ def score_files(
             tx,
             sv,
             as_of=as_of,
-            transaction_columns=transaction_columns,
-            survey_columns=survey_columns,
-            time_format=time_format,
-            survey_time_format=survey_time_format,
-            drop_duplicates=drop_duplicates,
-            strict=strict,
+            spec=spec,
+            fmt=fmt,
             sources=(str(transactions), None if surveys is None else str(surveys)),
         )
         build.features = build.features.persist()  # counted for the report, then scored
@@ -1034,10 +986,7 @@ def score_files(
             build,
             model_uri,
             tracking_uri=tracking_uri,
-            horizon_days=horizon_days,
-            clv_months=clv_months,
-            discount_rate=discount_rate,
-            explain=explain,
+            params=params,
         )
         write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})
         customers = scored.count()
@@ -1059,10 +1008,7 @@ def score_feature_file(
     master: str = "local[*]",
     tracking_uri: str | None = None,
     time_unit: str = "D",
-    horizon_days: float | None = None,
-    clv_months: int | None = None,
-    discount_rate: float | None = None,
-    explain: bool = True,
+    params: ScoreParams | None = None,
     metadata: dict | None = None,
     progress: bool = False,
     spark=None,
@@ -1076,10 +1022,7 @@ def score_feature_file(
             model_uri,
             time_unit=time_unit,
             tracking_uri=tracking_uri,
-            horizon_days=horizon_days,
-            clv_months=clv_months,
-            discount_rate=discount_rate,
-            explain=explain,
+            params=params,
         )
         write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})
         customers = scored.count()

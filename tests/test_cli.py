@@ -101,7 +101,7 @@ def test_column_mapping_flags_and_quarantine_file(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--as-of", "2024-02-30"], "as_of '2024-02-30' is not a date"),
+        (["--as-of", "2024-02-30"], "--as-of '2024-02-30' is not a date"),
         (
             ["--as-of", "2020-01-01"],
             "no usable transaction at or before as_of 2020-01-01: 1 rows quarantined, 1 after",

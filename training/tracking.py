@@ -421,7 +421,7 @@ def describe_model(model_uri: str, *, tracking_uri: str | None = None) -> dict:
                 version = client.get_model_version(name, number)
     except Exception as exc:  # noqa: BLE001 - MLflow raises its own RestException subclasses
         message = getattr(exc, "message", None) or str(exc).splitlines()[0]
-        raise CXDataError(f"cannot resolve model {model_uri!r}: {message}") from None
+        raise CXDataError(f"cannot load model {model_uri!r}: {message}") from None
     info.update(
         model_uri=f"models:/{version.name}/{version.version}",
         name=version.name,

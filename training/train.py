@@ -124,6 +124,7 @@ def train(
         )
     logged["evaluation"] = evaluation
     logged["result"] = result
+    logged["reports"] = {"transactions": tx.report, "surveys": None if sv is None else sv.report}
     return logged
 
 

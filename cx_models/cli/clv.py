@@ -1,0 +1,189 @@
+"""``cx-models clv fit | predict | validate``: CLV on its own from a transaction file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cx_models._version import __version__
+from cx_models.cli._app import app, err, print_json, renamed, user_errors
+from cx_models.cli.data import build
+from cx_models.cli.options import (
+    TRANSACTION_FORMAT,
+    AsOfOpt,
+    ClvModelOpt,
+    ClvMonthsOpt,
+    DiscountRateOpt,
+    HorizonDaysOpt,
+    LegacyModelOpt,
+    PenalizerOpt,
+    PlotsOpt,
+    QuarantineOut,
+    ReportOutOpt,
+    TimeUnit,
+    TimeUnitOpt,
+    TransactionsOpt,
+    settings_from,
+)
+from cx_models.errors import CXDataError
+from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
+from cx_models.timeutil import parse_as_of
+
+__all__ = ["clv_app"]
+
+clv_app = typer.Typer(
+    help="CLV on its own: BG/NBD (or MBG/NBD) + Gamma-Gamma from a transaction file.",
+    no_args_is_help=True,
+)
+app.add_typer(clv_app, name="clv")
+
+
+@clv_app.command("fit")
+@user_errors
+@settings_from(fmt=TRANSACTION_FORMAT)
+def clv_fit(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    out: Annotated[Path, typer.Option("--out", help="Model file (.json).")],
+    time_unit: TimeUnitOpt = TimeUnit.D,
+    clv_model: ClvModelOpt = "bgnbd",
+    legacy_model: LegacyModelOpt = None,
+    penalizer: PenalizerOpt = 0.0,
+    quarantine_out: QuarantineOut = None,
+    *,
+    fmt: EventFormat,
+) -> None:
+    """Fit BG/NBD + Gamma-Gamma on transactions up to --as-of; write and print the JSON."""
+    from cx_models.clv import CLVModel
+    from cx_models.io import write_text_atomic
+
+    family = renamed("--model", "--clv-model", legacy_model, clv_model)
+    built = build(
+        transactions,
+        None,
+        as_of=parse_as_of(as_of, name="--as-of"),
+        spec=FeatureSpec(time_unit=time_unit.value),
+        fmt=fmt,
+        quarantine_out=quarantine_out,
+    )
+    with err.status(f"fitting {family} + Gamma-Gamma on {len(built.features):,} customers"):
+        fitted = CLVModel(model=family, penalizer=penalizer).fit(built.features)
+    data = fitted.to_dict()
+    data["as_of"] = built.features.attrs["as_of"]
+    write_text_atomic(out, json.dumps(data, indent=2) + "\n")
+    err.print(f"wrote the CLV model to {out}")
+    print_json(data)
+
+
+@clv_app.command("predict")
+@user_errors
+@settings_from(fmt=TRANSACTION_FORMAT)
+def clv_predict(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    horizon_days: HorizonDaysOpt,
+    out: Annotated[Path, typer.Option("--out", help="Predictions (.parquet or .csv).")],
+    model_file: Annotated[
+        Path | None, typer.Option("--model-file", help="Model file written by `clv fit`.")
+    ] = None,
+    legacy_model: LegacyModelOpt = None,
+    clv_months: ClvMonthsOpt = 12,
+    discount_rate: DiscountRateOpt = 0.10,
+    quarantine_out: QuarantineOut = None,
+    *,
+    fmt: EventFormat,
+) -> None:
+    """Predict P(alive), purchases over --horizon-days, order value and CLV per customer."""
+    from cx_models.clv import CLVModel
+    from cx_models.io import table_format, write_table
+
+    path = renamed("--model", "--model-file", legacy_model and Path(legacy_model), model_file)
+    if path is None:
+        raise CXDataError("give the model file written by `cx-models clv fit` with --model-file")
+    params = ScoreParams(
+        horizon_days=horizon_days, clv_months=clv_months, discount_rate=discount_rate
+    )
+    table_format(out, what="output")
+    fitted = CLVModel.load(path)
+    built = build(
+        transactions,
+        None,
+        as_of=parse_as_of(as_of, name="--as-of"),
+        spec=FeatureSpec(time_unit=fitted.time_unit_),
+        fmt=fmt,
+        quarantine_out=quarantine_out,
+    )
+    pred = fitted.predict(
+        built.features,
+        horizon_days=params.horizon_days,
+        clv_months=params.clv_months,
+        discount_rate=params.discount_rate,
+    )
+    write_table(
+        pred,
+        out,
+        metadata={
+            "as_of": built.features.attrs["as_of"],
+            "horizon_days": params.horizon_days,
+            "clv_months": params.clv_months,
+            "discount_rate": params.discount_rate,
+            "model": str(path),
+            "cx_models_version": __version__,
+        },
+    )
+    err.print(
+        f"wrote predictions for {len(pred):,} customers to {out} (horizon "
+        f"{params.horizon_days:g} days, CLV over {params.clv_months} months at "
+        f"{params.discount_rate:.1%} a year)"
+    )
+
+
+@clv_app.command("validate")
+@user_errors
+@settings_from(fmt=TRANSACTION_FORMAT)
+def clv_validate(
+    transactions: TransactionsOpt,
+    calibration_end: Annotated[
+        str, typer.Option("--calibration-end", help="Last day of the calibration period.")
+    ],
+    holdout_end: Annotated[str, typer.Option("--holdout-end", help="Last day of the holdout.")],
+    time_unit: TimeUnitOpt = TimeUnit.D,
+    clv_model: ClvModelOpt = "bgnbd",
+    legacy_model: LegacyModelOpt = None,
+    penalizer: PenalizerOpt = 0.0,
+    plots: PlotsOpt = None,
+    out: ReportOutOpt = None,
+    *,
+    fmt: EventFormat,
+) -> None:
+    """Fit on the calibration period, predict the holdout, compare with what happened."""
+    from cx_models.clv_validation import validate_clv
+    from cx_models.io import write_text_atomic
+
+    family = renamed("--model", "--clv-model", legacy_model, clv_model)
+    with err.status("fitting on the calibration period and predicting the holdout"):
+        report = validate_clv(
+            transactions,
+            calibration_end=calibration_end,
+            holdout_end=holdout_end,
+            model=family,
+            penalizer=penalizer,
+            spec=FeatureSpec(time_unit=time_unit.value),
+            fmt=fmt,
+            plots_dir=plots,
+        )
+    h = report["holdout"]
+    err.print(
+        f"holdout {report['calibration_end']} -> {report['holdout_end']}: purchases actual "
+        f"{h['purchases_actual']:,.0f} vs predicted {h['purchases_predicted']:,.1f} "
+        f"(corr {h['purchases_corr'] or float('nan'):.3f}); spend actual {h['spend_actual']:,.2f} "
+        f"vs predicted {h['spend_predicted']:,.2f}"
+    )
+    if out is not None:
+        write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+        err.print(f"wrote the report to {out}")
+    else:
+        print_json(report)

@@ -1,0 +1,111 @@
+"""``cx-models features`` and ``cx-models generate``: customer features and synthetic bases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cx_models._version import __version__
+from cx_models.cli._app import app, err, report_table, say_quarantine, user_errors
+from cx_models.cli.options import (
+    EVENT_FORMAT,
+    FEATURE_SPEC,
+    AsOfOpt,
+    QuarantineOut,
+    SurveysOpt,
+    TransactionsOpt,
+    settings_from,
+)
+from cx_models.settings import EventFormat, FeatureSpec
+from cx_models.timeutil import parse_as_of
+
+__all__ = ["build", "features", "generate", "write_features"]
+
+
+def build(transactions, surveys, *, as_of, spec: FeatureSpec, fmt: EventFormat, quarantine_out):
+    """Validate and build features, report counts on stderr, write the quarantine file."""
+    from cx_models.features import build_features
+    from cx_models.io import table_format
+
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    built = build_features(transactions, surveys, as_of=as_of, spec=spec, fmt=fmt)
+    summary = built.summary()
+    err.print(report_table(summary))
+    say_quarantine(quarantine_out, built.transactions, built.surveys)
+    orphans = summary["survey_customers_without_purchase"]
+    if orphans:
+        err.print(f"{orphans:,} survey respondents have no purchase by as_of and get no row")
+    return built
+
+
+@app.command()
+@user_errors
+@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
+def features(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    out: Annotated[Path, typer.Option("--out", help="Feature table (.parquet or .csv).")],
+    surveys: SurveysOpt = None,
+    quarantine_out: QuarantineOut = None,
+    *,
+    spec: FeatureSpec,
+    fmt: EventFormat,
+) -> None:
+    """Build one row of features per customer as of a cutoff day."""
+    write_features(
+        transactions,
+        surveys,
+        as_of=parse_as_of(as_of, name="--as-of"),
+        out=out,
+        spec=spec,
+        fmt=fmt,
+        quarantine_out=quarantine_out,
+    )
+
+
+def write_features(transactions, surveys, *, as_of, out, spec, fmt, quarantine_out):
+    """Build the feature table and write it with its definition as metadata."""
+    from cx_models.io import table_format, write_table
+
+    table_format(out, what="output")
+    built = build(
+        transactions, surveys, as_of=as_of, spec=spec, fmt=fmt, quarantine_out=quarantine_out
+    )
+    summary = built.summary()
+    write_table(
+        built.features,
+        out,
+        metadata={
+            "as_of": summary["as_of"],
+            **spec.to_dict(),
+            "cx_models_version": __version__,
+            "validation": summary,
+        },
+    )
+    err.print(
+        f"wrote {summary['customers']:,} customers x {built.features.shape[1]} columns "
+        f"(as_of {summary['as_of']}, time unit {summary['time_unit']}) to {out}"
+    )
+
+
+@app.command()
+@user_errors
+def generate(
+    customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+) -> None:
+    """Simulate a customer base with ground truth (transactions, surveys, truth, params)."""
+    from cx_models.synthetic import generate_customer_base, write_customer_base
+
+    with err.status(f"simulating {customers:,} customers"):
+        base = generate_customer_base(customers, seed=seed)
+        paths = write_customer_base(base, out)
+    err.print(
+        f"wrote {base.transactions.height:,} transactions and {base.surveys.height:,} survey "
+        f"responses for {customers:,} customers ({base.params['start']} to "
+        f"{base.params['end']}, seed {seed}) to {paths['transactions'].parent}"
+    )

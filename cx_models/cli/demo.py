@@ -1,0 +1,107 @@
+"""``cx-models demo``: the main job end to end, with the same steps as the verbs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cx_models.cli._app import app, err, user_errors
+from cx_models.cli.data import generate, write_features
+from cx_models.cli.options import TrackingUriOpt
+from cx_models.cli.score import score_table_file, write_report
+from cx_models.cli.train import run_training
+
+__all__ = ["demo", "tool_path"]
+
+
+def tool_path(name: str) -> str:
+    """Return how to run a console script: its name when on PATH, else its full path."""
+    if shutil.which(name):
+        return name
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("cx-demo"),
+    customers: Annotated[
+        int, typer.Option("--customers", min=1000, help="Customers to simulate.")
+    ] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the simulation.")] = 0,
+    tracking_uri: TrackingUriOpt = None,
+) -> None:
+    """Run the main job end to end: synthetic base -> tracked model -> scored table + report."""
+    from cx_models.io import write_text_atomic
+    from cx_models.nco import summarise
+    from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
+    from cx_models.synthetic import SyntheticParams
+    from cx_models.timeutil import parse_as_of
+
+    data = out / "data"
+    as_of = parse_as_of(SyntheticParams().end)
+    err.rule("1. generate a synthetic customer base")
+    generate(customers=customers, out=data, seed=seed)
+    err.rule(f"2. customer features as of {as_of}")
+    write_features(
+        data / "transactions.parquet",
+        data / "surveys.parquet",
+        as_of=as_of,
+        out=out / "features.parquet",
+        spec=FeatureSpec(),
+        fmt=EventFormat(),
+        quarantine_out=out / "quarantine.csv",
+    )
+    err.rule("3. train, evaluate, log to MLflow and register the CX scorer")
+    run = run_training(
+        data / "transactions.parquet",
+        data / "surveys.parquet",
+        settings={"as_of": as_of.isoformat(), "horizon_days": 90},
+        fmt=EventFormat(),
+        target={"tracking_uri": tracking_uri},
+        truth=data / "truth.parquet",
+        quarantine_out=None,
+    )
+    write_text_atomic(out / "churn_evaluation.json", json.dumps(run["evaluation"], indent=2))
+    err.rule("4. score every customer with the registered champion")
+    scored, meta = score_table_file(
+        "models:/cx-scorer@champion",
+        out / "features.parquet",
+        out / "scored.parquet",
+        tracking_uri=run["tracking_uri"],
+        params=ScoreParams(),
+        chunk_customers=200_000,
+        quiet=False,
+    )
+    if meta["version"] != run["version"]:
+        err.print(
+            f"note: this run registered version {run['version']} as challenger; the champion "
+            f"that scored is version {meta['version']} (train with --promote to move it)"
+        )
+    write_report(out / "scored.parquet", out / "report.html")
+    summary = summarise(scored).iloc[0]
+    err.print(
+        f"{len(scored):,} customers scored: NPS {summary['nps']:.1f} "
+        f"({summary['nps_respondents']:,} respondents), predicted 90-day churn rate "
+        f"{summary['predicted_churn_rate']:.1%}, value at risk "
+        f"{summary['total_value_at_risk']:,.0f} of 12-month CLV {summary['total_clv']:,.0f}"
+    )
+    err.rule("outputs")
+    err.print(f"  synthetic data      {data}/ (transactions, surveys, truth, params)")
+    err.print(f"  features            {out / 'features.parquet'}")
+    err.print(f"  churn evaluation    {out / 'churn_evaluation.json'}")
+    err.print(f"  scored customers    {out / 'scored.parquet'} (customer order; rank by priority)")
+    err.print(f"  at-risk report      {out / 'report.html'} (open it in a browser)")
+    err.print(f"  model trained       {run['model_uri']}")
+    err.print(f"  model that scored   {meta['model_uri']} (models:/cx-scorer@champion)")
+    err.print(f"  tracking store      {run['tracking_uri']}")
+    mlflow_ui = f"{tool_path('mlflow')} ui --backend-store-uri {run['tracking_uri']}"
+    err.print(f"  MLflow UI           {mlflow_ui}")
+    rescore = f"{tool_path('cx-models')} score --model models:/cx-scorer@champion ..."
+    err.print(f"  score again         {rescore}")

@@ -1,0 +1,298 @@
+"""Every command-line option, defined once, and the settings objects built from them.
+
+A verb asks for a settings object by parameter name and the decorator
+:func:`settings_from` puts that group's options into the verb's signature (so
+``--help`` lists them) and builds the object from them::
+
+    @settings_from(fmt=EVENT_FORMAT, params=SCORE_PARAMS)
+    def score(..., fmt: EventFormat, params: ScoreParams): ...
+
+Renamed options keep their old spelling as a hidden alias that prints one
+deprecation line (:func:`cx_models.cli._app.renamed`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cx_models.contract import SurveyColumns, TransactionColumns
+from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
+
+__all__ = [
+    "AsOfOpt",
+    "ClvModelOpt",
+    "ClvMonthsOpt",
+    "DiscountRateOpt",
+    "HorizonDaysOpt",
+    "LegacyModelOpt",
+    "MaxSnapshotsOpt",
+    "NcoWeightsOpt",
+    "PenalizerOpt",
+    "PlotsOpt",
+    "ReportOutOpt",
+    "StepOpt",
+    "TimeUnitOpt",
+    "TruthOpt",
+    "EVENT_FORMAT",
+    "FEATURE_SPEC",
+    "OptionGroup",
+    "QuarantineOut",
+    "SCORE_PARAMS",
+    "SurveysOpt",
+    "TRANSACTION_FORMAT",
+    "TimeUnit",
+    "TrackingUriOpt",
+    "TransactionsOpt",
+    "flag",
+    "settings_from",
+]
+
+
+class TimeUnit(StrEnum):
+    """Time units of the BTYD columns."""
+
+    D = "D"
+    W = "W"
+
+
+def flag(name: str, help: str) -> Any:  # noqa: A002 - typer's own keyword
+    """Return a plain on/off flag (no ``<bool>`` in the help)."""
+    return typer.Option(name, help=help, metavar="")
+
+
+# --------------------------------------------------------------------------- single options
+TransactionsOpt = Annotated[
+    Path, typer.Option("--transactions", help="Transactions file (.csv or .parquet).")
+]
+SurveysOpt = Annotated[
+    Path | None, typer.Option("--surveys", help="Survey responses file (.csv or .parquet).")
+]
+AsOfOpt = Annotated[
+    str,
+    typer.Option("--as-of", help="Cutoff calendar day YYYY-MM-DD; events on it are included."),
+]
+QuarantineOut = Annotated[
+    Path | None,
+    typer.Option("--quarantine-out", help="Write every rejected row (.csv or .parquet)."),
+]
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db).",
+    ),
+]
+
+
+TimeUnitOpt = Annotated[
+    TimeUnit,
+    typer.Option(
+        "--time-unit",
+        case_sensitive=False,
+        help="Unit of recency and T: D (days) or W (weeks of 7 days).",
+    ),
+]
+HorizonDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--horizon-days",
+        min=1,
+        help="Horizon in days: of the churn label when training; of expected purchases and "
+        "P(no purchase) when predicting (scoring: default the trained churn horizon).",
+    ),
+]
+ClvMonthsOpt = Annotated[
+    int | None,
+    typer.Option("--clv-months", min=0, help="CLV horizon in months of 30.4375 days."),
+]
+DiscountRateOpt = Annotated[
+    float | None,
+    typer.Option("--discount-rate", help="ANNUAL discount rate of the CLV, e.g. 0.10 for 10 %."),
+]
+ClvModelOpt = Annotated[
+    str, typer.Option("--clv-model", help="Transaction model: bgnbd or mbgnbd.")
+]
+#: The old spelling of --clv-model (and of --model-file in `clv predict`).
+LegacyModelOpt = Annotated[str | None, typer.Option("--model", hidden=True)]
+PenalizerOpt = Annotated[
+    float, typer.Option("--penalizer", min=0.0, help="L2 penalty (lifetimes' penalizer_coef).")
+]
+PlotsOpt = Annotated[Path | None, typer.Option("--plots", help="Directory for PNG plots.")]
+ReportOutOpt = Annotated[Path | None, typer.Option("--out", help="Report file (.json).")]
+TruthOpt = Annotated[
+    Path | None, typer.Option("--truth", help="truth.parquet of a synthetic base (ceiling).")
+]
+StepOpt = Annotated[
+    int | None,
+    typer.Option("--step-days", min=1, help="Days between snapshots (default: the horizon)."),
+]
+MaxSnapshotsOpt = Annotated[
+    int | None, typer.Option("--max-snapshots", min=1, help="At most this many snapshots.")
+]
+NcoWeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--nco-weights",
+        help="Component weights, e.g. 'csat=0.2,nps=0.2,ces=0.1,retention=0.25,value=0.25'.",
+    ),
+]
+
+
+# --------------------------------------------------------------------------- option groups
+@dataclass(frozen=True)
+class OptionGroup:
+    """Options that together build one settings object."""
+
+    options: dict[str, tuple[Any, Any]]  # parameter name -> (Annotated type, default)
+    build: Callable[[dict], Any]
+
+    def parameters(self) -> list[inspect.Parameter]:
+        """Return the options as keyword-only parameters for a verb's signature."""
+        return [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=value)
+            for name, (kind, value) in self.options.items()
+        ]
+
+
+def _column(flag_name: str, help_text: str, default: str) -> tuple[Any, Any]:
+    return Annotated[str, typer.Option(flag_name, help=help_text)], default
+
+
+_TRANSACTION_OPTIONS = {
+    "customer_col": _column("--customer-col", "Transactions: customer id column.", "customer_id"),
+    "time_col": _column("--time-col", "Transactions: timestamp column.", "timestamp"),
+    "amount_col": _column("--amount-col", "Transactions: amount column.", "amount"),
+    "time_format": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--time-format", help="strptime format of non-ISO timestamps, e.g. %Y%m%d."
+            ),
+        ],
+        None,
+    ),
+    "strict": (
+        Annotated[bool, flag("--strict", "Fail instead of quarantining rows.")],
+        False,
+    ),
+    "drop_duplicates": (
+        Annotated[bool, flag("--drop-duplicates", "Quarantine exact duplicate rows.")],
+        False,
+    ),
+}
+_SURVEY_OPTIONS = {
+    "survey_customer_col": _column(
+        "--survey-customer-col", "Surveys: customer id column.", "customer_id"
+    ),
+    "survey_time_col": _column("--survey-time-col", "Surveys: timestamp column.", "timestamp"),
+    "survey_col": _column("--survey-col", "Surveys: survey type column.", "survey"),
+    "score_col": _column("--score-col", "Surveys: score column.", "score"),
+    "survey_time_format": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--survey-time-format",
+                help="strptime format of survey timestamps (default: --time-format).",
+            ),
+        ],
+        None,
+    ),
+    "ces_higher_is_better": (
+        Annotated[
+            bool,
+            flag(
+                "--ces-higher-is-better",
+                "Declare CES as 7 = best; by default 1 = very low effort is best.",
+            ),
+        ],
+        False,
+    ),
+}
+
+
+def _event_format(values: dict) -> EventFormat:
+    return EventFormat(
+        transactions=TransactionColumns(
+            values["customer_col"], values["time_col"], values["amount_col"]
+        ),
+        surveys=SurveyColumns(
+            values.get("survey_customer_col", "customer_id"),
+            values.get("survey_time_col", "timestamp"),
+            values.get("survey_col", "survey"),
+            values.get("score_col", "score"),
+        ),
+        time_format=values["time_format"],
+        survey_time_format=values.get("survey_time_format"),
+        strict=values["strict"],
+        drop_duplicates=values["drop_duplicates"],
+        ces_higher_is_better=values.get("ces_higher_is_better", False),
+    )
+
+
+#: How to read a transactions export (verbs without surveys).
+TRANSACTION_FORMAT = OptionGroup(_TRANSACTION_OPTIONS, _event_format)
+#: How to read a transactions and a survey export.
+EVENT_FORMAT = OptionGroup({**_TRANSACTION_OPTIONS, **_SURVEY_OPTIONS}, _event_format)
+
+#: The feature definition.
+FEATURE_SPEC = OptionGroup(
+    {
+        "time_unit": (TimeUnitOpt, TimeUnit.D),
+        "lookback_days": (
+            Annotated[
+                int, typer.Option("--lookback-days", min=1, help="Survey look-back window in days.")
+            ],
+            365,
+        ),
+    },
+    lambda v: FeatureSpec(time_unit=v["time_unit"].value, lookback_days=v["lookback_days"]),
+)
+
+#: How to score: every option left out means "as trained".
+SCORE_PARAMS = OptionGroup(
+    {
+        "horizon_days": (HorizonDaysOpt, None),
+        "clv_months": (ClvMonthsOpt, None),
+        "discount_rate": (DiscountRateOpt, None),
+        "no_drivers": (
+            Annotated[bool, flag("--no-drivers", "Skip the drivers text.")],
+            False,
+        ),
+    },
+    lambda v: ScoreParams(
+        horizon_days=v["horizon_days"],
+        clv_months=v["clv_months"],
+        discount_rate=v["discount_rate"],
+        explain=not v["no_drivers"],
+    ),
+)
+
+
+def settings_from(**groups: OptionGroup):
+    """Give a verb settings objects built from option groups (see the module docstring)."""
+
+    def decorate(func):
+        signature = inspect.signature(func, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name not in groups]
+        added = [p for group in groups.values() for p in group.parameters()]
+        names = {name: list(group.options) for name, group in groups.items()}
+
+        @functools.wraps(func)
+        def verb(**kwargs):
+            for name, group in groups.items():
+                kwargs[name] = group.build({k: kwargs.pop(k) for k in names[name]})
+            return func(**kwargs)
+
+        verb.__signature__ = signature.replace(parameters=[*own, *added])
+        verb.__annotations__ = {}
+        return verb
+
+    return decorate

@@ -1,0 +1,334 @@
+"""``cx-models score``, ``report`` and ``serve``: scores for a whole base, the report, the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cx_models._version import __version__
+from cx_models.cli._app import (
+    app,
+    chunked_gc,
+    err,
+    progress_bar,
+    read_frame,
+    report_table,
+    say_quarantine,
+    user_errors,
+)
+from cx_models.cli.options import (
+    EVENT_FORMAT,
+    SCORE_PARAMS,
+    QuarantineOut,
+    SurveysOpt,
+    TrackingUriOpt,
+    settings_from,
+)
+from cx_models.errors import CXDataError
+from cx_models.settings import EventFormat, ScoreParams
+from cx_models.timeutil import parse_as_of
+
+__all__ = ["report", "score", "score_metadata", "score_table_file", "serve", "write_report"]
+
+ModelUriOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", help="Registered model URI, e.g. models:/cx-scorer@champion or models:/NAME/3."
+    ),
+]
+
+
+def _resolve_and_load(model: str, tracking_uri: str | None):
+    """Resolve the URI once to its version and load that version: ``(pyfunc, info)``."""
+    from cx_models.training.tracking import describe_model, load_model
+
+    info = {"model_uri": model, "requested_uri": model}
+    info.update(describe_model(model, tracking_uri=tracking_uri))
+    return load_model(info["model_uri"], tracking_uri=tracking_uri), info
+
+
+def score_metadata(info: dict, loaded, *, as_of, params: ScoreParams) -> dict:
+    """Key-value metadata of a scored table: the model pinned to a version, the settings used."""
+    from cx_models.serving.batch import as_predictor
+
+    scorer = getattr(as_predictor(loaded), "scorer", None)
+    meta = {
+        "model_uri": info.get("model_uri"),
+        "requested_uri": info.get("requested_uri"),
+        "name": info.get("name"),
+        "version": info.get("version"),
+        "alias": info.get("alias"),
+        "run_id": info.get("run_id"),
+        "as_of": as_of,
+        "horizon_days": params.horizon_days,
+        "clv_months": params.clv_months,
+        "discount_rate": params.discount_rate,
+        "cx_models_version": __version__,
+    }
+    if scorer is not None:
+        used = params.resolved(
+            horizon_days=scorer.horizon_days,
+            clv_months=scorer.clv_months,
+            discount_rate=scorer.discount_rate,
+        )
+        meta.update(
+            horizon_days=used.horizon_days,
+            trained_horizon_days=scorer.horizon_days,
+            clv_months=used.clv_months,
+            discount_rate=used.discount_rate,
+            **scorer.feature_spec.to_dict(),
+        )
+    return meta
+
+
+def _scored_line(customers: int, info: dict, out, engine: str = "") -> str:
+    version = info.get("version", "?")
+    asked = info.get("requested_uri")
+    pinned = info.get("model_uri")
+    via = f" (resolved from {asked})" if asked and asked != pinned else ""
+    return f"scored {customers:,} customers{engine} with {pinned}{via}, version {version}, to {out}"
+
+
+def score_table_file(model, features_path, out, *, tracking_uri, params, chunk_customers, quiet):
+    """Score a feature table file (``--features``; also the demo): the metadata, then the file."""
+    from cx_models.io import read_features, write_table
+    from cx_models.serving.batch import score_features
+
+    with chunked_gc() as (freeze, collect_after):
+        loaded, info = _resolve_and_load(model, tracking_uri)
+        freeze()
+        table = read_features(features_path)
+        with progress_bar(quiet) as advance:
+            scored = score_features(
+                loaded,
+                table,
+                params=params,
+                chunk_customers=chunk_customers,
+                progress=collect_after(advance),
+            )
+        metadata = score_metadata(info, loaded, as_of=table.attrs.get("as_of"), params=params)
+        write_table(scored, out, metadata=metadata)
+    if not quiet:
+        err.print(_scored_line(len(scored), info, out))
+    return scored, metadata
+
+
+@app.command()
+@user_errors
+@settings_from(fmt=EVENT_FORMAT, params=SCORE_PARAMS)
+def score(
+    model: ModelUriOpt,
+    out: Annotated[Path, typer.Option("--out", help="Scored table (.parquet or .csv).")],
+    features_path: Annotated[
+        Path | None, typer.Option("--features", help="Feature table instead of raw events.")
+    ] = None,
+    transactions: Annotated[
+        Path | None, typer.Option("--transactions", help="Transactions file (.csv or .parquet).")
+    ] = None,
+    surveys: SurveysOpt = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Cutoff day YYYY-MM-DD (with --transactions).")
+    ] = None,
+    tracking_uri: TrackingUriOpt = None,
+    chunk_customers: Annotated[
+        int, typer.Option("--chunk-customers", min=1, help="Customers per chunk.")
+    ] = 200_000,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress or summaries.", metavar="")
+    ] = False,
+    quarantine_out: QuarantineOut = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="single: this machine, streamed in chunks; spark: on Spark (writes a Parquet "
+            "dataset directory; needs cx-models[spark]).",
+        ),
+    ] = "single",
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="Spark master URL for --engine spark.")
+    ] = "local[*]",
+    *,
+    fmt: EventFormat,
+    params: ScoreParams,
+) -> None:
+    """Score a whole customer base with a logged CX scorer, in chunks of whole customers."""
+    from cx_models.io import table_format
+
+    if engine not in ("single", "spark"):
+        raise CXDataError(f"--engine must be 'single' or 'spark', got {engine!r}")
+    fmt_out = table_format(out, what="output")
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    if (features_path is None) == (transactions is None):
+        raise CXDataError("give either --features or --transactions (with --as-of)")
+    if transactions is not None and as_of is None:
+        raise CXDataError("--as-of is required when scoring from --transactions")
+    day = None if as_of is None else parse_as_of(as_of, name="--as-of")
+    if engine == "spark":
+        if fmt_out != "parquet":
+            raise CXDataError(
+                f"{out}: --engine spark writes Parquet; give an --out ending .parquet"
+            )
+        from cx_models.cli.spark import score_on_spark
+
+        score_on_spark(
+            model=model,
+            out=out,
+            features_path=features_path,
+            transactions=transactions,
+            surveys=surveys,
+            as_of=day,
+            tracking_uri=tracking_uri,
+            master=spark_master,
+            fmt=fmt,
+            params=params,
+            quiet=quiet,
+            quarantine_out=quarantine_out,
+        )
+        return
+    if transactions is not None:
+        _score_streamed(
+            model=model,
+            out=out,
+            transactions=transactions,
+            surveys=surveys,
+            as_of=day,
+            tracking_uri=tracking_uri,
+            fmt=fmt,
+            params=params,
+            chunk_customers=chunk_customers,
+            quiet=quiet,
+            quarantine_out=quarantine_out,
+        )
+        return
+    score_table_file(
+        model,
+        features_path,
+        out,
+        tracking_uri=tracking_uri,
+        params=params,
+        chunk_customers=chunk_customers,
+        quiet=quiet,
+    )
+
+
+def _score_streamed(
+    *, model, out, transactions, surveys, as_of, tracking_uri, fmt, params, quarantine_out, **job
+):
+    """``cx-models score --transactions``: streamed chunks; the model loads meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cx_models.serving.batch import score_files
+
+    info: dict = {}
+
+    def load():
+        loaded, resolved = _resolve_and_load(model, tracking_uri)
+        info.update(resolved)
+        return loaded
+
+    def metadata(loaded) -> dict:
+        return score_metadata(info, loaded, as_of=as_of.isoformat(), params=params)
+
+    quiet = job.pop("quiet")
+    # loading the model is mostly Python (GIL) work; scanning the ids and validating the
+    # first chunks is polars (outside the GIL): do both at once
+    with (
+        chunked_gc() as (freeze, collect_after),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-load") as pool,
+    ):
+        loading = pool.submit(load)
+        loading.add_done_callback(lambda _: freeze())
+        with progress_bar(quiet) as advance:
+            try:
+                result = score_files(
+                    loading,
+                    transactions,
+                    surveys,
+                    as_of=as_of,
+                    out=out,
+                    params=params,
+                    fmt=fmt,
+                    metadata=metadata,
+                    progress=collect_after(advance),
+                    **job,
+                )
+            finally:
+                if not loading.done():
+                    loading.cancel()
+        loading.result()  # a model that failed to load fails the job even with no chunk
+    if not quiet:
+        reports = {"transactions": result.transactions, "surveys": result.surveys}
+        err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
+    if quiet:
+        if quarantine_out is not None:
+            from cx_models.schemas import write_quarantine
+
+            write_quarantine(quarantine_out, result.transactions, result.surveys)
+    else:
+        say_quarantine(quarantine_out, result.transactions, result.surveys)
+        err.print(_scored_line(result.customers, info, out))
+
+
+def write_report(scored_path: Path, out: Path, *, top: int = 500, segment: str | None = None):
+    """Render the HTML report of a scored table (its metadata names the model)."""
+    from cx_models.io import read_table_metadata, write_text_atomic
+    from cx_models.serving.report import render_report
+
+    frame = read_frame(scored_path, "scored")
+    meta = read_table_metadata(scored_path)
+    about = {k: meta.get(k) for k in ("model_uri", "version", "as_of", "horizon_days")}
+    write_text_atomic(out, render_report(frame, top=top, segment=segment, metadata=about))
+    return frame
+
+
+@app.command()
+@user_errors
+def report(
+    scored: Annotated[Path, typer.Option("--scored", help="Scored table from `cx-models score`.")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows in the at-risk list.")] = 500,
+    segment: Annotated[
+        str | None, typer.Option("--segment", help="Column for a per-segment table.")
+    ] = None,
+) -> None:
+    """Write the retention team's self-contained HTML at-risk report."""
+    frame = write_report(scored, out, top=top, segment=segment)
+    err.print(f"wrote the report ({min(top, len(frame)):,} customers listed) to {out}")
+
+
+@app.command()
+@user_errors
+def serve(
+    model: ModelUriOpt,
+    tracking_uri: TrackingUriOpt = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Bind address (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Server processes (one model each).")
+    ] = 1,
+) -> None:
+    """Serve the REST API (FastAPI): /healthz, /readyz, /metadata, /score, /score/history."""
+    import os
+
+    try:
+        import uvicorn
+    except ModuleNotFoundError:
+        raise CXDataError("the API needs the serve extra: pip install 'cx-models[serve]'") from None
+    os.environ["CX_MODELS_MODEL_URI"] = model
+    if tracking_uri:
+        os.environ["CX_MODELS_TRACKING_URI"] = tracking_uri
+    err.print(f"serving {model} on http://{host}:{port} ({workers} worker(s))")
+    uvicorn.run(
+        "cx_models.serving.api:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )

@@ -1,0 +1,67 @@
+"""``cx-models score --engine spark``: features and scores computed by Spark."""
+
+from __future__ import annotations
+
+from cx_models.cli._app import err, report_table
+from cx_models.errors import CXDataError
+
+__all__ = ["score_on_spark"]
+
+
+def score_on_spark(
+    *, model, out, features_path, transactions, surveys, as_of, tracking_uri, fmt, params, **job
+) -> None:
+    """Score on Spark with the model pinned to one version and its feature definition."""
+    try:
+        from cx_models.serving import spark as cx_spark
+    except ModuleNotFoundError as exc:
+        raise CXDataError(
+            f"--engine spark needs pyspark ({exc.name} is not installed): "
+            "pip install 'cx-models[spark]'"
+        ) from None
+    from cx_models.cli.score import _resolve_and_load, _scored_line, score_metadata
+    from cx_models.io import read_table_metadata
+    from cx_models.serving.batch import feature_spec_of
+
+    quiet, quarantine_out, master = job["quiet"], job["quarantine_out"], job["master"]
+    loaded, info = _resolve_and_load(model, tracking_uri)  # on the driver: the spec, the metadata
+    spec = feature_spec_of(loaded)
+    common = {"master": master, "tracking_uri": tracking_uri, "params": params}
+    if features_path is not None:
+        meta = read_table_metadata(features_path)
+        built = meta.get("lookback_days")
+        if built is not None and int(built) != spec.lookback_days:
+            raise CXDataError(
+                f"{features_path}: built with --lookback-days {built} but the model was "
+                f"trained with {spec.lookback_days}; rebuild the features with "
+                f"--lookback-days {spec.lookback_days}"
+            )
+        metadata = score_metadata(info, loaded, as_of=meta.get("as_of"), params=params)
+        result = cx_spark.score_feature_file(
+            info["model_uri"],
+            features_path,
+            out=out,
+            time_unit=meta.get("time_unit", "D"),
+            metadata=metadata,
+            progress=not quiet,
+            **common,
+        )
+    else:
+        metadata = score_metadata(info, loaded, as_of=as_of.isoformat(), params=params)
+        result = cx_spark.score_files(
+            info["model_uri"],
+            transactions,
+            surveys,
+            as_of=as_of,
+            out=out,
+            fmt=fmt,
+            spec=spec,
+            quarantine_out=quarantine_out,
+            metadata=metadata,
+            progress=not quiet,
+            **common,
+        )
+        if not quiet:
+            err.print(report_table({k: result[k] for k in ("transactions", "surveys")}))
+    if not quiet:
+        err.print(_scored_line(result["customers"], info, out, engine=" on Spark"))

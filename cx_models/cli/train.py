@@ -1,0 +1,263 @@
+"""``cx-models train`` and ``cx-models churn evaluate``: the tracked model and its evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cx_models.cli._app import (
+    app,
+    err,
+    print_json,
+    report_table,
+    resolve_weights,
+    say_quarantine,
+    user_errors,
+)
+from cx_models.cli.options import (
+    EVENT_FORMAT,
+    FEATURE_SPEC,
+    AsOfOpt,
+    HorizonDaysOpt,
+    MaxSnapshotsOpt,
+    NcoWeightsOpt,
+    PlotsOpt,
+    QuarantineOut,
+    ReportOutOpt,
+    StepOpt,
+    SurveysOpt,
+    TrackingUriOpt,
+    TransactionsOpt,
+    TruthOpt,
+    settings_from,
+)
+from cx_models.errors import CXDataError
+from cx_models.settings import EventFormat, FeatureSpec
+from cx_models.timeutil import parse_as_of
+
+__all__ = ["churn_app", "run_training", "train"]
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help=escape(
+            "TOML or JSON file of training settings: any of as_of, horizon_days, time_unit, "
+            "lookback_days, step_days, max_snapshots, clv_model, penalizer, clv_months, "
+            "discount_rate, calibration, random_state at the top or under [train], NCO "
+            "weights under [nco.weights]. Options given on the command line win."
+        ),
+    ),
+]
+
+
+def _truth(path: Path | None):
+    import pandas as pd
+
+    if path is None:
+        return None
+    if not path.exists():
+        raise CXDataError(f"{path}: truth file not found")
+    return pd.read_parquet(path)
+
+
+def _given(name: str) -> bool:
+    """Whether the user gave an option (its value did not come from the default)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source is not None and source is not ParameterSource.DEFAULT
+
+
+@app.command()
+@user_errors
+@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
+def train(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    horizon_days: HorizonDaysOpt = 90,
+    surveys: SurveysOpt = None,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
+        "cx-models"
+    ),
+    model_name: Annotated[str, typer.Option("--model-name", help="Registered model name.")] = (
+        "cx-scorer"
+    ),
+    tracking_uri: TrackingUriOpt = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote", help="Move the 'champion' alias to the new version.", metavar=""
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+    nco_weights: NcoWeightsOpt = None,
+    step_days: StepOpt = None,
+    max_snapshots: MaxSnapshotsOpt = None,
+    truth: TruthOpt = None,
+    quarantine_out: QuarantineOut = None,
+    *,
+    spec: FeatureSpec,
+    fmt: EventFormat,
+) -> None:
+    """Train, evaluate, log and register the CX scorer; print the run id and model URI."""
+    from cx_models.training.pipeline import load_config_file
+
+    settings = load_config_file(config) if config is not None else {}
+    settings["as_of"] = as_of
+    cli = {
+        "horizon_days": horizon_days,
+        "time_unit": spec.time_unit,
+        "lookback_days": spec.lookback_days,
+        "step_days": step_days,
+        "max_snapshots": max_snapshots,
+    }
+    for name, value in cli.items():
+        if _given(name) or name not in settings:
+            if value is not None:
+                settings[name] = value
+    if fmt.ces_higher_is_better:
+        settings["ces_higher_is_better"] = True
+    settings["nco_weights"] = resolve_weights(config, nco_weights)
+    run = run_training(
+        transactions,
+        surveys,
+        settings=settings,
+        fmt=fmt,
+        target={
+            "tracking_uri": tracking_uri,
+            "experiment": experiment,
+            "model_name": model_name,
+            "promote": promote,
+        },
+        truth=truth,
+        quarantine_out=quarantine_out,
+    )
+    print_json({k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")})
+
+
+def run_training(
+    transactions, surveys, *, settings: dict, fmt, target: dict, truth, quarantine_out
+):
+    """Train with progress on stderr; return the run summary (also used by ``demo``)."""
+    from dataclasses import replace
+
+    from cx_models.io import table_format
+    from cx_models.training.pipeline import TrainingConfig
+    from cx_models.training.tracking import TrackingTarget
+    from cx_models.training.train import train as train_job
+
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    config = TrainingConfig(**settings)
+    fmt = replace(fmt, ces_higher_is_better=config.ces_higher_is_better)
+    with err.status("training") as status:
+        run = train_job(
+            transactions,
+            surveys,
+            config=config,
+            fmt=fmt,
+            target=TrackingTarget(**target),
+            truth=_truth(truth),
+            progress=lambda message: (err.print(f"  {message}"), status.update(message)),
+        )
+    reports = run["reports"]
+    err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
+    say_quarantine(quarantine_out, reports["transactions"], reports["surveys"])
+    metrics = run["evaluation"]["metrics"]
+    gap = run["evaluation"]["beats"]["bgnbd_prob_no_purchase"]["roc_auc"]
+    err.print(
+        f"churn ROC-AUC {metrics['model']['roc_auc']:.4f} on the {config.horizon_days} days "
+        f"after {run['evaluation']['evaluation_day']} ({gap:+.4f} against BG/NBD P(no purchase))"
+    )
+    err.print(
+        f"run {run['run_id']}; model {run['model_uri']} (alias challenger"
+        f"{', champion' if run['champion'] else ''}) in {run['tracking_uri']}"
+    )
+    return run
+
+
+# --------------------------------------------------------------------------- cx-models churn
+churn_app = typer.Typer(
+    help="Churn: leakage-safe snapshots, calibrated XGBoost, forward evaluation.",
+    no_args_is_help=True,
+)
+app.add_typer(churn_app, name="churn")
+
+
+@churn_app.command("evaluate")
+@user_errors
+@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
+def churn_evaluate(
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    horizon_days: HorizonDaysOpt,
+    surveys: SurveysOpt = None,
+    step_days: StepOpt = None,
+    max_snapshots: MaxSnapshotsOpt = None,
+    truth: TruthOpt = None,
+    plots: PlotsOpt = None,
+    out: ReportOutOpt = None,
+    quarantine_out: QuarantineOut = None,
+    *,
+    spec: FeatureSpec,
+    fmt: EventFormat,
+) -> None:
+    """Train up to as_of - horizon and evaluate on the window after it, against baselines."""
+    from cx_models.churn_eval import evaluate_churn
+    from cx_models.io import table_format, write_text_atomic
+    from cx_models.schemas import validate_events
+
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    day = parse_as_of(as_of, name="--as-of")
+    tx, sv = validate_events(transactions, surveys, as_of=day, fmt=fmt)
+    err.print(
+        report_table(
+            {
+                "transactions": tx.report.to_dict(),
+                "surveys": None if sv is None else sv.report.to_dict(),
+            }
+        )
+    )
+    say_quarantine(quarantine_out, tx.report, None if sv is None else sv.report)
+    with err.status("building snapshots, training and evaluating forward in time"):
+        report = evaluate_churn(
+            tx.data,
+            None if sv is None else sv.data,
+            as_of=day,
+            horizon_days=horizon_days,
+            step_days=step_days,
+            max_snapshots=max_snapshots,
+            spec=spec,
+            truth=_truth(truth),
+            plots_dir=plots,
+        )
+    for key in ("_model", "_scores", "_labels"):
+        report.pop(key)
+    table = Table(title=f"Churn within {horizon_days} days after {report['evaluation_day']}")
+    for col in ("scorer", "ROC-AUC", "PR-AUC", "Brier", "lift@10%", "model beats by (AUC)"):
+        table.add_column(col, justify="left" if col == "scorer" else "right")
+    for name, m in report["metrics"].items():
+        gap = report["beats"].get(name, {}).get("roc_auc")
+        table.add_row(
+            name,
+            f"{m['roc_auc']:.4f}",
+            f"{m['pr_auc']:.4f}",
+            "-" if m["brier"] is None else f"{m['brier']:.4f}",
+            f"{m['lift_top_decile']:.2f}",
+            "" if gap is None else f"{gap:+.4f}",
+        )
+    err.print(table)
+    if out is not None:
+        write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+        err.print(f"wrote the report to {out}")
+    else:
+        print_json(report)
