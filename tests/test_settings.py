@@ -57,9 +57,8 @@ def test_every_scoring_path_builds_features_the_trained_way(trained, tmp_path):
     pd.testing.assert_frame_equal(events, expected)
     write_customer_base(base, tmp_path)
     out = tmp_path / "scored.parquet"
-    score_files(
-        scorer, tmp_path / "transactions.parquet", tmp_path / "surveys.parquet", as_of=AS_OF, out=out
-    )
+    tx_file, sv_file = tmp_path / "transactions.parquet", tmp_path / "surveys.parquet"
+    score_files(scorer, tx_file, sv_file, as_of=AS_OF, out=out)
     files = _by_id(pd.read_parquet(out))
     pd.testing.assert_series_equal(files["nco"], expected["nco"])
     pd.testing.assert_series_equal(files["churn_risk"], expected["churn_risk"])
@@ -79,9 +78,8 @@ def test_a_table_built_with_another_look_back_is_refused(trained):
 
 
 def test_the_api_history_endpoint_uses_the_trained_look_back(trained):
-    from fastapi.testclient import TestClient
-
     from cx_models.serving.api import create_app
+    from fastapi.testclient import TestClient
 
     base, result = trained
     ids = base.surveys["customer_id"].unique().head(40)
