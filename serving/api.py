@@ -193,6 +193,44 @@ def _field_path(loc) -> str:
     return ".".join(parts) if parts else "body"
 
 
+def _cross_field_errors(body) -> list[dict]:
+    """Check the RFM rules of records that other errors kept pydantic from checking.
+
+    A record with a missing or malformed field never reaches its model validator;
+    its ``recency`` and ``T`` (and ``frequency``) are still checked here when they
+    are numbers, so one 422 lists every problem.
+    """
+    customers = body.get("customers") if isinstance(body, dict) else None
+    if not isinstance(customers, list):
+        return []
+
+    def number(value):
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    found = []
+    for i, record in enumerate(customers):
+        if not isinstance(record, dict):
+            continue
+        recency, t, freq = (number(record.get(k)) for k in ("recency", "T", "frequency"))
+        if recency is not None and t is not None and recency > t:
+            found.append(
+                {
+                    "field": f"customers.{i}.recency",
+                    "message": "recency must be <= T",
+                    "type": "value_error",
+                }
+            )
+        elif freq == 0 and recency is not None and recency > 0:
+            found.append(
+                {
+                    "field": f"customers.{i}.recency",
+                    "message": "customers with frequency 0 must have recency 0",
+                    "type": "value_error",
+                }
+            )
+    return found
+
+
 def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -253,17 +291,21 @@ class _RequestIdAndSize:
         request_id = headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode("latin-1"))
+        began = time.perf_counter()
+        status = 0
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_body_bytes:
             body = {"error": f"request body over {self.max_body_bytes:,} bytes"}
             await _send_json(send, 413, {**body, "request_id": request_id}, id_header)
+            _log_request(scope, request_id, 413, began)
             return
         started = False
 
         async def send_with_id(message):
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
 
@@ -272,8 +314,24 @@ class _RequestIdAndSize:
         except Exception:  # noqa: BLE001 - logged with its request id, never shown
             log.exception("request %s failed", request_id)
             if not started:
+                status = 500
                 body = {"error": "internal error", "request_id": request_id}
                 await _send_json(send, 500, body, id_header)
+        _log_request(scope, request_id, status, began)
+
+
+def _log_request(scope, request_id: str, status: int, began: float) -> None:
+    """One structured line per request: id, method, path, status, latency."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    record = {
+        "request_id": request_id,
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "status": status,
+        "latency_ms": round((time.perf_counter() - began) * 1000.0, 3),
+    }
+    log.info(json.dumps(record))
 
 
 async def _send_json(send, status: int, body: dict, *extra_headers) -> None:
@@ -337,8 +395,12 @@ def create_app(
             errors.append(
                 {"field": field, "message": e.get("msg", "invalid"), "type": e.get("type", "")}
             )
+        for extra in _cross_field_errors(getattr(exc, "body", None)):
+            if extra["field"] not in seen:
+                seen.add(extra["field"])
+                errors.append(extra)
         request_id = getattr(request.state, "request_id", "")
-        log.info("request %s rejected: %d validation errors", request_id, len(errors))
+        log.debug("request %s rejected: %d validation errors", request_id, len(errors))
         return JSONResponse({"errors": errors, "request_id": request_id}, status_code=422)
 
     def ready_or_503(request: Request):
@@ -434,6 +496,19 @@ def create_app(
     return app
 
 
+def _log_to_stderr() -> None:
+    """Send the API's log lines (one per request, JSON) to stderr, once per process."""
+    import sys
+
+    if not any(getattr(h, "_cx_models", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler._cx_models = True
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` (and ``cx-models serve``) from the environment.
 
@@ -445,6 +520,7 @@ def app_from_env() -> FastAPI:
     uri = os.environ.get("CX_MODELS_MODEL_URI")
     if not uri:
         raise CXDataError("set CX_MODELS_MODEL_URI to the model to serve")
+    _log_to_stderr()
     return create_app(
         uri, tracking_uri=os.environ.get("CX_MODELS_TRACKING_URI") or None, freeze_heap=True
     )

@@ -219,3 +219,40 @@ def test_server_freezes_the_heap_once_the_model_is_loaded(trained):
                 assert r.status_code == 200 and len(r.json()["scores"]) == 2
     finally:
         gc.unfreeze()
+
+
+def test_a_record_with_missing_fields_still_gets_its_cross_field_checks(client, trained):
+    _, _, features = trained
+    rows = records(features, 2)
+    del rows[0]["days_since_last_purchase"]  # a missing field: the model validator never runs
+    rows[0]["recency"], rows[0]["T"] = 50.0, 10.0
+    rows[1]["frequency"], rows[1]["recency"] = 0, 5.0
+    del rows[1]["tenure_days"]
+    r = client.post("/score", json={"customers": rows})
+    assert r.status_code == 422
+    errors = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert "customers.0.days_since_last_purchase" in errors
+    assert errors["customers.0.recency"] == "recency must be <= T"
+    assert errors["customers.1.recency"] == "customers with frequency 0 must have recency 0"
+
+
+def test_one_structured_log_line_per_request_with_its_id(trained, caplog):
+    import json
+    import logging
+
+    _, scorer, features = trained
+    app = create_app(loader=lambda: (scorer, {}))
+    with caplog.at_level(logging.INFO, logger="cx_models.api"), TestClient(app) as c:
+        while c.get("/readyz").status_code != 200:
+            pass
+        caplog.clear()
+        ok = c.post(
+            "/score", json={"customers": records(features, 1)}, headers={"x-request-id": "r-1"}
+        )
+        bad = c.post("/score", json={"customers": []}, headers={"x-request-id": "r-2"})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "cx_models.api"]
+    by_id = {line["request_id"]: line for line in lines}
+    assert by_id["r-1"]["status"] == ok.status_code == 200
+    assert by_id["r-2"]["status"] == bad.status_code == 422
+    assert by_id["r-1"]["path"] == "/score" and by_id["r-1"]["method"] == "POST"
+    assert by_id["r-1"]["latency_ms"] > 0

@@ -165,3 +165,86 @@ def test_generate_writes_the_four_files(tmp_path):
     names = sorted(p.name for p in (tmp_path / "base").iterdir())
     assert names == ["params.json", "surveys.parquet", "transactions.parquet", "truth.parquet"]
     assert pl.read_parquet(tmp_path / "base" / "truth.parquet").height == 200
+
+
+def _main(monkeypatch, capsys, *args):
+    """Run the console script's entry point; return (exit code, stdout, stderr)."""
+    from cx_models.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_usage_errors_are_one_error_line_with_exit_2(monkeypatch, capsys):
+    code, _, err = _main(monkeypatch, capsys, "features", "--as-of", "2024-01-01")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "error: Missing option '--transactions'. (see cx-models features --help)"
+    ]
+    code, _, err = _main(monkeypatch, capsys, "score", "--horizon-days", "0", "--model", "m")
+    assert code == 2 and "--horizon-days" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _main(monkeypatch, capsys, "features", "--time-unit", "M")
+    assert code == 2 and "'M' is not one of" in err and "Traceback" not in err
+
+
+def test_version(monkeypatch, capsys):
+    from cx_models import __version__
+
+    code, out, _ = _main(monkeypatch, capsys, "--version")
+    assert code == 0 and out == f"cx-models {__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "verb", [["features"], ["train"], ["score"], ["serve"], ["demo"], ["clv", "fit"]]
+)
+def test_help_shows_no_bool_metavar_and_every_option_has_help(verb):
+    from cx_models.cli import app as cli_app
+
+    res = runner.invoke(cli_app, [*verb, "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    assert res.exit_code == 0
+    lines = [line for line in res.stdout.splitlines() if "--" in line and "--help" not in line]
+    assert lines and not [line for line in lines if "<bool>" in line]
+    # every option line carries a help text after its metavar
+    for line in lines:
+        text = line.strip("│ ").split()
+        assert len(text) >= 2, line
+
+
+def test_train_help_says_the_config_holds_every_setting():
+    res = runner.invoke(app, ["train", "--help"], terminal_width=200)
+    text = " ".join(res.stdout.replace("│", " ").split())
+    assert "[nco.weights]" in text and "training settings" in text
+    for option in ("--quarantine-out", "--strict", "--drop-duplicates", "--lookback-days"):
+        assert option in text
+
+
+def test_no_quarantined_rows_is_said_so(tmp_path, small_base_dir):
+    q = tmp_path / "q.csv"
+    res = run(
+        "features",
+        "--transactions",
+        small_base_dir / "transactions.parquet",
+        "--as-of",
+        "2025-06-30",
+        "--out",
+        tmp_path / "f.parquet",
+        "--quarantine-out",
+        q,
+    )
+    assert res.exit_code == 0, res.stderr
+    assert "quarantined rows written" not in res.stderr
+    assert "no row was quarantined" in res.stderr and q.exists()
+
+
+def test_renamed_clv_option_keeps_its_old_spelling_with_one_warning(tmp_path, small_base_dir):
+    common = ["clv", "fit", "--transactions", small_base_dir / "transactions.parquet"]
+    common += ["--as-of", "2025-06-30"]
+    old = run(*common, "--out", tmp_path / "old.json", "--model", "mbgnbd")
+    new = run(*common, "--out", tmp_path / "new.json", "--clv-model", "mbgnbd")
+    assert old.exit_code == 0 and new.exit_code == 0, old.stderr + new.stderr
+    warnings_seen = [line for line in old.stderr.splitlines() if "deprecated" in line]
+    assert warnings_seen == ["warning: --model is deprecated; use --clv-model"]
+    assert "deprecated" not in new.stderr
+    assert json.loads(old.stdout)["model"] == json.loads(new.stdout)["model"] == "mbgnbd"

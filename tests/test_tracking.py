@@ -132,11 +132,57 @@ def test_second_run_promotes_only_with_promote(first_run, base_dir, store, tmp_p
     assert second["version"] == "2" and second["champion"] is False
     assert str(client.get_model_version_by_alias("cx-test", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("cx-test", "challenger").version) == "2"
+    # the alias is resolved once: the scores, their metadata and the report name version 1
+    from cx_models.io import read_table_metadata, write_table
+
+    src, out = tmp_path / "features.parquet", tmp_path / "scored.parquet"
+    write_table(first_run["result"].features, src, metadata={"time_unit": "D"})
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            "models:/cx-test@champion",
+            "--features",
+            str(src),
+            "--out",
+            str(out),
+            "--tracking-uri",
+            store,
+            "--no-drivers",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    assert "models:/cx-test/1 (resolved from models:/cx-test@champion), version 1" in " ".join(
+        res.stderr.split()
+    )
+    meta = read_table_metadata(out)
+    assert meta["model_uri"] == "models:/cx-test/1" and meta["version"] == "1"
+    assert meta["requested_uri"] == "models:/cx-test@champion" and meta["alias"] == "champion"
+    assert meta["run_id"] == first_run["run_id"]
+    assert (meta["clv_months"], meta["discount_rate"], meta["lookback_days"]) == (12, 0.1, 365)
+    report = tmp_path / "report.html"
+    assert runner.invoke(app, ["report", "--scored", str(out), "--out", str(report)]).exit_code == 0
+    assert "models:/cx-test/1" in report.read_text()
     res = runner.invoke(app, [*args, "--promote"])
     assert res.exit_code == 0, res.stderr
     third = json.loads(res.stdout)
     assert third["champion"] is True
     assert str(client.get_model_version_by_alias("cx-test", "champion").version) == third["version"]
+
+
+def test_artifacts_sit_beside_an_absolute_sqlite_store(first_run, store):
+    import mlflow
+    from cx_models.training.tracking import artifact_location
+
+    database = Path(store.removeprefix("sqlite:///"))
+    assert database.is_absolute()
+    experiment = mlflow.MlflowClient(store).get_experiment_by_name("test")
+    assert experiment.artifact_location == (database.parent / "artifacts").as_uri()
+    assert any((database.parent / "artifacts").rglob("scorer.json"))
+    assert artifact_location("sqlite:///rel/mlflow.db") == (
+        (Path.cwd() / "rel" / "artifacts").as_uri()
+    )
 
 
 def test_config_file_and_errors(tmp_path):

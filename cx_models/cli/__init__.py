@@ -7,11 +7,11 @@ user's data or options — a usage error included — prints one ``error:`` line
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from cx_models._version import __version__
@@ -49,11 +49,25 @@ def version() -> None:
     sys.stdout.write(json.dumps({"cx_models": __version__}) + "\n")
 
 
+def _click_errors(name: str) -> tuple[type, ...]:
+    """Click's exception class ``name``: click's own and the copy newer typers ship."""
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+_USAGE, _ABORT, _CLICK = (_click_errors(n) for n in ("UsageError", "Abort", "ClickException"))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``cx-models`` console script."""
     try:
-        code = app(args=argv, standalone_mode=False)
-    except click.UsageError as exc:
+        code = app(args=argv, prog_name="cx-models", standalone_mode=False)
+    except _USAGE as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "cx-models"
         err.print(
             f"[bold red]error:[/] {exc.format_message()} (see {where} --help)",
@@ -61,10 +75,10 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(2)
-    except click.Abort:
+    except _ABORT:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
+    except _CLICK as exc:
         err.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -67,19 +66,17 @@ def _truth(path: Path | None):
     return pd.read_parquet(path)
 
 
-def _given(name: str) -> bool:
+def _given(ctx: typer.Context, name: str) -> bool:
     """Whether the user gave an option (its value did not come from the default)."""
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context(silent=True)
-    source = ctx.get_parameter_source(name) if ctx is not None else None
-    return source is not None and source is not ParameterSource.DEFAULT
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 @app.command()
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
 def train(
+    ctx: typer.Context,
     transactions: TransactionsOpt,
     as_of: AsOfOpt,
     horizon_days: HorizonDaysOpt = 90,
@@ -120,7 +117,7 @@ def train(
         "max_snapshots": max_snapshots,
     }
     for name, value in cli.items():
-        if _given(name) or name not in settings:
+        if _given(ctx, name) or name not in settings:
             if value is not None:
                 settings[name] = value
     if fmt.ces_higher_is_better:
