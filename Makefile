@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.cx-models-installed
 
 SPARK_STAMP := $(VENV)/.cx-models-spark-installed
 
-.PHONY: demo test test-spark test-all lint bench venv clean
+.PHONY: demo test test-slow test-spark test-all lint bench venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ demo: $(STAMP)
 	$(BIN)/cx-models demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
+
+# the long-running tests (marked slow), not part of the default suite
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow --durations=10
 
 # Spark tests: local mode, needs Java 17+ and the spark extra (installed here on first use)
 $(SPARK_STAMP): $(STAMP)
@@ -32,7 +36,7 @@ $(SPARK_STAMP): $(STAMP)
 	touch $(SPARK_STAMP)
 
 test-spark: $(SPARK_STAMP)
-	$(BIN)/python -m pytest -q -m spark
+	$(BIN)/python -m pytest -q -m spark --durations=10
 
 test-all: $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q -m ''
