@@ -266,7 +266,7 @@ def test_streamed_files_structural_errors(setup, tmp_path):
 def test_chunks_are_prepared_ahead_and_more_while_the_model_loads():
     from concurrent.futures import ThreadPoolExecutor
 
-    from cx_models.serving.batch import _ahead
+    from cx_models.serving.batch_files import _ahead
 
     submitted = []
 
