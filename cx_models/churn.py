@@ -104,7 +104,7 @@ def _row_major(columns: list[np.ndarray], block: int = 8192) -> np.ndarray:
     """Stack columns into a C-order float32 matrix, a block of rows at a time.
 
     Filling a whole column of a wide row-major matrix strides through all of it
-    once per column; a block of rows stays in cache (5x faster for 250k x 35).
+    once per column; a block of rows stays in cache (figures: benchmarks/README.md).
 
     Examples
     --------
@@ -251,8 +251,8 @@ class ChurnModel:
         """Return a single-threaded copy of the booster, for a few rows at a time.
 
         For one customer, XGBoost's thread pool costs more than the trees: with
-        other work on the machine, waking the threads added up to 16 ms at the
-        99th percentile against 0.3 ms single-threaded.
+        other work on the machine, waking the threads dominated the tail latency
+        (figures: benchmarks/README.md).
         """
         small = getattr(self, "_small_booster_", None)
         if small is None:
@@ -315,9 +315,8 @@ class ChurnModel:
 
         Each row sums to the booster's raw margin for that customer. XGBoost's
         ``pred_contribs`` with ``approx_contribs`` (Saabas' path attribution) by
-        default: about 30 times faster than exact TreeSHAP (``exact=True``),
-        which costs ~0.16 ms per customer on 2 cores — too slow for nightly
-        scoring of millions.
+        default: much cheaper than exact TreeSHAP (``exact=True``), which is too
+        slow for nightly scoring of millions (figures: benchmarks/README.md).
         """
         self._require_fitted()
         dm = _xgb().DMatrix(_matrix(frame, self.features_), feature_names=self.features_)

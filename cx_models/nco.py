@@ -40,6 +40,7 @@ __all__ = [
     "nco_arrays",
     "parse_weights",
     "priority_rank",
+    "rank_arrays",
     "score_nco",
     "summarise",
     "validate_weights",
@@ -264,7 +265,7 @@ def score_nco(
         churn_col=churn_col,
     )
     ids = frame["customer_id"] if "customer_id" in frame.columns else None
-    columns["priority_rank"] = _rank(
+    columns["priority_rank"] = rank_arrays(
         columns["value_at_risk"], columns["nco"], None if ids is None else ids.to_numpy()
     )
     out = pd.DataFrame(columns, index=frame.index)
@@ -317,12 +318,13 @@ def priority_rank(scored: pd.DataFrame) -> np.ndarray:
     share a rank.
     """
     ids = scored["customer_id"].to_numpy() if "customer_id" in scored.columns else None
-    return _rank(
+    return rank_arrays(
         scored["value_at_risk"].to_numpy(dtype=float), scored["nco"].to_numpy(dtype=float), ids
     )
 
 
-def _rank(var: np.ndarray, nco: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+def rank_arrays(var: np.ndarray, nco: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+    """Rank 1..n by value at risk, then lower NCO, then id (:func:`priority_rank` on arrays)."""
     n = len(var)
     if n <= 1:
         return np.ones(n, dtype=np.int64)

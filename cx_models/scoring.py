@@ -41,7 +41,7 @@ from cx_models.clv import CLVModel
 from cx_models.columns import NumericView, as_float
 from cx_models.contract import SCORE_COLUMNS
 from cx_models.errors import CXDataError
-from cx_models.nco import ValueReference, _rank, nco_arrays, validate_weights
+from cx_models.nco import ValueReference, nco_arrays, rank_arrays, validate_weights
 from cx_models.settings import FeatureSpec, ScoreParams
 
 __all__ = ["CXScorer", "SCORE_COLUMNS"]
@@ -163,7 +163,7 @@ class CXScorer:
         columns.update({col: clv_part[col] for col in _CLV_COLUMNS})
         columns["churn_risk"] = churn_risk
         columns.update({col: nco[col] for col in _NCO_COLUMNS if col != "priority_rank"})
-        columns["priority_rank"] = _rank(nco["value_at_risk"], nco["nco"], ids.to_numpy())
+        columns["priority_rank"] = rank_arrays(nco["value_at_risk"], nco["nco"], ids.to_numpy())
         n = len(features)
         columns["drivers"] = ""
         if not explain:

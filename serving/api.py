@@ -264,7 +264,7 @@ class _ModelState:
         if self.freeze_heap:
             # the ~360k objects alive now (libraries, the model) live as long as the
             # server: out of the collector's sight, a full collection no longer scans
-            # them (it paused a request 190-330 ms, a few times per thousand requests)
+            # them (it paused requests now and then; figures: benchmarks/README.md)
             gc.freeze()
         self.info = info
         self.scorer = scorer  # ready from here on

@@ -417,9 +417,8 @@ def _decide_id_dtype(scan: pl.LazyFrame, column: str, raw_dtype, source: str):
 def _parquet_options(schema) -> dict:
     """Parquet writer options for scored tables.
 
-    Scores are nearly all distinct: dictionary encoding only costs time (1.7 s
-    against 0.7 s for 1 M customers, and a slightly larger file); no statistics
-    for the long driver texts.
+    Scores are nearly all distinct: dictionary encoding only costs time (and
+    makes a slightly larger file); no statistics for the long driver texts.
     """
     return {
         "use_dictionary": False,

@@ -79,7 +79,7 @@ def as_predictor(model):
     if isinstance(model, CXScorer):
         return _ScorerPredictor(model)
     # a logged CX scorer: call it directly. MLflow's input-schema enforcement re-checks
-    # every column of every chunk (~0.5 s per million customers) of a table built here.
+    # every column of every chunk of a table built here.
     unwrap = getattr(model, "unwrap_python_model", None)
     if unwrap is not None:
         inner = getattr(unwrap(), "scorer", None)

@@ -30,7 +30,16 @@ from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, ScoreParams
 from cx_models.timeutil import parse_as_of
 
-__all__ = ["report", "score", "score_metadata", "score_table_file", "serve", "write_report"]
+__all__ = [
+    "report",
+    "resolve_and_load",
+    "score",
+    "score_metadata",
+    "score_table_file",
+    "scored_line",
+    "serve",
+    "write_report",
+]
 
 ModelUriOpt = Annotated[
     str,
@@ -40,7 +49,7 @@ ModelUriOpt = Annotated[
 ]
 
 
-def _resolve_and_load(model: str, tracking_uri: str | None):
+def resolve_and_load(model: str, tracking_uri: str | None):
     """Resolve the URI once to its version and load that version: ``(pyfunc, info)``."""
     from cx_models.training.tracking import describe_model, load_model
 
@@ -83,7 +92,8 @@ def score_metadata(info: dict, loaded, *, as_of, params: ScoreParams) -> dict:
     return meta
 
 
-def _scored_line(customers: int, info: dict, out, engine: str = "") -> str:
+def scored_line(customers: int, info: dict, out, engine: str = "") -> str:
+    """Return the console line naming the version that really scored."""
     version = info.get("version", "?")
     asked = info.get("requested_uri")
     pinned = info.get("model_uri")
@@ -97,7 +107,7 @@ def score_table_file(model, features_path, out, *, tracking_uri, params, chunk_c
     from cx_models.serving.batch import score_features
 
     with chunked_gc() as (freeze, collect_after):
-        loaded, info = _resolve_and_load(model, tracking_uri)
+        loaded, info = resolve_and_load(model, tracking_uri)
         freeze()
         table = read_features(features_path)
         with progress_bar(quiet) as advance:
@@ -111,7 +121,7 @@ def score_table_file(model, features_path, out, *, tracking_uri, params, chunk_c
         metadata = score_metadata(info, loaded, as_of=table.attrs.get("as_of"), params=params)
         write_table(scored, out, metadata=metadata)
     if not quiet:
-        err.print(_scored_line(len(scored), info, out))
+        err.print(scored_line(len(scored), info, out))
     return scored, metadata
 
 
@@ -226,7 +236,7 @@ def _score_streamed(
     info: dict = {}
 
     def load():
-        loaded, resolved = _resolve_and_load(model, tracking_uri)
+        loaded, resolved = resolve_and_load(model, tracking_uri)
         info.update(resolved)
         return loaded
 
@@ -270,7 +280,7 @@ def _score_streamed(
             write_quarantine(quarantine_out, result.transactions, result.surveys)
     else:
         say_quarantine(quarantine_out, result.transactions, result.surveys)
-        err.print(_scored_line(result.customers, info, out))
+        err.print(scored_line(result.customers, info, out))
 
 
 def write_report(scored_path: Path, out: Path, *, top: int = 500, segment: str | None = None):

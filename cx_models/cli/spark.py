@@ -19,12 +19,12 @@ def score_on_spark(
             f"--engine spark needs pyspark ({exc.name} is not installed): "
             "pip install 'cx-models[spark]'"
         ) from None
-    from cx_models.cli.score import _resolve_and_load, _scored_line, score_metadata
+    from cx_models.cli.score import resolve_and_load, score_metadata, scored_line
     from cx_models.io import read_table_metadata
     from cx_models.serving.batch import feature_spec_of
 
     quiet, quarantine_out, master = job["quiet"], job["quarantine_out"], job["master"]
-    loaded, info = _resolve_and_load(model, tracking_uri)  # on the driver: the spec, the metadata
+    loaded, info = resolve_and_load(model, tracking_uri)  # on the driver: the spec, the metadata
     spec = feature_spec_of(loaded)
     common = {"master": master, "tracking_uri": tracking_uri, "params": params}
     if features_path is not None:
@@ -64,4 +64,4 @@ def score_on_spark(
         if not quiet:
             err.print(report_table({k: result[k] for k in ("transactions", "surveys")}))
     if not quiet:
-        err.print(_scored_line(result["customers"], info, out, engine=" on Spark"))
+        err.print(scored_line(result["customers"], info, out, engine=" on Spark"))
