@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="cx-models runs (median).")
     args = parser.parse_args()
 
-    from cx_models.clv import CLVModel
     from cx_models.features import build_customer_features
+    from cx_models.models.clv import CLVModel
     from cx_models.synthetic import generate_customer_base
 
     base = generate_customer_base(args.customers, seed=args.seed)

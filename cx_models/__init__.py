@@ -4,17 +4,17 @@ The public surface:
 
 * :func:`build_customer_features` / :func:`build_features` — validated raw events to one
   row per customer as of a day (:mod:`cx_models.features`, :mod:`cx_models.schemas`);
-* :class:`CLVModel` — BG/NBD + Gamma-Gamma (:mod:`cx_models.clv`);
-* :class:`ChurnModel` — calibrated XGBoost churn classifier (:mod:`cx_models.churn`);
+* :class:`CLVModel` — BG/NBD + Gamma-Gamma (:mod:`cx_models.models.clv`);
+* :class:`ChurnModel` — calibrated XGBoost churn classifier (:mod:`cx_models.models.churn`);
 * :func:`score_nco` — the Net Customer Outcome (:mod:`cx_models.nco`);
 * :func:`generate_customer_base` — synthetic data with ground truth.
 """
 
 from cx_models._version import __version__
-from cx_models.churn import ChurnModel
-from cx_models.clv import CLVModel
 from cx_models.errors import ConvergenceError, CXDataError, NotFittedError
 from cx_models.features import build_customer_features, build_features
+from cx_models.models.churn import ChurnModel
+from cx_models.models.clv import CLVModel
 from cx_models.nco import score_nco
 from cx_models.synthetic import generate_customer_base
 

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from cx_models.clv import CLVModel
 from cx_models.columns import as_float
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
+from cx_models.models.clv import CLVModel
 from cx_models.settings import FeatureSpec
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 

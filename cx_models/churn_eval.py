@@ -25,8 +25,8 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cx_models.churn import ChurnModel
 from cx_models.churn_data import churn_labels, snapshot_features, training_snapshots
+from cx_models.models.churn import ChurnModel
 from cx_models.settings import FeatureSpec
 from cx_models.timeutil import parse_as_of
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from cx_models import btyd
-from cx_models.clv import CLVModel
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
+from cx_models.models import bgnbd as btyd
+from cx_models.models.clv import CLVModel
 from cx_models.schemas import validate_transactions
 from cx_models.settings import EventFormat, FeatureSpec, from_keywords
 from cx_models.timeutil import DAYS_PER_UNIT, parse_as_of
@@ -71,7 +71,7 @@ def validate_clv(
         Calendar days; the holdout runs from the day after ``calibration_end``
         to ``holdout_end`` inclusive.
     model, penalizer
-        As in :class:`~cx_models.clv.CLVModel`.
+        As in :class:`~cx_models.models.clv.CLVModel`.
     spec : FeatureSpec, optional
         Its ``time_unit`` is the unit the model is fitted in (predictions do not
         depend on it).

@@ -1,7 +1,7 @@
 """The CX scorer: CLV, churn risk, NCO, value at risk and drivers for a customer table.
 
-:class:`CXScorer` bundles a fitted :class:`~cx_models.clv.CLVModel`, a fitted
-:class:`~cx_models.churn.ChurnModel`, the training-time CLV reference for the
+:class:`CXScorer` bundles a fitted :class:`~cx_models.models.clv.CLVModel`, a fitted
+:class:`~cx_models.models.churn.ChurnModel`, the training-time CLV reference for the
 value score and the NCO weights. Its output is the **scoring contract**, these
 columns first and in this order (:data:`SCORE_COLUMNS`)::
 
@@ -31,16 +31,16 @@ import pandas as pd
 import pyarrow as pa
 
 from cx_models._version import __version__
-from cx_models.churn import ChurnModel
 from cx_models.churn_data import (
     CHURN_CLV_DISCOUNT_RATE,
     CHURN_CLV_MONTHS,
     model_feature_arrays,
 )
-from cx_models.clv import CLVModel
 from cx_models.columns import NumericView, as_float
 from cx_models.contract import SCORE_COLUMNS
 from cx_models.errors import CXDataError
+from cx_models.models.churn import ChurnModel
+from cx_models.models.clv import CLVModel
 from cx_models.nco import ValueReference, nco_arrays, rank_arrays, validate_weights
 from cx_models.settings import FeatureSpec, ScoreParams
 

@@ -6,7 +6,6 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from cx_models.churn import ChurnModel
 from cx_models.churn_data import (
     CHURN_FEATURES,
     churn_labels,
@@ -16,6 +15,7 @@ from cx_models.churn_data import (
 )
 from cx_models.churn_eval import classification_metrics, evaluate_churn
 from cx_models.errors import CXDataError
+from cx_models.models.churn import ChurnModel
 from cx_models.schemas import validate_surveys, validate_transactions
 from cx_models.synthetic import generate_customer_base
 
@@ -141,7 +141,7 @@ def test_contributions_sum_to_margin_and_drivers_read_well(events, evaluation):
         assert all(pattern.match(p) for p in parts), text
     # the strongest driver is the largest absolute contribution
     top = contrib.drop(columns="bias").abs().idxmax(axis=1).iloc[0]
-    from cx_models.churn import FEATURE_LABELS
+    from cx_models.models.churn import FEATURE_LABELS
 
     assert texts[0].startswith(FEATURE_LABELS[top])
 

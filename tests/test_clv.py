@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import approx_fprime
 
-from cx_models import btyd
-from cx_models.clv import DAYS_PER_MONTH, CLVModel
 from cx_models.datasets import load_cdnow, load_cdnow_summary
 from cx_models.errors import CXDataError, NotFittedError
 from cx_models.features import build_customer_features
+from cx_models.models import bgnbd, gamma_gamma
+from cx_models.models.clv import DAYS_PER_MONTH, CLVModel
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -84,11 +84,11 @@ def test_gamma_gamma_equals_lifetimes(cdnow, fitted):
 def test_log_likelihood_matches_lifetimes_and_is_sum_of_rows(cdnow, fitted):
     params = np.array([fitted.params_[k] for k in ("r", "alpha", "a", "b")])
     x, tx, T = (cdnow[c].to_numpy() for c in ("frequency", "recency", "T"))
-    rows = btyd.bgnbd_loglik(params, x, tx, T)
+    rows = bgnbd.bgnbd_loglik(params, x, tx, T)
     assert rows.sum() == pytest.approx(fitted.log_likelihood_, rel=1e-12)
     ref = -BetaGeoFitter._negative_log_likelihood(np.log(params), x, tx, T, np.ones_like(T), 0)
     assert rows.mean() == pytest.approx(ref, rel=1e-12)
-    mb = btyd.bgnbd_loglik(params, x, tx, T, model="mbgnbd")
+    mb = bgnbd.bgnbd_loglik(params, x, tx, T, model="mbgnbd")
     ref_mb = -ModifiedBetaGeoFitter._negative_log_likelihood(
         np.log(params), x, tx, T, np.ones_like(T), 0
     )
@@ -103,16 +103,16 @@ def test_analytic_gradients(model):
     tx = np.where(x > 0, T * rng.uniform(0, 1, 50), 0.0)
     w = rng.integers(1, 5, 50)
     theta = np.log([0.5, 2.0, 0.8, 3.0])
-    g = btyd.bgnbd_objective(theta, x, tx, T, w, 0.01, model)[1]
+    g = bgnbd.bgnbd_objective(theta, x, tx, T, w, 0.01, model)[1]
     num = approx_fprime(
-        theta, lambda th: btyd.bgnbd_objective(th, x, tx, T, w, 0.01, model)[0], 1e-7
+        theta, lambda th: bgnbd.bgnbd_objective(th, x, tx, T, w, 0.01, model)[0], 1e-7
     )
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7)
     m = rng.gamma(5, 5, 50)
     xs = np.maximum(x, 1)
     theta = np.log([3.0, 2.0, 10.0])
-    g = btyd.gg_objective(theta, xs, m, w, 0.01)[1]
-    num = approx_fprime(theta, lambda th: btyd.gg_objective(th, xs, m, w, 0.01)[0], 1e-7)
+    g = gamma_gamma.gg_objective(theta, xs, m, w, 0.01)[1]
+    num = approx_fprime(theta, lambda th: gamma_gamma.gg_objective(th, xs, m, w, 0.01)[0], 1e-7)
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7)
 
 
@@ -184,12 +184,12 @@ def _mp_alive(params, x, tx, T):
 )
 def test_extreme_customers_finite_and_exact(x, tx, T, t):
     params = (0.243, 4.414 * 7, 0.793, 2.426)  # CDNOW, alpha in days
-    got = btyd.conditional_expected_purchases(params, t, [x], [tx], [T])[0]
-    alive = btyd.p_alive(params, [x], [tx], [T])[0]
+    got = bgnbd.conditional_expected_purchases(params, t, [x], [tx], [T])[0]
+    alive = bgnbd.p_alive(params, [x], [tx], [T])[0]
     assert np.isfinite(got) and np.isfinite(alive)
     assert got == pytest.approx(_mp_expected(params, t, x, tx, T), rel=1e-9, abs=1e-300)
     assert alive == pytest.approx(_mp_alive(params, x, tx, T), rel=1e-9, abs=1e-300)
-    no = btyd.prob_no_purchase(params, t, [x], [tx], [T])[0]
+    no = bgnbd.prob_no_purchase(params, t, [x], [tx], [T])[0]
     assert 0 <= no <= 1
 
 
@@ -224,7 +224,7 @@ def test_clv_definition_by_hand(fitted, cdnow):
     params = [fitted.params_[k] for k in ("r", "alpha", "a", "b")]
     x, tx, T = (row[c].to_numpy() for c in ("frequency", "recency", "T"))
     ends = [
-        btyd.conditional_expected_purchases(params, m * DAYS_PER_MONTH / 7, x, tx, T)[0]
+        bgnbd.conditional_expected_purchases(params, m * DAYS_PER_MONTH / 7, x, tx, T)[0]
         for m in range(4)
     ]
     by_hand = sum((ends[m] - ends[m - 1]) * 1.12 ** (-m / 12) for m in (1, 2, 3))
@@ -243,10 +243,10 @@ def test_once_per_frequency_and_age_equals_customer_by_customer(cdnow, model):
     pred = m.predict(table, horizon_days=70, clv_months=6, discount_rate=0.08)
     params = [m.params_[k] for k in ("r", "alpha", "a", "b")]
     x, tx, T = (table[c].to_numpy() for c in ("frequency", "recency", "T"))
-    expected = btyd.conditional_expected_purchases(params, 10.0, x, tx, T, model=model)
+    expected = bgnbd.conditional_expected_purchases(params, 10.0, x, tx, T, model=model)
     np.testing.assert_allclose(pred["expected_purchases"], expected, rtol=1e-12)
     ends = [
-        btyd.conditional_expected_purchases(params, mo * DAYS_PER_MONTH / 7, x, tx, T, model=model)
+        bgnbd.conditional_expected_purchases(params, mo * DAYS_PER_MONTH / 7, x, tx, T, model=model)
         for mo in range(7)
     ]
     by_hand = sum((ends[mo] - ends[mo - 1]) * 1.08 ** (-mo / 12) for mo in range(1, 7))
@@ -273,7 +273,7 @@ def test_one_time_buyers_are_alive_under_bgnbd(fitted, cdnow):
     pred = fitted.predict(cdnow, horizon_days=30)
     once = cdnow["frequency"].to_numpy() == 0
     assert (pred["p_alive"][once] == 1).all()
-    pop_mean = btyd.gg_expected_spend(list(fitted.spend_params_.values()), [0], [0])[0]
+    pop_mean = gamma_gamma.gg_expected_spend(list(fitted.spend_params_.values()), [0], [0])[0]
     np.testing.assert_allclose(pred["expected_order_value"][once], pop_mean)
 
 
@@ -379,18 +379,18 @@ def test_fast_pattern_objectives_equal_the_reference(model):
     T = rng.integers(1, 700, 300).astype(float)
     tx = np.where(x > 0, np.floor(T * rng.uniform(0, 1, 300)), 0.0)
     w = rng.integers(1, 9, 300)
-    data = btyd.BGNBDPatterns(x, tx, T, w, model=model)
+    data = bgnbd.BGNBDPatterns(x, tx, T, w, model=model)
     for theta in (np.log([0.5, 20, 0.8, 3]), np.log([2, 100, 1.5, 9])):
         fast, ref = (
             data.objective(theta, 0.01),
-            btyd.bgnbd_objective(theta, x, tx, T, w, 0.01, model),
+            bgnbd.bgnbd_objective(theta, x, tx, T, w, 0.01, model),
         )
         assert fast[0] == pytest.approx(ref[0], rel=1e-12)
         np.testing.assert_allclose(fast[1], ref[1], rtol=1e-10, atol=1e-12)
     m = rng.gamma(5, 5, 300)
     xs = np.maximum(x, 1)
-    spend = btyd.GammaGammaPatterns(xs, m, w)
+    spend = gamma_gamma.GammaGammaPatterns(xs, m, w)
     for theta in (np.log([6, 2.7, 15]), np.log([1, 0.5, 3])):
-        fast, ref = spend.objective(theta, 0.01), btyd.gg_objective(theta, xs, m, w, 0.01)
+        fast, ref = spend.objective(theta, 0.01), gamma_gamma.gg_objective(theta, xs, m, w, 0.01)
         assert fast[0] == pytest.approx(ref[0], rel=1e-12)
         np.testing.assert_allclose(fast[1], ref[1], rtol=1e-10, atol=1e-12)

@@ -7,11 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cx_models.cli import app
-from cx_models.clv import CLVModel
 from cx_models.clv_validation import validate_clv
 from cx_models.datasets import load_cdnow
 from cx_models.errors import CXDataError
 from cx_models.features import build_customer_features
+from cx_models.models.clv import CLVModel
 
 runner = CliRunner()
 

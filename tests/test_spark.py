@@ -22,9 +22,9 @@ from cx_models.training.train import train  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from cx_models.cli import app  # noqa: E402
-from cx_models.clv import CLVModel  # noqa: E402
 from cx_models.errors import CXDataError  # noqa: E402
 from cx_models.features import build_features  # noqa: E402
+from cx_models.models.clv import CLVModel  # noqa: E402
 from cx_models.nco import priority_rank  # noqa: E402
 from cx_models.scoring import SCORE_COLUMNS  # noqa: E402
 from cx_models.synthetic import generate_customer_base, write_customer_base  # noqa: E402

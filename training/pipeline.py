@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 import polars as pl
 
-from cx_models.churn import ChurnModel
 from cx_models.churn_data import training_snapshots
 from cx_models.churn_eval import evaluate_churn
-from cx_models.clv import CLVModel
 from cx_models.features import features_from_validated, to_pandas_features
+from cx_models.models.churn import ChurnModel
+from cx_models.models.clv import CLVModel
 from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
 from cx_models.settings import FeatureSpec

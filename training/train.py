@@ -140,7 +140,7 @@ def _importance_plot(churn, out: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cx_models.churn import FEATURE_LABELS
+    from cx_models.models.churn import FEATURE_LABELS
 
     share = list(_importance(churn).items())[:15][::-1]
     fig, ax = plt.subplots(figsize=(7, 5))

@@ -57,8 +57,8 @@ def clv_fit(
     fmt: EventFormat,
 ) -> None:
     """Fit BG/NBD + Gamma-Gamma on transactions up to --as-of; write and print the JSON."""
-    from cx_models.clv import CLVModel
     from cx_models.io import write_text_atomic
+    from cx_models.models.clv import CLVModel
 
     family = renamed("--model", "--clv-model", legacy_model, clv_model)
     built = build(
@@ -97,8 +97,8 @@ def clv_predict(
     fmt: EventFormat,
 ) -> None:
     """Predict P(alive), purchases over --horizon-days, order value and CLV per customer."""
-    from cx_models.clv import CLVModel
     from cx_models.io import table_format, write_table
+    from cx_models.models.clv import CLVModel
 
     path = renamed("--model", "--model-file", legacy_model and Path(legacy_model), model_file)
     if path is None:

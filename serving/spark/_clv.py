@@ -6,8 +6,8 @@ from cx_models.serving.spark._features import SparkFeatureBuild
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cx_models.clv import CLVModel
 from cx_models.errors import CXDataError
+from cx_models.models.clv import CLVModel
 
 __all__ = ["fit_clv"]
 
@@ -23,8 +23,8 @@ def fit_clv(
 
     Spark counts the unique (frequency, recency, T) triples and the repeat
     customers' (frequency, monetary_value) pairs; only those counts reach the
-    driver, where :meth:`cx_models.clv.CLVModel.fit_patterns` fits them. The
-    estimates equal those of :meth:`~cx_models.clv.CLVModel.fit` on the same
+    driver, where :meth:`cx_models.models.clv.CLVModel.fit_patterns` fits them. The
+    estimates equal those of :meth:`~cx_models.models.clv.CLVModel.fit` on the same
     table collected to one machine.
 
     Parameters

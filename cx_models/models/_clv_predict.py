@@ -1,0 +1,157 @@
+"""CLV predictions: P(alive), expected purchases, order value and discounted CLV.
+
+The prediction half of :class:`cx_models.models.clv.CLVModel` (a mixin over its
+fitted state: ``params_``, ``spend_params_``, ``time_unit_``, ``model``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cx_models.errors import CXDataError, NotFittedError
+from cx_models.models import bgnbd as btyd
+from cx_models.models import gamma_gamma
+from cx_models.models._patterns import (
+    SPEND_PARAMS,
+    TRANSACTION_PARAMS,
+    discounted_clv,
+    distinct_pairs,
+    month_ends,
+    rfm_arrays,
+    table_unit,
+)
+from cx_models.timeutil import DAYS_PER_UNIT
+
+__all__ = ["CLVPredictions"]
+
+
+class CLVPredictions:
+    """Predictions of a fitted CLV model (mixed into :class:`~cx_models.models.clv.CLVModel`)."""
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError("this CLVModel is not fitted yet: call fit(features) first")
+
+    def _params(self) -> tuple:
+        return tuple(self.params_[k] for k in TRANSACTION_PARAMS)
+
+    def _in_model_units(self, features) -> dict[str, np.ndarray]:
+        rfm = rfm_arrays(features)
+        factor = DAYS_PER_UNIT[table_unit(features)] / DAYS_PER_UNIT[self.time_unit_]
+        rfm["recency"] = rfm["recency"] * factor
+        rfm["T"] = rfm["T"] * factor
+        return rfm
+
+    def predict(
+        self,
+        features,
+        *,
+        horizon_days: float,
+        clv_months: int = 12,
+        discount_rate: float = 0.10,
+    ) -> pd.DataFrame:
+        """Predict P(alive), purchases, order value and discounted CLV per customer.
+
+        Parameters
+        ----------
+        features : pandas.DataFrame
+            Customer feature table (any unit; converted to the model's).
+        horizon_days : float
+            Horizon, in days, of ``expected_purchases`` and ``prob_no_purchase``.
+        clv_months : int
+            Months of CLV; a month is 365.25 / 12 = 30.4375 days.
+        discount_rate : float
+            **Annual** discount rate; month ``m`` is discounted by
+            ``(1 + discount_rate) ** (-m / 12)``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``customer_id`` (when the table has it), ``p_alive``,
+            ``expected_purchases``, ``prob_no_purchase``,
+            ``expected_order_value`` and ``clv``.
+        """
+        columns = self.predict_arrays(
+            features,
+            horizon_days=horizon_days,
+            clv_months=clv_months,
+            discount_rate=discount_rate,
+        )
+        out = pd.DataFrame(columns)
+        if "customer_id" in features.columns:
+            ids = pd.Series(np.asarray(features["customer_id"])).astype(
+                features["customer_id"].dtype
+            )
+            out.insert(0, "customer_id", ids)
+        return out
+
+    def predict_arrays(
+        self,
+        features,
+        *,
+        horizon_days: float,
+        clv_months: int = 12,
+        discount_rate: float = 0.10,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`predict` as a dict of arrays (no ``customer_id``), without building a frame.
+
+        The per-call path of the scorer: a few customers at a time (the API)
+        should not pay for DataFrame construction.
+        """
+        self._require_fitted()
+        if not np.isfinite(horizon_days) or horizon_days <= 0:
+            raise CXDataError(f"horizon_days must be a positive number of days, got {horizon_days}")
+        if int(clv_months) != clv_months or clv_months < 0:
+            raise CXDataError(f"clv_months must be a whole number >= 0, got {clv_months}")
+        if not np.isfinite(discount_rate) or discount_rate <= -1:
+            raise CXDataError(f"discount_rate must be an annual rate > -1, got {discount_rate}")
+        rfm = self._in_model_units(features)
+        x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
+        params = self._params()
+        horizon = horizon_days / DAYS_PER_UNIT[self.time_unit_]
+        spend = tuple(self.spend_params_[k] for k in SPEND_PARAMS)
+        eov = gamma_gamma.gg_expected_spend(spend, np.where(x > 0, x, 0), rfm["monetary_value"])
+        alive = btyd.p_alive(params, x, t_x, T, model=self.model)
+        # at the horizon and at the end of every CLV month, in one evaluation per pair
+        times = np.concatenate([[horizon], month_ends(clv_months, self.time_unit_)])
+        if_alive, pair_of = self._if_alive_by_pair(x, T, times)
+        return {
+            "p_alive": alive,
+            "expected_purchases": if_alive[pair_of, 0] * alive,
+            "prob_no_purchase": btyd.prob_no_purchase(
+                params, horizon, x, t_x, T, model=self.model, alive=alive
+            ),
+            "expected_order_value": eov,
+            "clv": discounted_clv(if_alive[:, 1:], pair_of, alive, eov, discount_rate),
+        }
+
+    def _if_alive_by_pair(self, x, T, times: np.ndarray):
+        """Return expected purchases by each of ``times`` if alive, per distinct (x, T) pair.
+
+        They depend on the history through frequency and T only (not the
+        recency): one evaluation per pair, not per customer. Returns the
+        (pairs, times) array and each customer's pair.
+        """
+        pair_x, pair_T, pair_of = distinct_pairs(x, T)
+        if_alive = btyd.purchases_if_alive(
+            self._params(), times[None, :], pair_x[:, None], pair_T[:, None], model=self.model
+        )
+        return if_alive, pair_of
+
+    def clv(self, x, t_x, T, order_value, *, clv_months: int, discount_rate: float) -> np.ndarray:
+        """Discounted CLV from model-unit histories and expected order values.
+
+        Expected spend in month m is (E[purchases by the end of month m] -
+        E[purchases by the end of month m-1]) x order value, discounted by
+        ``(1 + discount_rate) ** (-m / 12)``; CLV sums months 1..clv_months.
+        """
+        self._require_fitted()
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+        if int(clv_months) < 1:
+            return np.zeros(np.size(x))
+        if_alive, pair_of = self._if_alive_by_pair(x, T, month_ends(clv_months, self.time_unit_))
+        alive = btyd.p_alive(self._params(), x, t_x, T, model=self.model)
+        return discounted_clv(if_alive, pair_of, alive, np.asarray(order_value), discount_rate)
+
+    # -------------------------------------------------------------- persistence

@@ -1,0 +1,439 @@
+"""Customer lifetime value: BG/NBD (or MBG/NBD) + Gamma-Gamma.
+
+This is the one module that imports lifetimes' fitters. The default engine fits
+the models on weighted unique customer patterns with the analytic-gradient
+likelihoods of :mod:`cx_models.models.bgnbd` and
+:mod:`cx_models.models.gamma_gamma`, which the tests hold to lifetimes'
+likelihood values and estimates; ``engine="lifetimes"`` fits with lifetimes
+itself (on the same weighted patterns) as the reference.
+
+Time units: the feature table's ``recency`` and ``T`` are in its ``time_unit``
+(``attrs["time_unit"]``, days when absent); the model records the unit it was
+fitted in, converts any table to it, and takes every horizon in **days**.
+
+Notes
+-----
+BG/NBD gives P(alive) = 1 to every customer without a repeat purchase: in that
+model dropout can only happen right after a repeat purchase. That is a modelling
+assumption, not evidence of loyalty — churn risk must not be read as
+``1 - p_alive``; use the churn model (or MBG/NBD, which allows dropout at time 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cx_models._version import __version__
+from cx_models.errors import ConvergenceError, CXDataError
+from cx_models.models import bgnbd as btyd
+from cx_models.models import gamma_gamma
+from cx_models.models._clv_predict import CLVPredictions
+from cx_models.models._patterns import (
+    DAYS_PER_MONTH,
+    RFM_COLUMNS,
+    SPEND_PARAMS,
+    TRANSACTION_PARAMS,
+    numeric_hessian,
+    pattern_counts,
+    positive_inverse,
+    rfm_arrays,
+    sort_order,
+    table_unit,
+    weighted_patterns,
+)
+from cx_models.timeutil import check_time_unit
+
+__all__ = ["CLVModel", "DAYS_PER_MONTH", "RFM_COLUMNS"]
+
+# Above this many patterns, a fit on a seeded subsample starts the optimiser.
+_WARM_START_ABOVE = 100_000
+_WARM_START_SAMPLE = 20_000
+
+class CLVModel(CLVPredictions):
+    """BG/NBD (or MBG/NBD) transactions with Gamma-Gamma spend, scikit-learn style.
+
+    Parameters
+    ----------
+    model : {"bgnbd", "mbgnbd"}
+        The transaction model.
+    penalizer : float
+        L2 penalty on the transaction parameters, as lifetimes' ``penalizer_coef``
+        (applied on lifetimes' scaled time axis). 0, the default, gives the
+        unpenalised estimates of the literature.
+    spend_penalizer : float
+        L2 penalty on the Gamma-Gamma parameters.
+    tol : float
+        Optimiser tolerance (gradient norm).
+    engine : {"fast", "lifetimes"}
+        ``"fast"``: analytic gradients on weighted unique patterns (default);
+        ``"lifetimes"``: lifetimes' own fitters, the reference.
+
+    Examples
+    --------
+    >>> from cx_models.datasets import load_cdnow_summary
+    >>> m = CLVModel().fit(load_cdnow_summary())  # weeks, calibration to 1997-09-30
+    >>> {k: round(v, 3) for k, v in m.params_.items()}
+    {'r': 0.243, 'alpha': 4.414, 'a': 0.793, 'b': 2.426}
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = "bgnbd",
+        penalizer: float = 0.0,
+        spend_penalizer: float = 0.0,
+        tol: float = 1e-8,
+        engine: str = "fast",
+    ):
+        self.model = model
+        self.penalizer = penalizer
+        self.spend_penalizer = spend_penalizer
+        self.tol = tol
+        self.engine = engine
+
+    # ------------------------------------------------------------------ fitting
+    def _check_settings(self) -> None:
+        if self.model not in ("bgnbd", "mbgnbd"):
+            raise CXDataError(f"model must be 'bgnbd' or 'mbgnbd', got {self.model!r}")
+        if self.engine not in ("fast", "lifetimes"):
+            raise CXDataError(f"engine must be 'fast' or 'lifetimes', got {self.engine!r}")
+        for name in ("penalizer", "spend_penalizer", "tol"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise CXDataError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    def fit(self, features) -> CLVModel:
+        """Fit both models on a customer feature table.
+
+        Parameters
+        ----------
+        features : pandas.DataFrame or polars.DataFrame
+            One row per customer with ``frequency``, ``recency``, ``T`` and
+            ``monetary_value`` (other columns are ignored), in the table's
+            ``attrs["time_unit"]`` (days when absent).
+
+        Returns
+        -------
+        CLVModel
+            ``self``, with ``params_``, ``spend_params_``, ``standard_errors_``,
+            ``log_likelihood_``, ``spend_log_likelihood_``, ``n_customers_``,
+            ``n_repeat_customers_`` and ``time_unit_``.
+        """
+        unit = table_unit(features)
+        rfm = rfm_arrays(features)
+        x = rfm["frequency"].astype(np.int64)
+        if x.size == 0:
+            raise CXDataError("features: no customers to fit")
+        (px, pr, pT), w = weighted_patterns(x, rfm["recency"], rfm["T"])
+        repeat = (x > 0) & (rfm["monetary_value"] > 0)
+        (gx, gm), gw = weighted_patterns(x[repeat], rfm["monetary_value"][repeat])
+        return self.fit_patterns(px, pr, pT, w, gx, gm, gw, time_unit=unit)
+
+    def fit_patterns(
+        self,
+        frequency,
+        recency,
+        T,
+        counts,
+        spend_frequency,
+        spend_monetary_value,
+        spend_counts,
+        *,
+        time_unit: str = "D",
+        source: str = "patterns",
+    ) -> CLVModel:
+        """Fit both models on unique patterns and how many customers share each.
+
+        This is all the likelihoods need, and what a database or Spark can
+        aggregate where the data lives (``GROUP BY frequency, recency, T``):
+        :func:`cx_models.serving.spark.fit_clv` uses it. :meth:`fit` gives the
+        same estimates from one row per customer.
+
+        Parameters
+        ----------
+        frequency, recency, T, counts : array-like
+            Unique (frequency, recency, T) triples in ``time_unit`` and the
+            number of customers with each.
+        spend_frequency, spend_monetary_value, spend_counts : array-like
+            Unique (frequency, monetary_value) pairs of the repeat customers
+            with ``monetary_value > 0``, and their counts.
+        time_unit : {"D", "W"}
+            The unit of ``recency`` and ``T``.
+        source : str
+            Name used in error messages.
+
+        Returns
+        -------
+        CLVModel
+            ``self``, fitted.
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> from cx_models.datasets import load_cdnow_summary
+        >>> f = pl.from_pandas(load_cdnow_summary())  # weeks
+        >>> p = f.group_by("frequency", "recency", "T").len()
+        >>> s = f.filter(pl.col("monetary_value") > 0).group_by("frequency", "monetary_value").len()
+        >>> m = CLVModel().fit_patterns(p["frequency"], p["recency"], p["T"], p["len"],
+        ...     s["frequency"], s["monetary_value"], s["len"], time_unit="W")
+        >>> round(m.params_["r"], 3), m.n_customers_, m.params_ == CLVModel().fit(f).params_
+        (0.243, 2357, True)
+        """
+        self._check_settings()
+        unit = check_time_unit(time_unit)
+        rfm = rfm_arrays(
+            pd.DataFrame(
+                {
+                    "frequency": np.asarray(frequency, dtype=float),
+                    "recency": np.asarray(recency, dtype=float),
+                    "T": np.asarray(T, dtype=float),
+                    "monetary_value": 0.0,
+                }
+            ),
+            source=source,
+        )
+        px, pr, pT = rfm["frequency"].astype(np.int64), rfm["recency"], rfm["T"]
+        w = pattern_counts(counts, px.size, source)
+        gx = np.asarray(spend_frequency, dtype=float)
+        gm = np.asarray(spend_monetary_value, dtype=float)
+        gw = pattern_counts(spend_counts, gx.size, source)
+        if gx.size != gm.size:
+            raise CXDataError(f"{source}: spend frequency and monetary_value differ in length")
+        if not (np.isfinite(gm).all() and (gm > 0).all() and (gx > 0).all()):
+            raise CXDataError(
+                f"{source}: spend patterns need frequency > 0 and a finite monetary_value > 0"
+            )
+        gx = gx.astype(np.int64)
+        # one canonical order: the estimates do not depend on how patterns were aggregated
+        order = sort_order(px, pr, pT)
+        px, pr, pT, w = px[order], pr[order], pT[order], w[order]
+        order = sort_order(gx, gm)
+        gx, gm, gw = gx[order], gm[order], gw[order]
+        n = int(w.sum())
+        if n == 0:
+            raise CXDataError(f"{source}: no customers to fit")
+        if self.engine == "fast":
+            params, se = self._fit_transactions_fast(px, pr, pT, w, n)
+        else:
+            params, se = self._fit_transactions_lifetimes(px, pr, pT, w, n)
+        self.params_ = dict(zip(TRANSACTION_PARAMS, map(float, params), strict=True))
+        ll = btyd.bgnbd_loglik(params, px, pr, pT, model=self.model)
+        self.log_likelihood_ = float(w @ ll)
+
+        n_repeat = int(gw.sum())
+        if n_repeat < 2:
+            raise CXDataError(
+                f"{source}: the Gamma-Gamma spend model needs repeat customers with "
+                f"monetary_value > 0; found {n_repeat} of {n}"
+            )
+        if self.engine == "fast":
+            spend, spend_se = self._fit_spend_fast(gx, gm, gw)
+        else:
+            spend, spend_se = self._fit_spend_lifetimes(gx, gm, gw)
+        self.spend_params_ = dict(zip(SPEND_PARAMS, map(float, spend), strict=True))
+        self.spend_log_likelihood_ = float(gw @ gamma_gamma.gg_loglik(spend, gx, gm))
+        self.standard_errors_ = {
+            **dict(zip(TRANSACTION_PARAMS, map(float, se), strict=True)),
+            **dict(zip(SPEND_PARAMS, map(float, spend_se), strict=True)),
+        }
+        self.n_customers_ = n
+        self.n_repeat_customers_ = n_repeat
+        self.time_unit_ = unit
+        return self
+
+    def _fail(self, what: str, n: int, detail: str) -> ConvergenceError:
+        return ConvergenceError(
+            f"{what} did not converge on {n:,} customers ({detail}); try a penalizer, "
+            "e.g. CLVModel(penalizer=0.001) or --penalizer 0.001"
+        )
+
+    def _optimise(self, make, columns, theta0, what: str, n: int) -> np.ndarray:
+        """Minimise ``make(*columns).objective`` with BFGS; return the optimum and Hessian.
+
+        On large inputs a fit on a seeded subsample of the patterns gives the
+        starting point and, through its Hessian, BFGS's initial inverse Hessian,
+        so the full-data optimisation needs only a few steps.
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._optimise_quietly(make, columns, theta0, what, n)
+
+    def _optimise_quietly(self, make, columns, theta0, what: str, n: int):
+        from scipy.optimize import minimize  # only fitting needs it (import ~0.4 s)
+
+        full = make(*columns)
+        hess_inv0 = None
+        size = columns[0].size
+        if size > _WARM_START_ABOVE:
+            rng = np.random.default_rng(0)
+            pick = np.sort(rng.choice(size, _WARM_START_SAMPLE, replace=False))
+            sub = make(*(c[pick] for c in columns))
+            warm = minimize(
+                sub.objective,
+                theta0,
+                args=(self._penalty(what),),
+                jac=True,
+                method="BFGS",
+                options={"gtol": 1e-6, "maxiter": 2000},
+            )
+            if np.all(np.isfinite(warm.x)):
+                theta0 = warm.x
+                hess_inv0 = positive_inverse(
+                    numeric_hessian(lambda th: sub.objective(th, self._penalty(what))[1], theta0)
+                )
+        result = minimize(
+            full.objective,
+            theta0,
+            args=(self._penalty(what),),
+            jac=True,
+            method="BFGS",
+            options={"gtol": self.tol, "maxiter": 2000, "hess_inv0": hess_inv0},
+        )
+        if not np.all(np.isfinite(result.x)) or (
+            not result.success and np.linalg.norm(result.jac, np.inf) > 1e-5
+        ):
+            raise self._fail(what, n, result.message)
+        hessian = numeric_hessian(lambda th: full.objective(th, self._penalty(what))[1], result.x)
+        return result.x, hessian
+
+    def _penalty(self, what: str) -> float:
+        return self.spend_penalizer if what == "Gamma-Gamma" else self.penalizer
+
+    def _fit_transactions_fast(self, x, t_x, T, w, n):
+        scale = 1.0 / T.max() if T.max() > 0 else 1.0
+        what = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD"}[self.model]
+
+        def make(x, t_x, T, w):
+            return btyd.BGNBDPatterns(x, t_x, T, w, model=self.model)
+
+        log_params, hessian = self._optimise(
+            make, (x, t_x * scale, T * scale, w), np.full(4, 0.1), what, n
+        )
+        params = np.exp(log_params)
+        cov = np.outer(params, params) * self._inverse(hessian, what, n) / w.sum()
+        se = np.sqrt(np.diag(cov))
+        params[1] /= scale
+        se[1] /= scale
+        return params, se
+
+    def _fit_spend_fast(self, x, m, w):
+        n = int(w.sum())
+        theta0 = np.log([1.0, 1.0, max(float(np.average(m, weights=w)), 1e-6)])
+        theta, hessian = self._optimise(
+            gamma_gamma.GammaGammaPatterns, (x, m, w), theta0, "Gamma-Gamma", n
+        )
+        p, q1, v = np.exp(theta)
+        jac = np.array([p, q1, v])  # d(p, q, v) / d theta
+        cov = np.outer(jac, jac) * self._inverse(hessian, "Gamma-Gamma", n) / w.sum()
+        return np.array([p, 1.0 + q1, v]), np.sqrt(np.diag(cov))
+
+    def _inverse(self, hess: np.ndarray, what: str, n: int) -> np.ndarray:
+        """Invert the Hessian at the optimum, or explain why the estimate is not identified."""
+        try:
+            inv = np.linalg.inv(hess)
+        except np.linalg.LinAlgError:
+            inv = None
+        if inv is None or not np.all(np.isfinite(inv)) or np.any(np.diag(inv) <= 0):
+            raise ConvergenceError(
+                f"{what}: the likelihood is flat at the optimum on {n:,} customers, so the "
+                "parameters are not identified (too few customers or repeat purchases); add "
+                "data, or a penalizer, e.g. --penalizer 0.001"
+            )
+        return inv
+
+    def _fit_transactions_lifetimes(self, x, t_x, T, w, n):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter
+            from lifetimes.fitters import ConvergenceError as LifetimesConvergenceError
+
+            cls = BetaGeoFitter if self.model == "bgnbd" else ModifiedBetaGeoFitter
+            fitter = cls(penalizer_coef=self.penalizer)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    fitter.fit(x, t_x, T, weights=w, tol=self.tol)
+            except LifetimesConvergenceError:
+                raise self._fail(self.model, n, "lifetimes") from None
+            se = fitter.standard_errors_[list(TRANSACTION_PARAMS)].to_numpy()
+        return fitter.params_[list(TRANSACTION_PARAMS)].to_numpy(), se
+
+    def _fit_spend_lifetimes(self, x, m, w):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from lifetimes import GammaGammaFitter
+            from lifetimes.fitters import ConvergenceError as LifetimesConvergenceError
+
+            fitter = GammaGammaFitter(penalizer_coef=self.spend_penalizer)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    fitter.fit(x, m, weights=w, tol=self.tol, q_constraint=True)
+            except LifetimesConvergenceError:
+                raise self._fail("Gamma-Gamma", int(w.sum()), "lifetimes") from None
+            se = fitter.standard_errors_[list(SPEND_PARAMS)].to_numpy()
+        return fitter.params_[list(SPEND_PARAMS)].to_numpy(), se
+
+    # -------------------------------------------------------------- predictions
+    def to_dict(self) -> dict:
+        """Return the fitted model as JSON-serialisable data (no pickle)."""
+        self._require_fitted()
+        return {
+            "model": self.model,
+            "time_unit": self.time_unit_,
+            "params": dict(self.params_),
+            "spend_params": dict(self.spend_params_),
+            "standard_errors": dict(self.standard_errors_),
+            "log_likelihood": self.log_likelihood_,
+            "spend_log_likelihood": self.spend_log_likelihood_,
+            "n_customers": self.n_customers_,
+            "n_repeat_customers": self.n_repeat_customers_,
+            "settings": {
+                "penalizer": self.penalizer,
+                "spend_penalizer": self.spend_penalizer,
+                "tol": self.tol,
+                "engine": self.engine,
+            },
+            "cx_models_version": __version__,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CLVModel:
+        """Rebuild a fitted model from :meth:`to_dict` output."""
+        try:
+            settings = data.get("settings", {})
+            model = cls(model=data["model"], **settings)
+            model.params_ = {k: float(data["params"][k]) for k in TRANSACTION_PARAMS}
+            model.spend_params_ = {k: float(data["spend_params"][k]) for k in SPEND_PARAMS}
+            model.standard_errors_ = {k: float(v) for k, v in data["standard_errors"].items()}
+            model.log_likelihood_ = float(data["log_likelihood"])
+            model.spend_log_likelihood_ = float(data["spend_log_likelihood"])
+            model.n_customers_ = int(data["n_customers"])
+            model.n_repeat_customers_ = int(data.get("n_repeat_customers", 0))
+            model.time_unit_ = check_time_unit(data["time_unit"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CXDataError(f"not a CLV model description: {exc}") from None
+        model._check_settings()
+        return model
+
+    def save(self, path) -> Path:
+        """Write :meth:`to_dict` as JSON."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path) -> CLVModel:
+        """Read a model written by :meth:`save` (or ``cx-models clv fit``)."""
+        path = Path(path)
+        if not path.exists():
+            raise CXDataError(f"{path}: CLV model file not found")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CXDataError(f"{path}: not JSON ({exc})") from None
+        return cls.from_dict(data)
