@@ -1,4 +1,6 @@
-"""Data contracts: column names, survey scales, validation and quarantine.
+"""Validation of the event inputs: transactions and surveys.
+
+Cell parsers live in :mod:`cx_models.cells`, reports in :mod:`cx_models.quarantine`.
 
 Two inputs are accepted, each as CSV, Parquet, a pandas or a polars frame:
 
@@ -17,14 +19,18 @@ always satisfy ``rows_in = rows_used + rows_quarantined + rows_after_as_of``.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import pandas as pd
 import polars as pl
 
+from cx_models.cells import (
+    customer_ids,
+    duplicate_mask,
+    first_reason,
+    numbers,
+    text_cells,
+    timestamps,
+)
 from cx_models.contract import (
-    INTEGER_ID_PATTERN,
     QUARANTINE_REASONS,
     REQUESTED_REASONS,
     ROW_INDEX,
@@ -32,12 +38,20 @@ from cx_models.contract import (
     SurveyColumns,
     SurveyScale,
     TransactionColumns,
-    decide_id_type,
     require_columns,
     survey_scales,
 )
 from cx_models.errors import CXDataError
-from cx_models.io import read_input, write_table
+from cx_models.io import read_input
+from cx_models.quarantine import (
+    ValidatedTable,
+    ValidationReport,
+    check_usable,
+    merge_reports,
+    quarantine_table,
+    require_usable,
+    write_quarantine,
+)
 from cx_models.settings import EventFormat, from_keywords
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
@@ -60,200 +74,6 @@ __all__ = [
     "write_quarantine",
 ]
 
-@dataclass
-class ValidationReport:
-    """What validation did with one input.
-
-    ``rows_in = rows_used + rows_quarantined + rows_after_as_of`` always holds.
-    """
-
-    source: str
-    kind: str
-    rows_in: int
-    rows_used: int
-    rows_quarantined: int
-    rows_after_as_of: int
-    duplicate_rows: int
-    reasons: dict[str, int]
-    quarantine: pl.DataFrame = field(repr=False)
-
-    def to_dict(self) -> dict:
-        """Return the counts as a JSON-friendly dict.
-
-        Examples
-        --------
-        >>> import polars as pl
-        >>> r = ValidationReport("t.csv", "transactions", 3, 2, 1, 0, 0,
-        ...                      {"negative_amount": 1}, pl.DataFrame())
-        >>> r.to_dict()["rows_quarantined"]
-        1
-        """
-        return {
-            "source": self.source,
-            "rows_in": self.rows_in,
-            "rows_used": self.rows_used,
-            "rows_quarantined": self.rows_quarantined,
-            "rows_after_as_of": self.rows_after_as_of,
-            "duplicate_rows": self.duplicate_rows,
-            "reasons": dict(self.reasons),
-        }
-
-
-@dataclass
-class ValidatedTable:
-    """Validated rows at or before ``as_of`` in canonical columns, with the report."""
-
-    data: pl.DataFrame
-    report: ValidationReport
-
-
-# ---------------------------------------------------------------------------
-# Column parsing helpers: each returns the parsed column and masks of problems.
-# ---------------------------------------------------------------------------
-
-def _text(series: pl.Series) -> pl.Series:
-    """Strip text and turn empty strings into nulls."""
-    stripped = series.cast(pl.String).str.strip_chars()
-    return pl.select(
-        pl.when(stripped.str.len_chars() == 0).then(None).otherwise(stripped)
-    ).to_series()
-
-
-def _customer_ids(series: pl.Series, source: str, column: str, force=None) -> pl.Series:
-    """Canonical customer ids: Int64 for integer ids, String otherwise; null = missing.
-
-    ``force`` imposes the type decided on the whole input when it is read in chunks.
-    The rule itself is :func:`cx_models.contract.decide_id_type`.
-    """
-    if force is not None:
-        return (
-            series.to_frame()
-            .select(canonical_id_expr(series.name, series.dtype, force))
-            .to_series()
-        )
-    dtype = series.dtype
-    if dtype.is_integer():
-        return series.cast(pl.Int64)
-    if dtype.is_float():
-        values = series.fill_nan(None)
-        present = values.drop_nulls()
-        whole = not present.len() or bool((present == present.round(0)).all())
-        decide_id_type("float", source=source, column=column, all_whole=whole)
-        return values.cast(pl.Int64)
-    if dtype == pl.Boolean:
-        decide_id_type("bool", source=source, column=column)
-    text = _text(series)
-    present = text.drop_nulls()
-    kind = decide_id_type(
-        "text",
-        source=source,
-        column=column,
-        present=present.len(),
-        all_integer_text=bool(present.str.contains(INTEGER_ID_PATTERN).all()),
-    )
-    return text.cast(pl.Int64) if kind == "int" else text
-
-
-def canonical_id_expr(column: str, raw_dtype, target) -> pl.Expr:
-    """Return the expression turning a raw id column into ids of type ``target``.
-
-    Examples
-    --------
-    >>> frame = pl.DataFrame({"c": [" 7", "", None]})
-    >>> frame.select(canonical_id_expr("c", pl.String, pl.Int64)).to_series().to_list()
-    [7, None, None]
-    """
-    col = pl.col(column)
-    if raw_dtype.is_integer():
-        expr = col.cast(target, strict=False)
-    elif raw_dtype.is_float():
-        expr = col.fill_nan(None).cast(pl.Int64, strict=False).cast(target, strict=False)
-    else:
-        text = col.cast(pl.String).str.strip_chars()
-        text = pl.when(text.str.len_chars() == 0).then(None).otherwise(text)
-        expr = text.cast(target, strict=False) if target != pl.String else text
-    return expr.alias(column)
-
-
-def _timestamps(
-    series: pl.Series, time_format: str | None, source: str, column: str
-) -> tuple[pl.Series, pl.Series]:
-    """Return (naive UTC datetimes, mask of present-but-unparseable values)."""
-    dtype = series.dtype
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is not None:
-            series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        parsed = series.cast(pl.Datetime("us"))
-        return parsed, pl.Series([False] * len(series), dtype=pl.Boolean)
-    if dtype == pl.Date:
-        return series.cast(pl.Datetime("us")), pl.Series([False] * len(series), dtype=pl.Boolean)
-    if dtype.is_integer():
-        if time_format is None:
-            raise CXDataError(
-                f"{source}: column {column!r} (timestamp) holds integers; give the format "
-                "with --time-format / time_format (e.g. %Y%m%d)"
-            )
-        series = series.cast(pl.String)
-    elif dtype != pl.String and not isinstance(dtype, (pl.Categorical, pl.Enum)):
-        raise CXDataError(
-            f"{source}: column {column!r} (timestamp) has type {dtype}; expected dates, "
-            "datetimes or text such as 2024-06-30 or 2024-06-30T14:05:00"
-        )
-    text = _text(series)
-    parsed = pd.to_datetime(
-        text.to_pandas(), format=time_format or "ISO8601", errors="coerce", utc=True
-    ).dt.tz_convert(None)
-    out = pl.from_pandas(parsed).cast(pl.Datetime("us")).alias(series.name)
-    bad = text.is_not_null() & out.is_null()
-    return out, bad
-
-
-def _numbers(series: pl.Series, source: str, column: str, what: str) -> tuple[pl.Series, pl.Series]:
-    """Return (Float64 values, mask of present-but-non-numeric values)."""
-    dtype = series.dtype
-    if dtype.is_numeric():
-        return series.cast(pl.Float64), pl.Series([False] * len(series), dtype=pl.Boolean)
-    if dtype == pl.Boolean:
-        raise CXDataError(f"{source}: column {column!r} ({what}) is boolean; expected numbers")
-    text = _text(series)
-    values = text.cast(pl.Float64, strict=False)
-    return values, text.is_not_null() & values.is_null()
-
-
-def _duplicate_mask(raw: pl.DataFrame) -> pl.Series:
-    """Mark each row that exactly repeats an earlier row (all columns).
-
-    Rows are hashed and only rows whose hash occurs more than once are compared
-    exactly, which is several times faster than hashing whole rows into a set.
-    """
-    height = raw.height
-    mask = pl.Series("duplicate", [False] * height, dtype=pl.Boolean)
-    if height < 2 or raw.width == 0:
-        return mask
-    hashes = raw.hash_rows(seed=0)
-    ordered = hashes.sort()
-    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
-    if repeated.len() == 0:
-        return mask
-    candidates = hashes.is_in(repeated.implode()).arg_true()
-    later = ~raw[candidates].select(pl.struct(pl.all()).is_first_distinct()).to_series()
-    return mask.scatter(candidates.filter(later), True)
-
-
-def _first_reason(checks: list[tuple[str, pl.Series]], height: int) -> pl.Series:
-    """Return the first failing check per row, in priority order (null when none fails)."""
-    expr = None
-    for reason, mask in checks:
-        cond = pl.lit(mask.fill_null(False))
-        expr = (
-            pl.when(cond).then(pl.lit(reason))
-            if expr is None
-            else expr.when(cond).then(pl.lit(reason))
-        )
-    if expr is None or height == 0:
-        return pl.Series("reason", [None] * height, dtype=pl.String)
-    return pl.select(expr.otherwise(pl.lit(None, dtype=pl.String)).alias("reason")).to_series()
-
 
 def _finish(
     *,
@@ -272,10 +92,10 @@ def _finish(
         raw = raw.drop(ROW_INDEX)
     else:
         rows = pl.Series("row", range(height), dtype=pl.Int64)
-    duplicate = _duplicate_mask(raw)
+    duplicate = duplicate_mask(raw)
     if drop_duplicates:
         checks = [*checks, ("duplicate_row", duplicate)]
-    reason = _first_reason(checks, height)
+    reason = first_reason(checks, height)
     bad = reason.is_not_null()
 
     quarantine = pl.DataFrame(
@@ -360,6 +180,7 @@ def validate_transactions(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> raw = pd.DataFrame({"customer_id": [1, 1, None, 2],
     ...                     "timestamp": ["2024-01-02", "2024-02-01", "2024-01-03", "2025-01-01"],
     ...                     "amount": [10.0, -5.0, 3.0, 4.0]})
@@ -373,9 +194,9 @@ def validate_transactions(
     raw, source = read_input(data, what="transactions")
     roles = columns.roles()
     require_columns(raw.columns, source, roles)
-    customer = _customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
-    timestamp, bad_time = _timestamps(raw[columns.time], time_format, source, columns.time)
-    amount, non_numeric = _numbers(raw[columns.amount], source, columns.amount, "amount")
+    customer = customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
+    timestamp, bad_time = timestamps(raw[columns.time], time_format, source, columns.time)
+    amount, non_numeric = numbers(raw[columns.amount], source, columns.amount, "amount")
     present = amount.is_not_null()
     finite = amount.is_finite().fill_null(False)
     checks = [
@@ -405,39 +226,8 @@ def validate_transactions(
         strict=fmt.strict,
     )
     if require_usable:
-        _require_usable(validated.report, source, as_of, time_format)
+        check_usable(validated.report, source, as_of, time_format)
     return validated
-
-
-def require_usable(report: ValidationReport, as_of, time_format=None) -> None:
-    """Raise a clear error when a transactions report leaves no usable row."""
-    _require_usable(report, report.source, parse_as_of(as_of), time_format)
-
-
-def _require_usable(report: ValidationReport, source: str, as_of: dt.date, time_format) -> None:
-    """Raise when nothing is left to build features from."""
-    if report.rows_used:
-        return
-    if report.rows_in == 0:
-        raise CXDataError(f"{source}: no usable transaction: the input has no rows")
-    if report.rows_quarantined == report.rows_in:
-        listing = ", ".join(f"{r}: {n}" for r, n in report.reasons.items())
-        hint = ""
-        if "unparseable_timestamp" in report.reasons and time_format is None:
-            hint = "; for timestamps that are not ISO 8601 give --time-format (e.g. %Y%m%d)"
-        raise CXDataError(
-            f"{source}: no usable transaction: every one of the {report.rows_in} rows was "
-            f"quarantined ({listing}){hint}"
-        )
-    if report.rows_after_as_of == report.rows_in:
-        raise CXDataError(
-            f"{source}: no usable transaction: all {report.rows_in} rows are dated after "
-            f"as_of {as_of.isoformat()}; choose a later --as-of"
-        )
-    raise CXDataError(
-        f"{source}: no usable transaction at or before as_of {as_of.isoformat()}: "
-        f"{report.rows_quarantined} rows quarantined, {report.rows_after_as_of} after as_of"
-    )
 
 
 def validate_surveys(
@@ -473,6 +263,7 @@ def validate_surveys(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> raw = pd.DataFrame({"customer_id": [1, 1, 2],
     ...                     "timestamp": ["2024-01-02", "2024-01-05", "2024-01-03"],
     ...                     "survey": ["NPS", "csat", "ces"], "score": [9, 6, 2]})
@@ -489,10 +280,10 @@ def validate_surveys(
     as_of = parse_as_of(as_of)
     raw, source = read_input(data, what="surveys")
     require_columns(raw.columns, source, columns.roles())
-    customer = _customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
-    timestamp, bad_time = _timestamps(raw[columns.time], time_format, source, columns.time)
-    survey = _text(raw[columns.survey]).str.to_lowercase().alias("survey")
-    score, non_numeric = _numbers(raw[columns.score], source, columns.score, "score")
+    customer = customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
+    timestamp, bad_time = timestamps(raw[columns.time], time_format, source, columns.time)
+    survey = text_cells(raw[columns.survey]).str.to_lowercase().alias("survey")
+    score, non_numeric = numbers(raw[columns.score], source, columns.score, "score")
     known = survey.is_in(list(scales))
     low = survey.replace_strict({k: s.low for k, s in scales.items()}, default=None)
     high = survey.replace_strict({k: s.high for k, s in scales.items()}, default=None)
@@ -541,6 +332,7 @@ def validate_events(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> tx = pd.DataFrame({"customer_id": [1], "timestamp": ["2024-01-02"], "amount": [5.0]})
     >>> sv = pd.DataFrame({"customer_id": ["1", "x"], "timestamp": ["2024-01-03"] * 2,
     ...                    "survey": ["nps", "nps"], "score": [9, 7]})
@@ -556,61 +348,3 @@ def validate_events(
     return tx, sv
 
 
-def quarantine_table(*reports: ValidationReport | None) -> pl.DataFrame:
-    """One table of every rejected row of every input.
-
-    Columns are ``source`` (``transactions`` or ``surveys``), ``row`` (0-based
-    row number in that input), ``reason``, then the row's original values as
-    text.
-
-    Examples
-    --------
-    >>> raw = pd.DataFrame({"customer_id": [1, 2], "timestamp": ["2024-01-01", "x"],
-    ...                     "amount": [1.0, 2.0]})
-    >>> v = validate_transactions(raw, as_of="2024-12-31")
-    >>> quarantine_table(v.report).select("source", "row", "reason").rows()
-    [('transactions', 1, 'unparseable_timestamp')]
-    """
-    frames = [r.quarantine for r in reports if r is not None]
-    if not frames:
-        return pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "reason": pl.String})
-    return pl.concat(frames, how="diagonal")
-
-
-def write_quarantine(path, *reports: ValidationReport | None) -> Path:
-    """Write :func:`quarantine_table` to a CSV or Parquet file (by extension)."""
-    return write_table(quarantine_table(*reports), path)
-
-
-def merge_reports(reports: list[ValidationReport]) -> ValidationReport:
-    """Add up the reports of the chunks of one input (quarantined rows keep their numbers).
-
-    Examples
-    --------
-    >>> a = ValidationReport("t.csv", "transactions", 3, 2, 1, 0, 0, {"negative_amount": 1},
-    ...                      pl.DataFrame({"row": [2]}))
-    >>> b = ValidationReport("t.csv", "transactions", 2, 1, 0, 1, 0, {}, pl.DataFrame())
-    >>> m = merge_reports([a, b])
-    >>> m.rows_in, m.rows_used, m.rows_after_as_of, m.reasons
-    (5, 3, 1, {'negative_amount': 1})
-    """
-    first = reports[0]
-    reasons: dict[str, int] = {}
-    for r in reports:
-        for reason, count in r.reasons.items():
-            reasons[reason] = reasons.get(reason, 0) + count
-    quarantines = [r.quarantine for r in reports if r.quarantine.height]
-    quarantine = (
-        pl.concat(quarantines, how="diagonal").sort("row") if quarantines else first.quarantine
-    )
-    return ValidationReport(
-        source=first.source,
-        kind=first.kind,
-        rows_in=sum(r.rows_in for r in reports),
-        rows_used=sum(r.rows_used for r in reports),
-        rows_quarantined=sum(r.rows_quarantined for r in reports),
-        rows_after_as_of=sum(r.rows_after_as_of for r in reports),
-        duplicate_rows=sum(r.duplicate_rows for r in reports),
-        reasons=dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))),
-        quarantine=quarantine,
-    )

@@ -176,12 +176,9 @@ def score_files(
 
     import pyarrow as pa
 
+    from cx_models.cells import canonical_id_expr
     from cx_models.io import table_format
-    from cx_models.schemas import (
-        canonical_id_expr,
-        merge_reports,
-        require_usable,
-    )
+    from cx_models.quarantine import merge_reports, require_usable
 
     if chunk_customers < 1:
         raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")

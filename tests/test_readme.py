@@ -1,4 +1,7 @@
-"""The README's Quickstart runs as written (scaled to a few thousand customers)."""
+"""The README's Quickstart runs as written (scaled to a few thousand customers).
+
+Marked slow (about 45 s): ``make test-slow`` runs it, and CI runs that too.
+"""
 
 import os
 import re
@@ -16,6 +19,8 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CUSTOMERS = 2_500
+
+pytestmark = pytest.mark.slow
 
 
 def _block(heading: str, language: str) -> str:

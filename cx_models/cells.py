@@ -1,0 +1,169 @@
+"""Cell parsers shared by every validator: each returns parsed values and masks of problems.
+
+A validator (:mod:`cx_models.schemas`, and those of later inputs) turns one raw column
+into canonical values with these, collects ``(reason, mask)`` checks, and lets
+:func:`first_reason` pick one reason per rejected row.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import polars as pl
+
+from cx_models.contract import INTEGER_ID_PATTERN, decide_id_type
+from cx_models.errors import CXDataError
+
+__all__ = [
+    "canonical_id_expr",
+    "customer_ids",
+    "duplicate_mask",
+    "first_reason",
+    "numbers",
+    "text_cells",
+    "timestamps",
+]
+
+
+
+def text_cells(series: pl.Series) -> pl.Series:
+    """Strip text and turn empty strings into nulls."""
+    stripped = series.cast(pl.String).str.strip_chars()
+    return pl.select(
+        pl.when(stripped.str.len_chars() == 0).then(None).otherwise(stripped)
+    ).to_series()
+
+
+def customer_ids(series: pl.Series, source: str, column: str, force=None) -> pl.Series:
+    """Canonical customer ids: Int64 for integer ids, String otherwise; null = missing.
+
+    ``force`` imposes the type decided on the whole input when it is read in chunks.
+    The rule itself is :func:`cx_models.contract.decide_id_type`.
+    """
+    if force is not None:
+        return (
+            series.to_frame()
+            .select(canonical_id_expr(series.name, series.dtype, force))
+            .to_series()
+        )
+    dtype = series.dtype
+    if dtype.is_integer():
+        return series.cast(pl.Int64)
+    if dtype.is_float():
+        values = series.fill_nan(None)
+        present = values.drop_nulls()
+        whole = not present.len() or bool((present == present.round(0)).all())
+        decide_id_type("float", source=source, column=column, all_whole=whole)
+        return values.cast(pl.Int64)
+    if dtype == pl.Boolean:
+        decide_id_type("bool", source=source, column=column)
+    text = text_cells(series)
+    present = text.drop_nulls()
+    kind = decide_id_type(
+        "text",
+        source=source,
+        column=column,
+        present=present.len(),
+        all_integer_text=bool(present.str.contains(INTEGER_ID_PATTERN).all()),
+    )
+    return text.cast(pl.Int64) if kind == "int" else text
+
+
+def canonical_id_expr(column: str, raw_dtype, target) -> pl.Expr:
+    """Return the expression turning a raw id column into ids of type ``target``.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"c": [" 7", "", None]})
+    >>> frame.select(canonical_id_expr("c", pl.String, pl.Int64)).to_series().to_list()
+    [7, None, None]
+    """
+    col = pl.col(column)
+    if raw_dtype.is_integer():
+        expr = col.cast(target, strict=False)
+    elif raw_dtype.is_float():
+        expr = col.fill_nan(None).cast(pl.Int64, strict=False).cast(target, strict=False)
+    else:
+        text = col.cast(pl.String).str.strip_chars()
+        text = pl.when(text.str.len_chars() == 0).then(None).otherwise(text)
+        expr = text.cast(target, strict=False) if target != pl.String else text
+    return expr.alias(column)
+
+
+def timestamps(
+    series: pl.Series, time_format: str | None, source: str, column: str
+) -> tuple[pl.Series, pl.Series]:
+    """Return (naive UTC datetimes, mask of present-but-unparseable values)."""
+    dtype = series.dtype
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        parsed = series.cast(pl.Datetime("us"))
+        return parsed, pl.Series([False] * len(series), dtype=pl.Boolean)
+    if dtype == pl.Date:
+        return series.cast(pl.Datetime("us")), pl.Series([False] * len(series), dtype=pl.Boolean)
+    if dtype.is_integer():
+        if time_format is None:
+            raise CXDataError(
+                f"{source}: column {column!r} (timestamp) holds integers; give the format "
+                "with --time-format / time_format (e.g. %Y%m%d)"
+            )
+        series = series.cast(pl.String)
+    elif dtype != pl.String and not isinstance(dtype, (pl.Categorical, pl.Enum)):
+        raise CXDataError(
+            f"{source}: column {column!r} (timestamp) has type {dtype}; expected dates, "
+            "datetimes or text such as 2024-06-30 or 2024-06-30T14:05:00"
+        )
+    text = text_cells(series)
+    parsed = pd.to_datetime(
+        text.to_pandas(), format=time_format or "ISO8601", errors="coerce", utc=True
+    ).dt.tz_convert(None)
+    out = pl.from_pandas(parsed).cast(pl.Datetime("us")).alias(series.name)
+    bad = text.is_not_null() & out.is_null()
+    return out, bad
+
+
+def numbers(series: pl.Series, source: str, column: str, what: str) -> tuple[pl.Series, pl.Series]:
+    """Return (Float64 values, mask of present-but-non-numeric values)."""
+    dtype = series.dtype
+    if dtype.is_numeric():
+        return series.cast(pl.Float64), pl.Series([False] * len(series), dtype=pl.Boolean)
+    if dtype == pl.Boolean:
+        raise CXDataError(f"{source}: column {column!r} ({what}) is boolean; expected numbers")
+    text = text_cells(series)
+    values = text.cast(pl.Float64, strict=False)
+    return values, text.is_not_null() & values.is_null()
+
+
+def duplicate_mask(raw: pl.DataFrame) -> pl.Series:
+    """Mark each row that exactly repeats an earlier row (all columns).
+
+    Rows are hashed and only rows whose hash occurs more than once are compared
+    exactly, which is several times faster than hashing whole rows into a set.
+    """
+    height = raw.height
+    mask = pl.Series("duplicate", [False] * height, dtype=pl.Boolean)
+    if height < 2 or raw.width == 0:
+        return mask
+    hashes = raw.hash_rows(seed=0)
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    if repeated.len() == 0:
+        return mask
+    candidates = hashes.is_in(repeated.implode()).arg_true()
+    later = ~raw[candidates].select(pl.struct(pl.all()).is_first_distinct()).to_series()
+    return mask.scatter(candidates.filter(later), True)
+
+
+def first_reason(checks: list[tuple[str, pl.Series]], height: int) -> pl.Series:
+    """Return the first failing check per row, in priority order (null when none fails)."""
+    expr = None
+    for reason, mask in checks:
+        cond = pl.lit(mask.fill_null(False))
+        expr = (
+            pl.when(cond).then(pl.lit(reason))
+            if expr is None
+            else expr.when(cond).then(pl.lit(reason))
+        )
+    if expr is None or height == 0:
+        return pl.Series("reason", [None] * height, dtype=pl.String)
+    return pl.select(expr.otherwise(pl.lit(None, dtype=pl.String)).alias("reason")).to_series()

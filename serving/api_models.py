@@ -1,0 +1,246 @@
+"""The REST API's request bodies (pydantic v2) and the checks and JSON shapes around them.
+
+The bounds come from :mod:`cx_models.contract` (survey scales, NPS bands, the
+feature columns); :mod:`cx_models.serving.api` routes the requests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cx_models.contract import NPS_BANDS, SURVEY_SCALES
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_CUSTOMERS",
+    "MAX_HISTORY_CUSTOMERS",
+    "CustomerFeatures",
+    "HistoryRequest",
+    "ScoreRequest",
+    "SurveyRecord",
+    "TransactionRecord",
+    "cross_field_errors",
+    "field_path",
+    "json_records",
+    "json_value",
+]
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_CUSTOMERS = 10_000
+MAX_HISTORY_CUSTOMERS = 1_000
+
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+
+
+def _on_scale(survey: str):
+    """Return the type of a score or mean on the scale of ``survey`` (missing allowed)."""
+    scale = SURVEY_SCALES[survey]
+    return Annotated[float, Field(ge=scale.low, le=scale.high)] | None
+
+
+NpsBand = Literal[tuple(name for name, _ in NPS_BANDS)]  # type: ignore[valid-type]
+
+
+class CustomerFeatures(BaseModel):
+    """One row of the customer feature table (days), as ``cx-models features`` writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: int | str
+    frequency: Count
+    recency: NonNegative
+    T: NonNegative
+    monetary_value: NonNegative
+    n_transactions: Count = 1
+    total_spend: NonNegative = 0.0
+    mean_spend: NonNegative = 0.0
+    days_since_last_purchase: NonNegative
+    tenure_days: NonNegative
+    mean_gap_days: NonNegative | None = None
+    std_gap_days: NonNegative | None = None
+    gap_ratio: NonNegative | None = None
+    purchases_30d: Count = 0
+    spend_30d: NonNegative = 0.0
+    purchases_trend_30d: int = 0
+    spend_trend_30d: Finite = 0.0
+    purchases_90d: Count = 0
+    spend_90d: NonNegative = 0.0
+    purchases_trend_90d: int = 0
+    spend_trend_90d: Finite = 0.0
+    purchases_180d: Count = 0
+    spend_180d: NonNegative = 0.0
+    purchases_trend_180d: int = 0
+    spend_trend_180d: Finite = 0.0
+    nps_latest: _on_scale("nps") = None
+    nps_mean: _on_scale("nps") = None
+    nps_count: Count = 0
+    nps_days_since: NonNegative | None = None
+    csat_latest: _on_scale("csat") = None
+    csat_mean: _on_scale("csat") = None
+    csat_count: Count = 0
+    csat_days_since: NonNegative | None = None
+    ces_latest: _on_scale("ces") = None
+    ces_mean: _on_scale("ces") = None
+    ces_count: Count = 0
+    ces_days_since: NonNegative | None = None
+    nps_category: NpsBand | None = None
+
+    @model_validator(mode="after")
+    def _rfm_rules(self):
+        if self.recency > self.T:
+            raise ValueError("recency must be <= T")
+        if self.frequency == 0 and self.recency > 0:
+            raise ValueError("customers with frequency 0 must have recency 0")
+        return self
+
+
+class ScoreRequest(BaseModel):
+    """Body of ``POST /score``."""
+
+    model_config = ConfigDict(extra="forbid")
+    customers: Annotated[list[CustomerFeatures], Field(min_length=1, max_length=MAX_CUSTOMERS)]
+
+
+class TransactionRecord(BaseModel):
+    """One order in the default column contract."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_id: int | str
+    timestamp: dt.datetime | dt.date
+    amount: NonNegative
+
+    @field_validator("customer_id")
+    @classmethod
+    def _id_present(cls, value):
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("customer_id must not be empty")
+        return value
+
+
+class SurveyRecord(BaseModel):
+    """One survey answer in the default column contract."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_id: int | str
+    timestamp: dt.datetime | dt.date
+    survey: str
+    score: Annotated[float, Field(allow_inf_nan=False)]
+
+    @field_validator("survey")
+    @classmethod
+    def _known_survey(cls, value: str) -> str:
+        kind = value.strip().lower()
+        if kind not in SURVEY_SCALES:
+            raise ValueError(f"survey must be one of {', '.join(SURVEY_SCALES)}")
+        return kind
+
+    @model_validator(mode="after")
+    def _in_scale(self):
+        scale = SURVEY_SCALES[self.survey]
+        low, high = scale.low, scale.high
+        if not (low <= self.score <= high) or self.score != int(self.score):
+            raise ValueError(f"{self.survey} score must be a whole number from {low} to {high}")
+        return self
+
+
+class HistoryRequest(BaseModel):
+    """Body of ``POST /score/history``."""
+
+    model_config = ConfigDict(extra="forbid")
+    as_of: dt.date
+    transactions: Annotated[list[TransactionRecord], Field(min_length=1)]
+    surveys: list[SurveyRecord] = []
+
+    @model_validator(mode="after")
+    def _few_customers(self):
+        customers = {t.customer_id for t in self.transactions}
+        if len(customers) > MAX_HISTORY_CUSTOMERS:
+            raise ValueError(f"at most {MAX_HISTORY_CUSTOMERS} customers per request")
+        return self
+
+
+_UNION_TAGS = {"datetime", "date", "int", "str", "float", "bool", "none", "list", "dict"}
+
+
+def field_path(loc) -> str:
+    """Return the dotted path of a field; union member tags such as ``datetime`` are left out."""
+    parts = [
+        str(p)
+        for p in loc
+        if p != "body" and not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p))
+    ]
+    return ".".join(parts) if parts else "body"
+
+
+def cross_field_errors(body) -> list[dict]:
+    """Check the RFM rules of records that other errors kept pydantic from checking.
+
+    A record with a missing or malformed field never reaches its model validator;
+    its ``recency`` and ``T`` (and ``frequency``) are still checked here when they
+    are numbers, so one 422 lists every problem.
+    """
+    customers = body.get("customers") if isinstance(body, dict) else None
+    if not isinstance(customers, list):
+        return []
+
+    def number(value):
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    found = []
+    for i, record in enumerate(customers):
+        if not isinstance(record, dict):
+            continue
+        recency, t, freq = (number(record.get(k)) for k in ("recency", "T", "frequency"))
+        if recency is not None and t is not None and recency > t:
+            found.append(
+                {
+                    "field": f"customers.{i}.recency",
+                    "message": "recency must be <= T",
+                    "type": "value_error",
+                }
+            )
+        elif freq == 0 and recency is not None and recency > 0:
+            found.append(
+                {
+                    "field": f"customers.{i}.recency",
+                    "message": "customers with frequency 0 must have recency 0",
+                    "type": "value_error",
+                }
+            )
+    return found
+
+
+def json_value(value):
+    """Return ``value`` as JSON carries it: NaN and infinities as ``None``, NumPy as Python.
+
+    Examples
+    --------
+    >>> json_value(float("nan")), json_value(np.int64(3)), json_value(np.float32(0.5))
+    (None, 3, 0.5)
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.floating,)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    return value
+
+
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """Return the rows of ``frame`` as JSON-ready dicts (see :func:`json_value`).
+
+    Examples
+    --------
+    >>> json_records(pd.DataFrame({"a": [1.0, float("inf")]}))
+    [{'a': 1.0}, {'a': None}]
+    """
+    return [{k: json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
