@@ -11,7 +11,8 @@ scorer) reads these names and rules from here instead of restating them:
 * the customer-id type rule (:data:`INTEGER_ID_PATTERN`, :func:`decide_id_type`);
 * the output column lists (:func:`feature_columns`, :data:`SCORE_COLUMNS`,
   :data:`EXTRA_COLUMNS`);
-* the atomic write every output goes through (:func:`atomic_output`).
+* the atomic write every output goes through (:func:`atomic_output`, defined in
+  :mod:`cx_models.outputs` with the other rules for outputs).
 
 Errors here describe the data; the command line adds its flag names
 (:meth:`TransactionColumns.roles` carries them for the missing-column message).
@@ -19,15 +20,11 @@ Errors here describe the data; the command line adds its flag names
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from cx_models.errors import CXDataError
+from cx_models.outputs import atomic_output  # noqa: F401 - defined with the other output rules
 
 __all__ = [
     "BTYD_COLUMNS",
@@ -325,49 +322,3 @@ SCORE_COLUMNS = (
 )
 #: Raw survey answers appended after the contract's columns, for reports and summaries.
 EXTRA_COLUMNS = tuple(f"{s}_latest" for s in SURVEY_TYPES)
-
-
-# --------------------------------------------------------------------------- atomic output
-@contextlib.contextmanager
-def atomic_output(path, *, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place if the block succeeds.
-
-    The temporary name is hidden (``.NAME.<random>.tmp``) in the same folder, so
-    the rename is atomic; on any failure it is removed and ``path`` is untouched.
-    A file gets the permissions the umask allows (not ``mkstemp``'s 0600). With
-    ``directory=True`` the block writes a directory (e.g. a Parquet dataset), which
-    replaces an existing one at ``path``.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> out = Path(tempfile.mkdtemp()) / "r.txt"
-    >>> with atomic_output(out) as tmp:
-    ...     _ = tmp.write_text("done")
-    >>> out.read_text(), sorted(os.listdir(out.parent))
-    ('done', ['r.txt'])
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    if directory:
-        tmp.unlink()
-    try:
-        yield tmp
-        if directory:
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ See :func:`score_files`; :mod:`cx_models.serving.batch` re-exports it.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -169,15 +170,13 @@ def score_files(
     Returns a :class:`BatchResult` whose ``scored`` is ``None`` (the scores are
     in ``out``) and whose reports add up every chunk.
     """
-    import os
-    import shutil
-    import tempfile
     from pathlib import Path
 
     import pyarrow as pa
 
     from cx_models.cells import canonical_id_expr
     from cx_models.io import table_format
+    from cx_models.outputs import check_distinct, job_scratch, write_errno, write_failure
     from cx_models.quarantine import merge_reports, require_usable
 
     if chunk_customers < 1:
@@ -186,6 +185,7 @@ def score_files(
     as_of = parse_as_of(as_of)
     out = Path(out)
     out_format = table_format(out, what="output")
+    check_distinct({"transactions": transactions, "surveys": surveys}, {"out": out})
     tcols, scols = fmt.transactions, fmt.surveys
     tx_scan, tx_source = _scan(transactions, "transactions")
     schema = tx_scan.collect_schema()
@@ -225,125 +225,128 @@ def score_files(
     rank_parts = []
     done = 0
     orphans = 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    writer = parts = scores_schema = None
-    try:
-        # each input split once into one file per chunk (plus one for rows without an
-        # id): filtering the whole input for every chunk read it n_chunks times
-        parts = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".parts", dir=out.parent))
-        tx_parts = _split(tx_scan, tx_id, starts, parts / "transactions")
-        sv_parts = (
-            [None] * len(tx_parts)
-            if sv_scan is None
-            else _split(sv_scan, sv_id, starts, parts / "surveys")
-        )
-        # the last piece holds the rows whose id is missing: they belong to no chunk and
-        # only add to the counts and the quarantine (which is sorted by row number)
-        last = len(tx_parts) - 1
-        pieces = [(tx_parts[k], sv_parts[k], k < last) for k in range(last + 1)]
-
-        def prepare(piece):
-            """Read, validate and build one chunk's features (polars: mostly outside the GIL)."""
-            tx_lazy, sv_lazy, has_ids = piece
-            tx_v = validate_transactions(
-                tx_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype, require_usable=False
+    # every temporary file of the job lives in its scratch folder, removed at its end
+    with job_scratch(out) as scratch:
+        tmp = scratch / "scores.arrow"
+        writer = scores_schema = None
+        try:
+            # each input split once into one file per chunk (plus one for rows without an
+            # id): filtering the whole input for every chunk read it n_chunks times
+            parts = scratch / "parts"
+            tx_parts = _split(tx_scan, tx_id, starts, parts / "transactions")
+            sv_parts = (
+                [None] * len(tx_parts)
+                if sv_scan is None
+                else _split(sv_scan, sv_id, starts, parts / "surveys")
             )
-            tx_v.report.source = tx_source
-            sv_v = sv_data = None
-            if sv_lazy is not None:
-                sv_v = validate_surveys(sv_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype)
-                sv_v.report.source = str(surveys)
-                sv_data = sv_v.data
-            if not has_ids or tx_v.data.height == 0:
-                lost = 0
-                if sv_data is not None and sv_data.height:
-                    lost = sv_data["customer_id"].drop_nulls().n_unique()
-                return tx_v.report, sv_v and sv_v.report, None, lost
-            spec = trained_spec()
-            feats, chunk_orphans = features_from_validated(
-                tx_v.data, sv_data, as_of=as_of, spec=spec
-            )
-            frame = to_pandas_features(feats, as_of=as_of, spec=spec)
-            return tx_v.report, sv_v and sv_v.report, frame, chunk_orphans
+            # the last piece holds the rows whose id is missing: they belong to no chunk and
+            # only add to the counts and the quarantine (which is sorted by row number)
+            last = len(tx_parts) - 1
+            pieces = [(tx_parts[k], sv_parts[k], k < last) for k in range(last + 1)]
 
-        def write(scored: pd.DataFrame, drivers=None) -> None:
-            nonlocal writer, scores_schema
-            table = pa.Table.from_pandas(scored, preserve_index=False)
-            if drivers is not None:
-                where = table.schema.get_field_index("drivers")
-                table = table.set_column(where, "drivers", drivers())
-            if writer is None:
-                # the temporary file is read once more, memory-mapped: Arrow IPC, no
-                # encoding (a third of the time of an uncompressed Parquet file)
-                scores_schema = table.schema
-                writer = pa.ipc.new_file(tmp, scores_schema)
-            writer.write_table(table.cast(scores_schema))
+            def prepare(piece):
+                """Read, validate and featurise one chunk (polars: mostly outside the GIL)."""
+                tx_lazy, sv_lazy, has_ids = piece
+                tx_v = validate_transactions(
+                    tx_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype, require_usable=False
+                )
+                tx_v.report.source = tx_source
+                sv_v = sv_data = None
+                if sv_lazy is not None:
+                    sv_v = validate_surveys(
+                        sv_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype
+                    )
+                    sv_v.report.source = str(surveys)
+                    sv_data = sv_v.data
+                if not has_ids or tx_v.data.height == 0:
+                    lost = 0
+                    if sv_data is not None and sv_data.height:
+                        lost = sv_data["customer_id"].drop_nulls().n_unique()
+                    return tx_v.report, sv_v and sv_v.report, None, lost
+                spec = trained_spec()
+                feats, chunk_orphans = features_from_validated(
+                    tx_v.data, sv_data, as_of=as_of, spec=spec
+                )
+                frame = to_pandas_features(feats, as_of=as_of, spec=spec)
+                return tx_v.report, sv_v and sv_v.report, frame, chunk_orphans
 
-        # a pipeline: the next chunk is read and featurised, and the last one written,
-        # while this one is scored (polars, pyarrow and XGBoost work outside the GIL)
-        with (
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="cx-prefetch") as pool,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-write") as writes,
-        ):
-            written = []
+            def write(scored: pd.DataFrame, drivers=None) -> None:
+                nonlocal writer, scores_schema
+                table = pa.Table.from_pandas(scored, preserve_index=False)
+                if drivers is not None:
+                    where = table.schema.get_field_index("drivers")
+                    table = table.set_column(where, "drivers", drivers())
+                if writer is None:
+                    # the temporary file is read once more, memory-mapped: Arrow IPC, no
+                    # encoding (a third of the time of an uncompressed Parquet file)
+                    scores_schema = table.schema
+                    writer = pa.ipc.new_file(tmp, scores_schema)
+                writer.write_table(table.cast(scores_schema))
 
-            def still_loading() -> bool:
-                return loading is not None and not loading.done()
-
-            for tx_rep, sv_rep, frame, chunk_orphans in _ahead(
-                pool, prepare, pieces, still_loading
+            # a pipeline: the next chunk is read and featurised, and the last one written,
+            # while this one is scored (polars, pyarrow and XGBoost work outside the GIL)
+            with (
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="cx-prefetch") as pool,
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-write") as writes,
             ):
-                tx_reports.append(tx_rep)
-                if sv_rep is not None:
-                    sv_reports.append(sv_rep)
-                orphans += chunk_orphans
-                if frame is None:
-                    continue
-                if predictor is None:
-                    predictor = as_predictor(loading.result())
-                drivers = None
-                if hasattr(predictor, "predict_deferred"):
-                    # driver texts are made in the writer thread, beside the next chunk
-                    scored, drivers = predictor.predict_deferred(frame, params=params)
-                else:
-                    scored = pd.DataFrame(predictor.predict(frame, params=params))
-                extras = _extras(frame)
-                for col in EXTRA_COLUMNS:
-                    scored[col] = extras[col].to_numpy()
-                rank_parts.append(scored[["customer_id", "value_at_risk", "nco"]].copy())
-                if len(written) >= 2:  # at most two chunks wait for the writer
-                    written[-2].result()
-                written.append(writes.submit(write, scored, drivers))
-                done += len(frame)
-                if progress is not None:
-                    progress(done, ids.len())
-            # 2. one global rank (while the last chunk is written)
-            ranks = (
-                priority_rank(pd.concat(rank_parts, ignore_index=True))
-                if rank_parts
-                else np.empty(0, dtype=np.int64)
-            )
-            for future in written:  # in order; re-raises a failed write
-                future.result()
-        tx_report = merge_reports(tx_reports)
-        require_usable(tx_report, as_of, fmt.time_format)
-        sv_report = merge_reports(sv_reports) if sv_reports else None
-        if writer is not None:
-            writer.close()
-            writer = None
-        # 3. the final file in one rename
-        if callable(metadata):
-            metadata = metadata(model.result() if loading is not None else model)
-        _write_ranked(tmp, out, out_format, ranks, metadata or {})
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
-        if parts is not None:
-            shutil.rmtree(parts, ignore_errors=True)
+                written = []
+
+                def still_loading() -> bool:
+                    return loading is not None and not loading.done()
+
+                for tx_rep, sv_rep, frame, chunk_orphans in _ahead(
+                    pool, prepare, pieces, still_loading
+                ):
+                    tx_reports.append(tx_rep)
+                    if sv_rep is not None:
+                        sv_reports.append(sv_rep)
+                    orphans += chunk_orphans
+                    if frame is None:
+                        continue
+                    if predictor is None:
+                        predictor = as_predictor(loading.result())
+                    drivers = None
+                    if hasattr(predictor, "predict_deferred"):
+                        # driver texts are made in the writer thread, beside the next chunk
+                        scored, drivers = predictor.predict_deferred(frame, params=params)
+                    else:
+                        scored = pd.DataFrame(predictor.predict(frame, params=params))
+                    extras = _extras(frame)
+                    for col in EXTRA_COLUMNS:
+                        scored[col] = extras[col].to_numpy()
+                    rank_parts.append(scored[["customer_id", "value_at_risk", "nco"]].copy())
+                    if len(written) >= 2:  # at most two chunks wait for the writer
+                        written[-2].result()
+                    written.append(writes.submit(write, scored, drivers))
+                    done += len(frame)
+                    if progress is not None:
+                        progress(done, ids.len())
+                # 2. one global rank (while the last chunk is written)
+                ranks = (
+                    priority_rank(pd.concat(rank_parts, ignore_index=True))
+                    if rank_parts
+                    else np.empty(0, dtype=np.int64)
+                )
+                for future in written:  # in order; re-raises a failed write
+                    future.result()
+            tx_report = merge_reports(tx_reports)
+            require_usable(tx_report, as_of, fmt.time_format)
+            sv_report = merge_reports(sv_reports) if sv_reports else None
+            if writer is not None:
+                writer.close()
+                writer = None
+            # 3. the final file in one rename
+            if callable(metadata):
+                metadata = metadata(model.result() if loading is not None else model)
+            _write_ranked(tmp, out, out_format, ranks, metadata or {})
+        except OSError as exc:
+            if write_errno(exc) is None:
+                raise
+            raise write_failure(out, exc) from None
+        finally:
+            if writer is not None:
+                with contextlib.suppress(OSError):  # a full disk fails the close too
+                    writer.close()
     return BatchResult(
         scored=None,
         transactions=tx_report,
@@ -432,8 +435,8 @@ def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) 
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from cx_models.contract import atomic_output
     from cx_models.io import METADATA_KEY
+    from cx_models.outputs import atomic_output
 
     mapped = pa.memory_map(str(tmp))
     source = pa.ipc.open_file(mapped)

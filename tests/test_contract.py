@@ -114,7 +114,8 @@ def test_the_atomic_write_is_not_restated():
                 return f"{owner}.{node.func.attr}"
         return None
 
-    assert _offences(check) == []
+    # defined once, with the other rules for outputs, in cx_models/outputs.py
+    assert [o for o in _offences(check) if not o.startswith("cx_models/outputs.py:")] == []
 
 
 def test_nps_category_and_scores_follow_the_declared_scales():

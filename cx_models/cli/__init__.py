@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
+import signal
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -63,8 +66,42 @@ def _click_errors(name: str) -> tuple[type, ...]:
 _USAGE, _ABORT, _CLICK = (_click_errors(n) for n in ("UsageError", "Abort", "ClickException"))
 
 
+_TERMINATED: list[int] = []
+
+
+def _on_sigterm(signum, frame) -> None:
+    """Unwind like Ctrl-C (every temporary file is removed on the way out)."""
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
+class _NoteHandler(logging.Handler):
+    """Print the library's notices (stale temporary files removed, ...) as one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"note: {record.getMessage()}", highlight=False, soft_wrap=True, markup=False)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``cx-models`` console script."""
+    """Entry point of the ``cx-models`` console script.
+
+    SIGTERM (what schedulers send first) is handled like SIGINT: the job unwinds,
+    removing its temporary files, and exits with 143 after one line.
+    """
+    notes = logging.getLogger("cx_models.outputs")
+    if not any(isinstance(h, _NoteHandler) for h in notes.handlers):
+        notes.addHandler(_NoteHandler())
+        notes.propagate = False
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
+    try:
+        _run(argv)
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         code = app(args=argv, prog_name="cx-models", standalone_mode=False)
     except _USAGE as exc:
@@ -75,12 +112,16 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(2)
-    except _ABORT:
-        err.print("aborted")
-        sys.exit(130)
+    except (_ABORT, KeyboardInterrupt):
+        code = 130
     except _CLICK as exc:
         err.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    if _TERMINATED:  # typer turns the interrupt into exit status 130
+        err.print("error: terminated (SIGTERM); temporary files removed", highlight=False)
+        sys.exit(143)
+    if code == 130:
+        err.print("aborted (SIGINT); temporary files removed", highlight=False)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "app",
     "chunked_gc",
     "err",
+    "guard_paths",
     "print_json",
     "progress_bar",
     "read_frame",
@@ -46,15 +47,54 @@ _TTY = sys.stderr.isatty()
 err = Console(stderr=True, width=None if _TTY else 120, soft_wrap=not _TTY)
 
 
+#: Options that name what a verb writes; every other path option is an input.
+OUTPUT_OPTIONS = ("out", "quarantine_out", "plots")
+#: Verbs whose --out is a folder (``score --engine spark`` writes one too).
+FOLDER_OUTS = {"generate", "demo"}
+
+
+def _label(name: str) -> str:
+    return "--" + name.removesuffix("_path").replace("_", "-")
+
+
+def guard_paths(verb: str, kwargs: dict) -> None:
+    """Refuse, before any work, outputs that would destroy an input or cannot be written.
+
+    See :mod:`cx_models.outputs` for the rules.
+    """
+    from cx_models.outputs import check_destination, check_distinct
+
+    paths = {n: v for n, v in kwargs.items() if isinstance(v, Path)}
+    outputs = {_label(n): paths[n] for n in OUTPUT_OPTIONS if n in paths}
+    inputs = {_label(n): v for n, v in paths.items() if n not in OUTPUT_OPTIONS}
+    check_distinct(inputs, outputs)
+    folders = {"--plots"}
+    if verb in FOLDER_OUTS or kwargs.get("engine") == "spark":
+        folders.add("--out")
+    for label, path in outputs.items():
+        check_destination(label, path, directory=label in folders)
+
+
 def user_errors(func):
-    """Turn :class:`CXDataError` into one line on stderr and exit status 2."""
+    """Check the verb's paths, then turn :class:`CXDataError` into one ``error:`` line, exit 2.
+
+    An operating-system failure to write (a full disk, say) is reported the same way.
+    """
+    from cx_models.outputs import write_errno, write_failure
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
+            guard_paths(func.__name__.removeprefix("clv_").removeprefix("nco_"), kwargs)
             return func(*args, **kwargs)
         except CXDataError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            if write_errno(exc) is None:
+                raise
+            failed = write_failure(getattr(exc, "filename", None) or "the output", exc)
+            err.print(f"[bold red]error:[/] {failed}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
