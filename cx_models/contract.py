@@ -30,6 +30,8 @@ __all__ = [
     "BTYD_COLUMNS",
     "EXTRA_COLUMNS",
     "INTEGER_ID_PATTERN",
+    "MAX_AMOUNT",
+    "MAX_FEATURE_VALUE",
     "NPS_BANDS",
     "QUARANTINE_REASONS",
     "REQUESTED_REASONS",
@@ -208,6 +210,8 @@ QUARANTINE_REASONS: dict[str, str] = {
     "non_numeric_amount": "the amount is not a number",
     "non_finite_amount": "the amount is NaN or infinite",
     "negative_amount": "the amount is negative (returns are not purchases)",
+    "amount_too_large": "the amount is above MAX_AMOUNT (1e15): no real order, and sums of such "
+    "amounts overflow",
     "missing_survey_type": "the survey type is empty",
     "unknown_survey_type": "the survey type is not one of nps, csat, ces",
     "missing_score": "the score is empty",
@@ -216,6 +220,12 @@ QUARANTINE_REASONS: dict[str, str] = {
     "out_of_range_score": "the score is outside its declared scale",
     "duplicate_row": "an exact copy of an earlier row, dropped on request (--drop-duplicates)",
 }
+#: The largest amount one order may carry; larger ones are quarantined (``amount_too_large``).
+#: It keeps every sum of a customer's amounts finite and within the 32-bit floats the churn
+#: model reads, so that one extreme row cannot sink a whole base.
+MAX_AMOUNT = 1e15
+#: The largest magnitude of a feature value the scorer accepts (the API answers 422 above it).
+MAX_FEATURE_VALUE = 1e30
 #: Reasons that ``strict`` does not turn into an error: the user asked for them.
 REQUESTED_REASONS = frozenset({"duplicate_row"})
 #: Column carrying each row's number in the whole input when a file is read in chunks.

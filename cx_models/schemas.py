@@ -31,6 +31,7 @@ from cx_models.cells import (
     timestamps,
 )
 from cx_models.contract import (
+    MAX_AMOUNT,
     QUARANTINE_REASONS,
     REQUESTED_REASONS,
     ROW_INDEX,
@@ -207,6 +208,7 @@ def validate_transactions(
         ("non_numeric_amount", non_numeric),
         ("non_finite_amount", present & ~finite),
         ("negative_amount", finite & (amount.fill_nan(0.0) < 0)),
+        ("amount_too_large", finite & (amount.fill_nan(0.0) > MAX_AMOUNT)),
     ]
     canonical = pl.DataFrame(
         {

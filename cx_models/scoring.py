@@ -37,7 +37,7 @@ from cx_models.churn_data import (
     model_feature_arrays,
 )
 from cx_models.columns import NumericView, as_float
-from cx_models.contract import SCORE_COLUMNS
+from cx_models.contract import MAX_FEATURE_VALUE, SCORE_COLUMNS
 from cx_models.errors import CXDataError
 from cx_models.models.churn import ChurnModel
 from cx_models.models.clv import CLVModel
@@ -176,6 +176,7 @@ class CXScorer:
         Tables built by cx-models record their survey look-back in ``attrs``
         (``lookback_days``); a table without it is taken as given.
         """
+        _check_magnitudes(features)
         built = features.attrs.get("lookback_days")
         if built is not None and int(built) != self.feature_spec.lookback_days:
             raise CXDataError(
@@ -235,3 +236,28 @@ def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name in frame.columns:
         return as_float(frame[name])
     return np.full(len(frame), np.nan)
+
+
+def _check_magnitudes(features: pd.DataFrame) -> None:
+    """Refuse infinite or huge feature values, naming the first customers that hold them.
+
+    Tables built by cx-models never hold them (amounts above
+    :data:`~cx_models.contract.MAX_AMOUNT` are quarantined); a table from elsewhere may.
+    """
+    numeric = features.select_dtypes(include="number")
+    if numeric.empty:
+        return
+    values = numeric.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad_cell = np.isinf(values) | (np.abs(values) > MAX_FEATURE_VALUE)
+    if not bad_cell.any():
+        return
+    rows = np.flatnonzero(bad_cell.any(axis=1))
+    columns = sorted({numeric.columns[j] for j in np.flatnonzero(bad_cell.any(axis=0))})
+    ids = features["customer_id"].iloc[rows[:5]].tolist()
+    raise CXDataError(
+        f"{len(rows):,} customer(s) have infinite or huge feature values (above "
+        f"{MAX_FEATURE_VALUE:g}) in {', '.join(map(repr, columns))}, e.g. customer_id "
+        f"{', '.join(map(str, ids))}: rebuild the features from the transactions (amounts "
+        "above 1e15 are quarantined there) or drop these customers"
+    )

@@ -40,6 +40,7 @@ from cx_models.serving.api_models import (
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cx_models.contract import feature_columns
 from cx_models.errors import CXDataError
@@ -102,21 +103,40 @@ class _RequestIdAndSize:
             await _send_json(send, 413, {**body, "request_id": request_id}, id_header)
             _log_request(scope, request_id, 413, began)
             return
-        started = False
+        started = too_large = False
+        received = 0
 
         async def send_with_id(message):
             nonlocal started, status
+            if too_large:  # the 413 has been sent; the app's answer is dropped
+                return
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
 
+        async def receive_limited():
+            # the limit holds while reading, also for a chunked body without Content-Length
+            nonlocal received, too_large, status
+            message = await receive()
+            if message["type"] == "http.request" and not too_large:
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    if not started:
+                        body = {"error": f"request body over {self.max_body_bytes:,} bytes"}
+                        await _send_json(send, 413, {**body, "request_id": request_id}, id_header)
+                        status = 413
+                    too_large = True
+                    return {"type": "http.disconnect"}
+            return message
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_limited, send_with_id)
         except Exception:  # noqa: BLE001 - logged with its request id, never shown
-            log.exception("request %s failed", request_id)
-            if not started:
+            if not too_large:
+                log.exception("request %s failed", request_id)
+            if not started and not too_large:
                 status = 500
                 body = {"error": "internal error", "request_id": request_id}
                 await _send_json(send, 500, body, id_header)
@@ -206,6 +226,19 @@ def create_app(
         log.debug("request %s rejected: %d validation errors", request_id, len(errors))
         return JSONResponse({"errors": errors, "request_id": request_id}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        request_id = getattr(request.state, "request_id", "")
+        if exc.status_code == 400:  # a body FastAPI could not parse (e.g. nested too deep)
+            error = {"field": "body", "message": f"cannot read the JSON body: {exc.detail}",
+                     "type": "json_invalid"}
+            return JSONResponse({"errors": [error], "request_id": request_id}, status_code=422)
+        return JSONResponse(
+            {"error": str(exc.detail), "request_id": request_id},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
     def ready_or_503(request: Request):
         if state.scorer is None:
             message = "model failed to load" if state.error else "model is loading"
@@ -276,11 +309,11 @@ def create_app(
         if not_ready:
             return not_ready
         tx = pd.DataFrame([t.model_dump() for t in body.transactions])
-        tx["timestamp"] = pd.to_datetime(tx["timestamp"].astype(str), format="ISO8601")
+        tx["timestamp"] = pd.to_datetime(tx["timestamp"])  # naive UTC (see api_models)
         sv = None
         if body.surveys:
             sv = pd.DataFrame([s.model_dump() for s in body.surveys])
-            sv["timestamp"] = pd.to_datetime(sv["timestamp"].astype(str), format="ISO8601")
+            sv["timestamp"] = pd.to_datetime(sv["timestamp"])
         try:
             # the features the model was trained on (its survey look-back)
             spec = state.scorer.feature_spec

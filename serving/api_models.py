@@ -12,9 +12,17 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from cx_models.contract import NPS_BANDS, SURVEY_SCALES
+from cx_models.contract import MAX_AMOUNT, MAX_FEATURE_VALUE, NPS_BANDS, SURVEY_SCALES
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -35,9 +43,12 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_CUSTOMERS = 10_000
 MAX_HISTORY_CUSTOMERS = 1_000
 
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0)]
+# every number is bounded (MAX_FEATURE_VALUE): a value the model cannot read is a 422, not a 500
+NonNegative = Annotated[float, Field(ge=0, le=MAX_FEATURE_VALUE, allow_inf_nan=False)]
+Finite = Annotated[
+    float, Field(ge=-MAX_FEATURE_VALUE, le=MAX_FEATURE_VALUE, allow_inf_nan=False)
+]
+Count = Annotated[int, Field(ge=0, le=int(MAX_FEATURE_VALUE))]
 
 
 def _on_scale(survey: str):
@@ -109,13 +120,35 @@ class ScoreRequest(BaseModel):
     customers: Annotated[list[CustomerFeatures], Field(min_length=1, max_length=MAX_CUSTOMERS)]
 
 
+def _text_timestamp(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("timestamp must be ISO 8601 text (2024-06-30 or 2024-06-30T14:05:00), "
+                         "not a number")
+    return value
+
+
+def _naive_utc(value: dt.datetime | dt.date) -> dt.datetime:
+    """Datetimes with a time zone are converted to UTC and made naive, as files' are."""
+    if not isinstance(value, dt.datetime):
+        return dt.datetime(value.year, value.month, value.day)
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+#: An event's time: ISO 8601 text, naive or with an offset (then converted to naive UTC).
+Timestamp = Annotated[
+    dt.datetime | dt.date, BeforeValidator(_text_timestamp), AfterValidator(_naive_utc)
+]
+
+
 class TransactionRecord(BaseModel):
     """One order in the default column contract."""
 
     model_config = ConfigDict(extra="forbid")
     customer_id: int | str
-    timestamp: dt.datetime | dt.date
-    amount: NonNegative
+    timestamp: Timestamp
+    amount: Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 
     @field_validator("customer_id")
     @classmethod
@@ -130,7 +163,7 @@ class SurveyRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     customer_id: int | str
-    timestamp: dt.datetime | dt.date
+    timestamp: Timestamp
     survey: str
     score: Annotated[float, Field(allow_inf_nan=False)]
 

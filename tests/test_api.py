@@ -256,3 +256,68 @@ def test_one_structured_log_line_per_request_with_its_id(trained, caplog):
     assert by_id["r-2"]["status"] == bad.status_code == 422
     assert by_id["r-1"]["path"] == "/score" and by_id["r-1"]["method"] == "POST"
     assert by_id["r-1"]["latency_ms"] > 0
+
+
+def test_extreme_values_are_422_never_500(client, trained):
+    _, _, features = trained
+    for field, value in (("monetary_value", 1e308), ("total_spend", 1e39), ("T", 1e31)):
+        row = records(features, 2)
+        row[1][field] = value
+        r = client.post("/score", json={"customers": row})
+        assert r.status_code == 422, (field, r.text)
+        assert {e["field"] for e in r.json()["errors"]} == {f"customers.1.{field}"}
+    row = records(features, 1)
+    row[0]["monetary_value"] = 1e14  # large but within bounds: scored
+    r = client.post("/score", json={"customers": row})
+    assert r.status_code == 200 and r.json()["scores"][0]["clv"] > 1e13
+
+
+def test_history_timestamps_mixed_zones_and_numbers(client, trained):
+    tx = [
+        {"customer_id": 1, "timestamp": "2025-03-01T10:00:00", "amount": 20.0},
+        {"customer_id": 1, "timestamp": "2025-06-01T10:00:00+02:00", "amount": 30.0},
+        {"customer_id": 2, "timestamp": "2025-05-01", "amount": 1e39},
+        {"customer_id": 2, "timestamp": "2025-07-01", "amount": 10.0},
+    ]
+    r = client.post("/score/history", json={"as_of": AS_OF, "transactions": tx})
+    assert r.status_code == 422  # above MAX_AMOUNT, as a file's row would be quarantined
+    assert [e["field"] for e in r.json()["errors"]] == ["transactions.2.amount"]
+    tx[2]["amount"] = 1e14
+    r = client.post("/score/history", json={"as_of": AS_OF, "transactions": tx})
+    assert r.status_code == 200, r.text
+    assert [s["customer_id"] for s in r.json()["scores"]] == [1, 2]
+    epoch = [*tx[:2], {"customer_id": 3, "timestamp": 1735689600, "amount": 5.0}]
+    r = client.post("/score/history", json={"as_of": AS_OF, "transactions": epoch})
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["transactions.2.timestamp"]
+
+
+def test_a_chunked_body_over_the_limit_is_413_while_reading(trained):
+    import asyncio
+
+    _, scorer, _ = trained
+    app = create_app(loader=lambda: (scorer, {}), max_body_bytes=10_000)
+    read, sent = [], []
+
+    async def receive():  # a chunked body: no Content-Length, 1,000 chunks of 1 kB
+        read.append(1)
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": len(read) < 1000}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/score", "raw_path": b"/score",
+             "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+             "headers": [(b"content-type", b"application/json")]}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 413
+    assert len(read) <= 11  # stopped reading once over the limit
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [413]
+
+
+def test_deeply_nested_json_is_the_documented_422(client):
+    body = b'{"customers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = client.post("/score", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "body" and r.json()["request_id"]

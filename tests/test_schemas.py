@@ -1,5 +1,6 @@
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -43,6 +44,8 @@ def invariant(report):
         (("c1", "2024-01-01", "nan"), "non_finite_amount"),
         (("c1", "2024-01-01", "inf"), "non_finite_amount"),
         (("c1", "2024-01-01", "-3.5"), "negative_amount"),
+        (("c1", "2024-01-01", "1e39"), "amount_too_large"),
+        (("c1", "2024-01-01", 1e308), "amount_too_large"),
     ],
 )
 def test_transaction_reason(row, reason):
@@ -354,3 +357,19 @@ def test_quarantine_file_has_every_rejected_row_of_every_input(tmp_path):
     assert pl.read_parquet(out).height == 3
     out_csv = write_quarantine(tmp_path / "q.csv", t.report, s.report)
     assert pl.read_csv(out_csv).height == 3
+
+
+def test_one_extreme_customer_never_makes_an_infinite_feature():
+    from cx_models.contract import MAX_AMOUNT
+    from cx_models.features import build_customer_features
+
+    rows = [("a", "2024-01-01", 1e308), ("a", "2024-02-01", 1e308), ("a", "2024-03-01", 1e308),
+            ("a", "2024-04-01", 10.0), ("b", "2024-01-05", MAX_AMOUNT), ("b", "2024-02-05",
+            MAX_AMOUNT), ("c", "2024-01-09", 1e39)]
+    v = validate_transactions(tx_frame(rows), as_of=AS_OF)
+    assert v.report.reasons == {"amount_too_large": 4} and invariant(v.report)
+    f = build_customer_features(tx_frame(rows), as_of=AS_OF)
+    assert sorted(f["customer_id"]) == ["a", "b"]  # c had no usable row
+    numeric = f.select_dtypes("number").to_numpy(dtype=float, na_value=0.0)
+    assert np.isfinite(numeric).all()
+    assert f.set_index("customer_id").loc["b", "total_spend"] == 2 * MAX_AMOUNT

@@ -136,3 +136,19 @@ def test_value_score_uses_the_trained_clv_settings():
         np.testing.assert_allclose(scored["value_score"], expected)
     # the clv column follows the request; the default is the trained 24 months
     np.testing.assert_allclose(scorer.score(features, explain=False)["clv"], clv24["clv"])
+
+
+def test_a_table_with_an_infinite_value_names_the_customers(trained):
+    from cx_models.errors import CXDataError
+
+    _, result = trained
+    features = result.features.head(50).copy()
+    features.loc[features.index[7], "monetary_value"] = np.inf
+    features.loc[features.index[9], "total_spend"] = 1e39
+    with pytest.raises(CXDataError) as caught:
+        result.scorer.score(features)
+    message = str(caught.value)
+    assert message.startswith("2 customer(s) have infinite or huge feature values")
+    assert "'monetary_value', 'total_spend'" in message
+    ids = features["customer_id"].iloc[[7, 9]].tolist()
+    assert f"customer_id {ids[0]}, {ids[1]}" in message

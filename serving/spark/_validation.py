@@ -13,6 +13,7 @@ from pyspark.sql import types as T
 
 from cx_models.contract import (
     INTEGER_ID_PATTERN,
+    MAX_AMOUNT,
     REQUESTED_REASONS,
     SURVEY_SCALES,
     decide_id_type,
@@ -294,6 +295,7 @@ def validate_transactions(
         ("non_numeric_amount", nonnum),
         ("non_finite_amount", present & ~_finite(a)),
         ("negative_amount", finite & (a < 0)),
+        ("amount_too_large", finite & (a > MAX_AMOUNT)),
     ]
     return _finish(
         sdf,
