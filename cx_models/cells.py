@@ -15,6 +15,7 @@ from cx_models.errors import CXDataError
 
 __all__ = [
     "canonical_id_expr",
+    "require_scalar_columns",
     "customer_ids",
     "duplicate_mask",
     "first_reason",
@@ -23,6 +24,27 @@ __all__ = [
     "timestamps",
 ]
 
+
+
+def require_scalar_columns(schema, source: str, roles: dict[str, tuple[str, str]]) -> None:
+    """Refuse a required column of nested type (list, array, struct): one value per cell.
+
+    Examples
+    --------
+    >>> schema = pl.Schema({"customer_id": pl.Int64, "amount": pl.List(pl.Float64)})
+    >>> try:
+    ...     require_scalar_columns(schema, "t.parquet", {"amount": ("amount", "--amount-col")})
+    ... except CXDataError as exc:
+    ...     print(str(exc).split(";")[0])
+    t.parquet: column 'amount' (amount) has type List(Float64)
+    """
+    for canonical, (column, _flag) in roles.items():
+        dtype = schema.get(column)
+        if dtype is not None and (dtype.is_nested() or dtype == pl.Object):
+            raise CXDataError(
+                f"{source}: column {column!r} ({canonical}) has type {dtype}; expected one "
+                "number, text or date per cell, not a list or struct"
+            )
 
 
 def text_cells(series: pl.Series) -> pl.Series:

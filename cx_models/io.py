@@ -22,6 +22,7 @@ from cx_models.contract import atomic_output
 from cx_models.errors import CXDataError
 
 __all__ = [
+    "check_csv_header",
     "METADATA_KEY",
     "read_config",
     "read_input",
@@ -101,6 +102,37 @@ def _as_text(value) -> str:
     return str(value)
 
 
+def check_csv_header(path, *, what: str) -> None:
+    """Refuse a CSV whose header names a column twice (readers would silently pick one).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
+    >>> _ = open(p, "w").write("customer_id,timestamp,amount,amount")
+    >>> try:
+    ...     check_csv_header(p, what="transactions")
+    ... except CXDataError as exc:
+    ...     print(str(exc).replace(p, "t.csv").split(";")[0])
+    t.csv: the header names column 'amount' twice (columns 3 and 4)
+    """
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            header = next(csv.reader(handle), [])
+    except OSError as exc:
+        raise CXDataError(f"{path}: cannot read the {what} file ({exc.strerror})") from None
+    seen: dict[str, int] = {}
+    for position, name in enumerate((h.strip().lstrip("\ufeff") for h in header), start=1):
+        if name in seen:
+            raise CXDataError(
+                f"{path}: the header names column {name!r} twice (columns {seen[name]} and "
+                f"{position}); each column name must appear once"
+            )
+        seen[name] = position
+
+
 def read_input(data, *, what: str) -> tuple[pl.DataFrame, str]:
     """Read a transactions or surveys input into a polars DataFrame.
 
@@ -145,6 +177,8 @@ def read_input(data, *, what: str) -> tuple[pl.DataFrame, str]:
         raise CXDataError(f"{source}: is a directory, expected a {what} file")
     if path.stat().st_size == 0:
         raise CXDataError(f"{source}: {what} file is empty (no header, no rows)")
+    if fmt == "csv":
+        check_csv_header(path, what=what)
     try:
         if fmt == "csv":
             frame = pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)

@@ -54,6 +54,10 @@ SURVEY_COMPONENTS = ("csat", "nps", "ces")
 DEFAULT_WEIGHTS = {"csat": 0.20, "nps": 0.20, "ces": 0.10, "retention": 0.25, "value": 0.25}
 
 
+#: The largest NCO weight accepted; weights are relative, so no scale needs more.
+MAX_WEIGHT = 1e6
+
+
 def validate_weights(weights: dict | None) -> dict[str, float]:
     """Return complete, validated weights (defaults for components not named).
 
@@ -70,16 +74,23 @@ def validate_weights(weights: dict | None) -> dict[str, float]:
     cx_models.errors.CXDataError: unknown NCO weight 'loyalty'; valid names: csat, nps, ...
     """
     merged = dict(DEFAULT_WEIGHTS)
+    given: set[str] = set()
     for name, value in (weights or {}).items():
         key = str(name).strip().lower()
         if key not in DEFAULT_WEIGHTS:
             raise CXDataError(f"unknown NCO weight {name!r}; valid names: {', '.join(COMPONENTS)}")
+        if key in given:
+            raise CXDataError(f"NCO weight {key!r} is given twice; give each weight once")
+        given.add(key)
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise CXDataError(f"NCO weight {key!r} must be a number, got {value!r}") from None
-        if not math.isfinite(number) or number < 0:
-            raise CXDataError(f"NCO weight {key!r} must be finite and >= 0, got {value!r}")
+        if not math.isfinite(number) or not 0 <= number <= MAX_WEIGHT:
+            raise CXDataError(
+                f"NCO weight {key!r} must be a number from 0 to {MAX_WEIGHT:g} (weights are "
+                f"relative: only their ratios matter), got {value!r}"
+            )
         merged[key] = number
     if sum(merged.values()) <= 0:
         raise CXDataError("NCO weights must have a positive sum")
@@ -99,12 +110,17 @@ def parse_weights(text: str, base: dict | None = None) -> dict[str, float]:
     >>> parse_weights("nps=0", base={"csat": 1.0})["csat"]
     1.0
     """
-    pairs = dict(base or {})
+    pairs = {str(k).strip().lower(): v for k, v in (base or {}).items()}
+    named: set[str] = set()
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = item.partition("=")
         if not sep:
             raise CXDataError(f"--nco-weights: expected name=value pairs, got {item!r}")
-        pairs[name.strip()] = value.strip()
+        key = name.strip().lower()
+        if key in named:
+            raise CXDataError(f"--nco-weights: {key!r} is given twice; give each weight once")
+        named.add(key)
+        pairs[key] = value.strip()
     return validate_weights(pairs)
 
 

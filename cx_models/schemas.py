@@ -27,6 +27,7 @@ from cx_models.cells import (
     duplicate_mask,
     first_reason,
     numbers,
+    require_scalar_columns,
     text_cells,
     timestamps,
 )
@@ -195,6 +196,7 @@ def validate_transactions(
     raw, source = read_input(data, what="transactions")
     roles = columns.roles()
     require_columns(raw.columns, source, roles)
+    require_scalar_columns(raw.schema, source, roles)
     customer = customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
     timestamp, bad_time = timestamps(raw[columns.time], time_format, source, columns.time)
     amount, non_numeric = numbers(raw[columns.amount], source, columns.amount, "amount")
@@ -282,6 +284,7 @@ def validate_surveys(
     as_of = parse_as_of(as_of)
     raw, source = read_input(data, what="surveys")
     require_columns(raw.columns, source, columns.roles())
+    require_scalar_columns(raw.schema, source, columns.roles())
     customer = customer_ids(raw[columns.customer], source, columns.customer, id_dtype)
     timestamp, bad_time = timestamps(raw[columns.time], time_format, source, columns.time)
     survey = text_cells(raw[columns.survey]).str.to_lowercase().alias("survey")

@@ -49,13 +49,15 @@ def _scan(path, what: str) -> tuple[pl.LazyFrame, str]:
     """Return a lazy scan of a CSV or Parquet input, with each row's number in the file."""
     from pathlib import Path
 
-    from cx_models.io import read_input, table_format
+    from cx_models.io import check_csv_header, read_input, table_format
     from cx_models.schemas import ROW_INDEX
 
     path = Path(path)
     fmt = table_format(path, what=what)
     if not path.exists() or path.is_dir() or path.stat().st_size == 0:
         read_input(path, what=what)  # raises the clear missing / empty file error
+    if fmt == "csv":
+        check_csv_header(path, what=what)
     try:
         if fmt == "csv":
             lazy = pl.scan_csv(path, infer_schema=False)
@@ -174,7 +176,7 @@ def score_files(
 
     import pyarrow as pa
 
-    from cx_models.cells import canonical_id_expr
+    from cx_models.cells import canonical_id_expr, require_scalar_columns
     from cx_models.io import table_format
     from cx_models.outputs import check_distinct, job_scratch, write_errno, write_failure
     from cx_models.quarantine import merge_reports, require_usable
@@ -190,6 +192,7 @@ def score_files(
     tx_scan, tx_source = _scan(transactions, "transactions")
     schema = tx_scan.collect_schema()
     require_columns(schema.names(), tx_source, tcols.roles())
+    require_scalar_columns(schema, tx_source, tcols.roles())
     # 1. ids: decide the id type on the whole column, cut customers into chunks
     id_dtype = _decide_id_dtype(tx_scan, tcols.customer, schema[tcols.customer], tx_source)
     ids = (
@@ -209,6 +212,7 @@ def score_files(
         sv_schema = sv_scan.collect_schema()
         id_role = {"customer_id": scols.roles()["customer_id"]}
         require_columns(sv_schema.names(), str(surveys), id_role)
+        require_scalar_columns(sv_schema, str(surveys), scols.roles())
         sv_id = canonical_id_expr(scols.customer, sv_schema[scols.customer], id_dtype)
 
     # a Future: the model is still loading (the CLI loads it while the ids are scanned)

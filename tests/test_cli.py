@@ -248,3 +248,40 @@ def test_renamed_clv_option_keeps_its_old_spelling_with_one_warning(tmp_path, sm
     assert warnings_seen == ["warning: --model is deprecated; use --clv-model"]
     assert "deprecated" not in new.stderr
     assert json.loads(old.stdout)["model"] == json.loads(new.stdout)["model"] == "mbgnbd"
+
+
+def test_nested_columns_and_a_repeated_header_are_one_error_line(tmp_path):
+    nested = tmp_path / "nested.parquet"
+    pl.DataFrame(
+        {"customer_id": [1, 2], "timestamp": ["2025-01-01", "2025-01-02"], "amount": [[1.0], [2]]}
+    ).write_parquet(nested)
+    structs = tmp_path / "structs.parquet"
+    pl.DataFrame(
+        {"customer_id": [{"a": 1}], "timestamp": ["2025-01-01"], "amount": [1.0]}
+    ).write_parquet(structs)
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("customer_id,timestamp,amount,amount\n1,2025-01-01,5,7\n")
+    expected = {
+        nested: "column 'amount' (amount) has type List(Float64); expected one number",
+        structs: "column 'customer_id' (customer_id) has type Struct",
+        repeated: "the header names column 'amount' twice (columns 3 and 4)",
+    }
+    for path, message in expected.items():
+        for verb in (["features"], ["score", "--model", "models:/x@champion"]):
+            res = run(*verb, "--transactions", path, "--as-of", "2025-12-31",
+                      "--out", tmp_path / "o.parquet")
+            assert res.exit_code == 2, (verb, path, res.stderr)
+            errors = [line for line in res.stderr.splitlines() if "error" in line.lower()]
+            assert message in res.stderr and len(errors) == 1 and errors[0].startswith("error:")
+            assert "Traceback" not in res.stderr
+
+
+def test_training_hints_name_the_real_options(small_base_dir, tmp_path):
+    tx = small_base_dir / "transactions.parquet"
+    res = run("train", "--transactions", tx, "--as-of", "2025-12-31", "--horizon-days", 900,
+              "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert res.exit_code == 2
+    assert "as_of - horizon = 2023-07-15" in res.stderr and "as_of 2025-12-31" in res.stderr
+    res = run("train", "--transactions", tx, "--as-of", "2025-12-31", "--horizon-days", 100000)
+    assert res.exit_code == 2 and "at most 36,525, got 100000" in res.stderr
+    assert "--penalizer" in run("train", "--help").stdout

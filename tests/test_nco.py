@@ -151,8 +151,10 @@ def test_priority_rank_breaks_ties_by_nco_then_id():
             r"unknown NCO weight 'loyalty'; valid names: csat, nps, ces, "
             r"retention, value",
         ),
-        ({"csat": -0.1}, r"'csat' must be finite and >= 0"),
-        ({"nps": float("nan")}, r"'nps' must be finite"),
+        ({"csat": -0.1}, r"'csat' must be a number from 0 to 1e\+06"),
+        ({"nps": float("nan")}, r"'nps' must be a number from 0"),
+        ({"nps": 1e308}, r"'nps' must be a number from 0 to 1e\+06 \(weights are relative"),
+        ({"CSAT": 0.1, "csat": 0.2}, r"'csat' is given twice"),
         ({"value": "lots"}, r"'value' must be a number"),
         ({k: 0 for k in DEFAULT_WEIGHTS}, r"positive sum"),
     ],
@@ -301,3 +303,11 @@ def test_nco_cli_reference_score_summarise(tmp_path):
         ],
     )
     assert res.exit_code == 2 and "valid names: csat, nps, ces, retention, value" in res.stderr
+
+
+def test_a_weight_named_twice_on_the_command_line_is_an_error():
+    from cx_models.nco import parse_weights
+
+    with pytest.raises(CXDataError, match=r"--nco-weights: 'csat' is given twice"):
+        parse_weights("csat=0.1,value=0.5,CSAT=0.9")
+    assert parse_weights("csat=0.9", base={"csat": 0.1})["csat"] == 0.9  # overrides its base

@@ -18,6 +18,7 @@ should record (configuration, evaluation, fit summaries).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,12 +28,13 @@ import polars as pl
 
 from cx_models.churn_data import training_snapshots
 from cx_models.churn_eval import evaluate_churn
+from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.models.churn import ChurnModel
 from cx_models.models.clv import CLVModel
 from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
-from cx_models.settings import FeatureSpec
+from cx_models.settings import FeatureSpec, ScoreParams
 from cx_models.timeutil import check_time_unit, parse_as_of
 
 __all__ = ["TrainingConfig", "TrainingResult", "load_config_file", "train_scorer"]
@@ -61,6 +63,12 @@ class TrainingConfig:
         self.as_of = parse_as_of(self.as_of).isoformat()
         self.time_unit = check_time_unit(self.time_unit)
         self.nco_weights = validate_weights(self.nco_weights)
+        # the bounds every scoring path uses (horizon, CLV months, discount rate)
+        ScoreParams(
+            horizon_days=self.horizon_days,
+            clv_months=self.clv_months,
+            discount_rate=self.discount_rate,
+        )
 
     def to_dict(self) -> dict:
         """Return the settings as a flat-ish dict."""
@@ -133,18 +141,25 @@ def train_scorer(
 
     t0 = time.perf_counter()
     say("forward evaluation: train to as_of - horizon, score the window after it")
-    evaluation = evaluate_churn(
-        transactions,
-        surveys,
-        as_of=config.as_of,
-        horizon_days=config.horizon_days,
-        step_days=config.step_days,
-        max_snapshots=config.max_snapshots,
-        spec=config.feature_spec,
-        model=churn_model(),
-        truth=truth,
-        plots_dir=plots_dir,
-    )
+    cut = parse_as_of(config.as_of) - dt.timedelta(days=config.horizon_days)
+    try:
+        evaluation = evaluate_churn(
+            transactions,
+            surveys,
+            as_of=config.as_of,
+            horizon_days=config.horizon_days,
+            step_days=config.step_days,
+            max_snapshots=config.max_snapshots,
+            spec=config.feature_spec,
+            model=churn_model(),
+            truth=truth,
+            plots_dir=plots_dir,
+        )
+    except CXDataError as exc:
+        raise CXDataError(
+            f"forward evaluation (a model trained to as_of - horizon = {cut}, scored on the "
+            f"{config.horizon_days} days up to as_of {config.as_of}): {exc}"
+        ) from None
     timings["evaluation_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -112,7 +112,7 @@ def _run(argv: list[str] | None) -> None:
             soft_wrap=True,
         )
         sys.exit(2)
-    except (_ABORT, KeyboardInterrupt):
+    except (*_ABORT, KeyboardInterrupt):
         code = 130
     except _CLICK as exc:
         err.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)

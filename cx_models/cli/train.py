@@ -23,9 +23,11 @@ from cx_models.cli.options import (
     EVENT_FORMAT,
     FEATURE_SPEC,
     AsOfOpt,
+    ClvModelOpt,
     HorizonDaysOpt,
     MaxSnapshotsOpt,
     NcoWeightsOpt,
+    PenalizerOpt,
     PlotsOpt,
     QuarantineOut,
     ReportOutOpt,
@@ -100,6 +102,8 @@ def train(
     max_snapshots: MaxSnapshotsOpt = None,
     truth: TruthOpt = None,
     quarantine_out: QuarantineOut = None,
+    clv_model: ClvModelOpt = "bgnbd",
+    penalizer: PenalizerOpt = 0.0,
     *,
     spec: FeatureSpec,
     fmt: EventFormat,
@@ -115,6 +119,8 @@ def train(
         "lookback_days": spec.lookback_days,
         "step_days": step_days,
         "max_snapshots": max_snapshots,
+        "clv_model": clv_model,
+        "penalizer": penalizer,
     }
     for name, value in cli.items():
         if _given(ctx, name) or name not in settings:

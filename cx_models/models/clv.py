@@ -251,7 +251,7 @@ class CLVModel(CLVPredictions):
     def _fail(self, what: str, n: int, detail: str) -> ConvergenceError:
         return ConvergenceError(
             f"{what} did not converge on {n:,} customers ({detail}); try a penalizer, "
-            "e.g. CLVModel(penalizer=0.001) or --penalizer 0.001"
+            "e.g. CLVModel(penalizer=0.001) or --penalizer 0.001 (clv fit, train)"
         )
 
     def _optimise(self, make, columns, theta0, what: str, n: int) -> np.ndarray:
@@ -343,7 +343,7 @@ class CLVModel(CLVPredictions):
             raise ConvergenceError(
                 f"{what}: the likelihood is flat at the optimum on {n:,} customers, so the "
                 "parameters are not identified (too few customers or repeat purchases); add "
-                "data, or a penalizer, e.g. --penalizer 0.001"
+                "data, or a penalizer, e.g. --penalizer 0.001 (clv fit, train)"
             )
         return inv
 
