@@ -249,3 +249,53 @@ def test_score_cli_loads_a_registered_model(first_run, store, tmp_path):
     )
     assert res.exit_code == 2 and "cannot load model 'models:/missing@champion'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def _stored_model_dir(store: str, run_id: str) -> Path:
+    """The logged model's folder in the artifact store (not a downloaded copy)."""
+    root = Path(store.removeprefix("sqlite:///")).parent / "artifacts" / "models"
+    for mlmodel in root.glob("m-*/artifacts/MLmodel"):
+        if f"run_id: {run_id}" in mlmodel.read_text():
+            return mlmodel.parent
+    raise AssertionError(f"no logged model of run {run_id} under {root}")
+
+
+def test_text_ids_score_through_the_pyfunc_of_an_integer_id_model(first_run, store):
+    model = load_model(first_run["model_uri"], tracking_uri=store)
+    features = first_run["result"].features.head(20)
+    as_text = features.assign(customer_id="c-" + features["customer_id"].astype(str))
+    scored = model.predict(as_text)
+    assert scored["customer_id"].tolist() == as_text["customer_id"].tolist()
+    np_direct = model.predict(features)["churn_risk"].to_numpy()
+    assert (scored["churn_risk"].to_numpy() == np_direct).all()
+
+
+@pytest.mark.parametrize("target", ["cx_pyfunc.py", "code/cx_models/nco.py"])
+def test_a_modified_model_file_is_refused_before_it_runs(first_run, store, tmp_path, target):
+    import mlflow
+    from cx_models.training.code_digest import DIGEST_TAG
+
+    from cx_models.errors import CXDataError
+
+    version = mlflow.MlflowClient(store).get_model_version("cx-test", first_run["version"])
+    assert len(version.tags[DIGEST_TAG]) == 64  # recorded in the tracking database
+    path = _stored_model_dir(store, first_run["run_id"]) / target
+    original = path.read_bytes()
+    marker = tmp_path / "ran"
+    try:
+        path.write_bytes(original + f"\nopen({str(marker)!r}, 'w').close()\n".encode())
+        changed = rf"files differ from those logged \(changed: {target}\)"
+        with pytest.raises(CXDataError, match=changed):
+            load_model(first_run["model_uri"], tracking_uri=store)
+        assert not marker.exists()  # refused before MLflow ran the file
+        res = runner.invoke(app, ["score", "--model", first_run["model_uri"], "--tracking-uri",
+                                  store, "--features", str(tmp_path / "f.parquet"),
+                                  "--out", str(tmp_path / "s.parquet")])
+        assert res.exit_code == 2 and "--trust-modified-model" in res.stderr
+        assert not marker.exists()
+        load_model(first_run["model_uri"], tracking_uri=store, trust_modified=True)
+        if target == "cx_pyfunc.py":  # (the package copy is not re-imported in this process)
+            assert marker.exists()  # trusted on request: the changed file ran
+    finally:
+        path.write_bytes(original)
+    load_model(first_run["model_uri"], tracking_uri=store)  # restored: verified again

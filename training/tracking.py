@@ -276,15 +276,17 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target) ->
             scorer_dir = scorer.save(Path(tmp) / "scorer")
             example = _input_example(result.features)
             output = scorer.score(example)
-            signature = mlflow.models.infer_signature(
-                example,
-                output,
-                params={
-                    "horizon_days": float(scorer.horizon_days),
-                    "clv_months": int(scorer.clv_months),
-                    "discount_rate": float(scorer.discount_rate),
-                    "explain": True,
-                },
+            signature = _any_id(
+                mlflow.models.infer_signature(
+                    example,
+                    output,
+                    params={
+                        "horizon_days": float(scorer.horizon_days),
+                        "clv_months": int(scorer.clv_months),
+                        "discount_rate": float(scorer.discount_rate),
+                        "explain": True,
+                    },
+                )
             )
             info = mlflow.pyfunc.log_model(
                 name="cx_scorer",
@@ -299,6 +301,7 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target) ->
             )
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
+        _record_digest(mlflow, client, info.model_uri, model_name, version)
         client.set_registered_model_alias(model_name, "challenger", version)
         champion = promote or not _has_alias(client, model_name, "champion")
         if champion:
@@ -311,6 +314,44 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target) ->
         "champion": champion,
         "tracking_uri": resolved,
     }
+
+
+def _record_digest(mlflow, client, logged_uri: str, model_name: str, version: str) -> None:
+    """Record the digest of the logged model's files in the tracking database.
+
+    On the registered version and on the run (see :mod:`cx_models.training.code_digest`);
+    the per-file manifest is logged with the run to name changed files later.
+    """
+    from cx_models.training.code_digest import DIGEST_TAG, MANIFEST_NAME, file_manifest
+    from cx_models.training.code_digest import model_digest as digest_of
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        local = mlflow.artifacts.download_artifacts(logged_uri, dst_path=tmp)
+        manifest = file_manifest(local)
+    digest = digest_of(manifest)
+    mlflow.set_tag(DIGEST_TAG, digest)
+    mlflow.log_dict(manifest, MANIFEST_NAME)
+    client.set_model_version_tag(model_name, version, DIGEST_TAG, digest)
+
+
+def _any_id(signature):
+    """Let ``customer_id`` be of any type in the signature: ids are data, not the model's.
+
+    A model trained on integer ids then scores a table of text ids (and the
+    reverse), as the command line does.
+    """
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    def loosen(schema):
+        cols = [
+            ColSpec(AnyType(), c.name, required=c.required) if c.name == "customer_id" else c
+            for c in schema.inputs
+        ]
+        return Schema(cols)
+
+    signature.inputs = loosen(signature.inputs)
+    signature.outputs = loosen(signature.outputs)
+    return signature
 
 
 def _package_dir() -> str:
@@ -352,82 +393,5 @@ def _input_example(features: pd.DataFrame) -> pd.DataFrame:
     return example
 
 
-def load_model(model_uri: str, *, tracking_uri: str | None = None):
-    """Load a logged CX scorer (``models:/NAME@ALIAS``, ``runs:/...``) as a pyfunc model."""
-    mlflow, _ = _use(tracking_uri)
-    try:
-        with _quiet():
-            # suppress_warnings: the requirements check costs ~1 s and only warns
-            return mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
-    except mlflow.exceptions.MlflowException as exc:
-        raise CXDataError(f"cannot load model {model_uri!r}: {exc.message}") from None
-
-
-def spark_udf(
-    spark,
-    model_uri: str,
-    *,
-    result_type,
-    params: dict | None = None,
-    tracking_uri: str | None = None,
-):
-    """Return the logged CX scorer as a Spark UDF (:func:`mlflow.pyfunc.spark_udf`).
-
-    The driver downloads the model once and Spark ships it to the executors,
-    which run it in their own Python (``env_manager="local"``): they need the
-    model's requirements installed (see :mod:`cx_models.serving.spark`).
-    """
-    import logging
-
-    mlflow, _ = _use(tracking_uri)
-    # its advice to recreate the training environment with conda does not apply here:
-    # the executors run the installed cx-models (see cx_models.serving.spark)
-    pyfunc_log = logging.getLogger("mlflow.pyfunc")
-    level = pyfunc_log.level
-    pyfunc_log.setLevel(logging.ERROR)
-    try:
-        with _quiet():
-            return mlflow.pyfunc.spark_udf(
-                spark, model_uri, result_type=result_type, env_manager="local", params=params
-            )
-    except mlflow.exceptions.MlflowException as exc:
-        raise CXDataError(f"cannot load model {model_uri!r}: {exc.message}") from None
-    finally:
-        pyfunc_log.setLevel(level)
-
-
-def describe_model(model_uri: str, *, tracking_uri: str | None = None) -> dict:
-    """Resolve a model URI once: ``model_uri`` pinned to a version, ``name``, ``version``...
-
-    ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` resolve through the
-    registry to ``models:/NAME/VERSION`` (``alias`` and ``requested_uri`` keep what
-    was asked); load that URI so the scores come from the version reported, even
-    if the alias moves meanwhile. Other URIs are returned as they are.
-    """
-    mlflow, _ = _use(tracking_uri)
-    info = {"model_uri": model_uri, "requested_uri": model_uri}
-    if not model_uri.startswith("models:/"):
-        return info
-    rest = model_uri.removeprefix("models:/")
-    client = mlflow.MlflowClient()
-    alias = None
-    try:
-        with _quiet():
-            if "@" in rest:
-                name, alias = rest.split("@", 1)
-                version = client.get_model_version_by_alias(name, alias)
-            else:
-                name, number = rest.split("/", 1)
-                version = client.get_model_version(name, number)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises its own RestException subclasses
-        message = getattr(exc, "message", None) or str(exc).splitlines()[0]
-        raise CXDataError(f"cannot load model {model_uri!r}: {message}") from None
-    info.update(
-        model_uri=f"models:/{version.name}/{version.version}",
-        name=version.name,
-        version=str(version.version),
-        run_id=version.run_id,
-    )
-    if alias is not None:
-        info["alias"] = alias
-    return info
+# the registry side (resolve, verify, load) lives in its own module; its names stay here
+from cx_models.training.registry import describe_model, load_model, spark_udf  # noqa: E402

@@ -47,6 +47,22 @@ ModelUriOpt = Annotated[
         "--model", help="Registered model URI, e.g. models:/cx-scorer@champion or models:/NAME/3."
     ),
 ]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-modified-model",
+        help="Load the model even if its files differ from those logged (they run on load).",
+        metavar="",
+    ),
+]
+
+
+def trust_modified(trust: bool) -> None:
+    """Let this process (and its server workers) load models whose files were changed."""
+    import os
+
+    if trust:
+        os.environ["CX_TRUST_MODIFIED_MODEL"] = "1"
 
 
 def resolve_and_load(model: str, tracking_uri: str | None):
@@ -149,6 +165,7 @@ def score(
         bool, typer.Option("--quiet", help="No progress or summaries.", metavar="")
     ] = False,
     quarantine_out: QuarantineOut = None,
+    trust: TrustOpt = False,
     engine: Annotated[
         str,
         typer.Option(
@@ -165,6 +182,7 @@ def score(
     params: ScoreParams,
 ) -> None:
     """Score a whole customer base with a logged CX scorer, in chunks of whole customers."""
+    trust_modified(trust)
     from cx_models.io import table_format
 
     if engine not in ("single", "spark"):
@@ -322,9 +340,12 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Server processes (one model each).")
     ] = 1,
+    trust: TrustOpt = False,
 ) -> None:
     """Serve the REST API (FastAPI): /healthz, /readyz, /metadata, /score, /score/history."""
     import os
+
+    trust_modified(trust)
 
     try:
         import uvicorn
