@@ -20,14 +20,16 @@ import pandas as pd
 import polars as pl
 
 from cx_models.columns import as_float
-from cx_models.errors import CXDataError
+from cx_models.errors import ConvergenceError, CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.models.clv import CLVModel
 from cx_models.settings import FeatureSpec
+from cx_models.snapshot_design import NotEnoughHistory, design_snapshots, snapshot_dates
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = [
     "CHURN_FEATURES",
+    "FALLBACK_PENALIZER",
     "add_model_features",
     "churn_labels",
     "snapshot_dates",
@@ -116,38 +118,6 @@ def churn_labels(transactions: pl.DataFrame, customers, *, as_of, horizon_days: 
     return (~ids.is_in(buyers.implode())).cast(pl.Int8).to_numpy()
 
 
-def snapshot_dates(
-    first_day: dt.date,
-    as_of,
-    *,
-    horizon_days: int,
-    step_days: int | None = None,
-    max_snapshots: int | None = None,
-    min_history_days: int = 90,
-) -> list[dt.date]:
-    """Snapshot days, newest first: ``as_of - horizon``, then every ``step_days`` back.
-
-    A snapshot needs at least ``min_history_days`` of history before it.
-
-    Examples
-    --------
-    >>> snapshot_dates(dt.date(2024, 1, 1), "2024-12-31", horizon_days=90, max_snapshots=3)
-    [datetime.date(2024, 10, 2), datetime.date(2024, 7, 4), datetime.date(2024, 4, 5)]
-    """
-    as_of = parse_as_of(as_of)
-    step = int(step_days or horizon_days)
-    if horizon_days <= 0 or step <= 0:
-        raise CXDataError("horizon_days and step_days must be positive numbers of days")
-    dates = []
-    day = as_of - dt.timedelta(days=int(horizon_days))
-    while (day - first_day).days >= min_history_days:
-        dates.append(day)
-        if max_snapshots is not None and len(dates) >= max_snapshots:
-            break
-        day -= dt.timedelta(days=step)
-    return dates
-
-
 def model_feature_arrays(
     features: pd.DataFrame, clv: CLVModel, *, horizon_days: int
 ) -> dict[str, np.ndarray]:
@@ -217,6 +187,10 @@ def add_model_features(features: pd.DataFrame, clv: CLVModel, *, horizon_days: i
     return out
 
 
+#: The penalizer a snapshot's CLV fit is retried with when it is not identified.
+FALLBACK_PENALIZER = 0.001
+
+
 def snapshot_features(
     transactions: pl.DataFrame,
     surveys: pl.DataFrame | None,
@@ -229,13 +203,20 @@ def snapshot_features(
     """Features of every customer acquired by ``as_of``, from events at or before it.
 
     The features follow ``spec``; the CLV model is fitted on this snapshot unless
-    one is given.
+    one is given (with :data:`FALLBACK_PENALIZER` when the plain fit is not
+    identified; the model's ``penalizer`` says which).
     """
     as_of = parse_as_of(as_of)
     spec = spec or FeatureSpec()
     feats, _ = features_from_validated(transactions, surveys, as_of=as_of, spec=spec)
     frame = to_pandas_features(feats, as_of=as_of, spec=spec)
-    clv = clv_model if clv_model is not None else CLVModel().fit(frame)
+    if clv_model is not None:
+        clv = clv_model
+    else:
+        try:
+            clv = CLVModel().fit(frame)
+        except ConvergenceError:
+            clv = CLVModel(penalizer=FALLBACK_PENALIZER).fit(frame)  # raises if still not
     return add_model_features(frame, clv, horizon_days=horizon_days), clv
 
 
@@ -251,41 +232,46 @@ def training_snapshots(
 ) -> pd.DataFrame:
     """Stack labelled snapshots whose label windows end at or before ``as_of``.
 
-    Returns one row per (snapshot, customer) with the columns of
-    :func:`snapshot_features`, ``snapshot`` (the day, ISO text) and ``churn``
-    (0/1). The newest snapshot comes first.
+    The days follow :func:`cx_models.snapshot_design.design_snapshots`. A snapshot
+    whose CLV fit is not identified even with a penalizer, or whose labels hold one
+    class only, is dropped. Returns one row per (snapshot, customer) with the columns
+    of :func:`snapshot_features`, ``snapshot`` (the day, ISO text) and ``churn``
+    (0/1), the newest snapshot first; ``attrs["snapshot_design"]`` records the design
+    and what was adapted (snapshots dropped, fits penalized).
     """
     as_of = parse_as_of(as_of)
     if transactions.height == 0:
         raise CXDataError("no transactions to build churn snapshots from")
     first_day = transactions["timestamp"].min().date()
-    dates = snapshot_dates(
-        first_day,
-        as_of,
-        horizon_days=horizon_days,
-        step_days=step_days,
+    design = design_snapshots(
+        first_day, as_of, horizon_days=horizon_days, step_days=step_days,
         max_snapshots=max_snapshots,
     )
-    if not dates:
-        raise CXDataError(
-            f"not enough history for a churn snapshot: data starts {first_day}, as_of is "
-            f"{as_of} and the horizon is {horizon_days} days (a snapshot needs 90 days of "
-            "history before it and its whole label window before as_of)"
-        )
     cutoff = as_of_cutoff(as_of)
     visible = transactions.filter(pl.col("timestamp") < cutoff)
     parts = []
-    for day in dates:
-        frame, _ = snapshot_features(
-            visible,
-            surveys,
-            as_of=day,
-            horizon_days=horizon_days,
-            spec=spec,
-        )
+    for day in design.dates:
+        try:
+            frame, clv = snapshot_features(
+                visible, surveys, as_of=day, horizon_days=horizon_days, spec=spec
+            )
+        except ConvergenceError as exc:
+            design.dropped.append({"snapshot": day.isoformat(), "reason": str(exc)})
+            continue
+        if clv.penalizer:
+            design.penalized.append({"snapshot": day.isoformat(), "penalizer": clv.penalizer})
         frame["churn"] = churn_labels(
             visible, frame["customer_id"].to_numpy(), as_of=day, horizon_days=horizon_days
         )
+        if frame["churn"].nunique() < 2:
+            reason = f"every customer has churn={int(frame['churn'].iloc[0])}"
+            design.dropped.append({"snapshot": day.isoformat(), "reason": reason})
+            continue
         frame.insert(0, "snapshot", day.isoformat())
         parts.append(frame)
-    return pd.concat(parts, ignore_index=True)
+    if not parts:
+        listing = "; ".join(f"{d['snapshot']}: {d['reason']}" for d in design.dropped)
+        raise NotEnoughHistory(f"no usable churn snapshot ({listing})")
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["snapshot_design"] = design.to_dict()
+    return out

@@ -194,6 +194,7 @@ def evaluate_churn(
         "training_rows": int(model.n_train_rows_),
         "holdout_rows": int(model.n_holdout_rows_),
         "best_iteration": model.best_iteration_,
+        "design": {**snaps.attrs.get("snapshot_design", {}), "holdout": model.holdout_},
         "metrics": metrics,
         "beats": beats,
     }

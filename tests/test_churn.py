@@ -160,8 +160,10 @@ def test_save_load_round_trip(tmp_path, events, evaluation):
 def test_errors(events):
     tx, sv = events
     snaps = training_snapshots(tx, sv, as_of=AS_OF, horizon_days=H, max_snapshots=1)
-    with pytest.raises(CXDataError, match="at least two snapshots"):
-        ChurnModel().fit(snaps)
+    one = ChurnModel().fit(snaps)  # one snapshot: a customer split is held out
+    assert one.holdout_ == "customer split of the only snapshot (25%)"
+    assert one.n_train_rows_ + one.n_holdout_rows_ == len(snaps)
+    assert 0.2 < one.n_holdout_rows_ / len(snaps) < 0.3
     with pytest.raises(CXDataError, match="churn features missing: clv"):
         ChurnModel().fit(
             snaps.drop(columns="clv").assign(

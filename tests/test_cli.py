@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 
 import polars as pl
@@ -278,10 +279,13 @@ def test_nested_columns_and_a_repeated_header_are_one_error_line(tmp_path):
 
 def test_training_hints_name_the_real_options(small_base_dir, tmp_path):
     tx = small_base_dir / "transactions.parquet"
-    res = run("train", "--transactions", tx, "--as-of", "2025-12-31", "--horizon-days", 900,
+    res = run("train", "--transactions", tx, "--as-of", "2025-12-31", "--horizon-days", 1070,
               "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
     assert res.exit_code == 2
-    assert "as_of - horizon = 2023-07-15" in res.stderr and "as_of 2025-12-31" in res.stderr
+    first = pl.read_parquet(tx)["timestamp"].min().date()
+    largest = (dt.date(2025, 12, 31) - first).days - 30
+    assert f"the largest horizon that works is {largest} days" in res.stderr, res.stderr
+    assert "the earliest as_of that works is" in res.stderr
     res = run("train", "--transactions", tx, "--as-of", "2025-12-31", "--horizon-days", 100000)
     assert res.exit_code == 2 and "at most 36,525, got 100000" in res.stderr
     assert "--penalizer" in run("train", "--help").stdout

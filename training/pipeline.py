@@ -35,9 +35,17 @@ from cx_models.models.clv import CLVModel
 from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
 from cx_models.settings import FeatureSpec, ScoreParams
+from cx_models.snapshot_design import NotEnoughHistory
 from cx_models.timeutil import check_time_unit, parse_as_of
 
-__all__ = ["TrainingConfig", "TrainingResult", "load_config_file", "train_scorer"]
+__all__ = [
+    "GIVES_UP",
+    "TrainingConfig",
+    "TrainingResult",
+    "describe_design",
+    "load_config_file",
+    "train_scorer",
+]
 
 
 @dataclass
@@ -117,6 +125,7 @@ class TrainingResult:
     features: pd.DataFrame
     snapshot_counts: dict
     timings: dict
+    design: dict = field(default_factory=dict)
 
 
 def train_scorer(
@@ -155,6 +164,9 @@ def train_scorer(
             truth=truth,
             plots_dir=plots_dir,
         )
+    except NotEnoughHistory as exc:
+        evaluation = _skipped_evaluation(config, cut, exc)
+        say(f"warning: forward evaluation skipped: {evaluation['reason']}; {GIVES_UP}")
     except CXDataError as exc:
         raise CXDataError(
             f"forward evaluation (a model trained to as_of - horizon = {cut}, scored on the "
@@ -175,6 +187,11 @@ def train_scorer(
     )
     churn = churn_model().fit(snaps)
     timings["churn_fit_s"] = time.perf_counter() - t0
+    design = {
+        "final": {**snaps.attrs["snapshot_design"], "holdout": churn.holdout_},
+        "evaluation": evaluation.get("design"),
+        "evaluation_skipped": evaluation.get("reason") if evaluation.get("skipped") else None,
+    }
 
     t0 = time.perf_counter()
     say("CLV on all history to as_of, and the NCO value reference")
@@ -220,4 +237,63 @@ def train_scorer(
         features=features,
         snapshot_counts=snapshot_counts,
         timings=timings,
+        design=design,
     )
+
+
+#: What a run without a forward evaluation gives up (printed and logged with it).
+GIVES_UP = (
+    "without it there is no out-of-time check of the churn model and no comparison with the "
+    "BTYD baselines on this data; train at a later as_of or with a shorter horizon to get one"
+)
+
+
+def _skipped_evaluation(config: TrainingConfig, cut: dt.date, exc: Exception) -> dict:
+    return {
+        "skipped": True,
+        "reason": str(exc),
+        "gives_up": GIVES_UP,
+        "as_of": config.as_of,
+        "evaluation_day": cut.isoformat(),
+        "horizon_days": int(config.horizon_days),
+        "metrics": {},
+        "beats": {},
+    }
+
+
+def describe_design(design: dict) -> list[str]:
+    """Return one line per snapshot design (final model, forward evaluation) and adaptation.
+
+    Examples
+    --------
+    >>> final = {"rule": "short history", "snapshots": ["1997-07-01", "1997-06-11"],
+    ...          "step_days": 20, "min_history_days": 30, "dropped": [],
+    ...          "penalized": [{"snapshot": "1997-06-11", "penalizer": 0.001}],
+    ...          "holdout": "latest snapshot"}
+    >>> for line in describe_design({"final": final, "evaluation": None,
+    ...                              "evaluation_skipped": "no snapshot"}):
+    ...     print(line)
+    final model: 2 snapshots, short history (30 days of history, every 20 days); held out: \
+latest snapshot
+      final model: CLV fit of 1997-06-11 penalized (0.001)
+    forward evaluation: skipped (no snapshot)
+    """
+    lines = []
+    for name, part in (("final model", design.get("final")), ("forward evaluation",
+                                                              design.get("evaluation"))):
+        if part is None:
+            continue
+        lines.append(
+            f"{name}: {len(part['snapshots'])} snapshot{'s' * (len(part['snapshots']) != 1)}, "
+            f"{part['rule']} ({part['min_history_days']} days of history, every "
+            f"{part['step_days']} days); held out: {part['holdout']}"
+        )
+        for drop in part["dropped"]:
+            lines.append(f"  {name}: snapshot {drop['snapshot']} dropped ({drop['reason']})")
+        for pen in part["penalized"]:
+            lines.append(
+                f"  {name}: CLV fit of {pen['snapshot']} penalized ({pen['penalizer']:g})"
+            )
+    if design.get("evaluation_skipped"):
+        lines.append(f"forward evaluation: skipped ({design['evaluation_skipped']})")
+    return lines

@@ -263,7 +263,20 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target) ->
         for baseline, gaps in result.evaluation["beats"].items():
             for key, value in gaps.items():
                 metrics[f"churn.beats.{baseline}.{key}"] = value
-        metrics["churn.best_iteration"] = result.evaluation["best_iteration"]
+        metrics["churn.best_iteration"] = scorer.churn.best_iteration_
+        final = result.design.get("final") or {}
+        metrics["snapshots.final.used"] = len(final.get("snapshots", [])) - len(
+            final.get("dropped", [])
+        )
+        metrics["snapshots.final.dropped"] = len(final.get("dropped", []))
+        metrics["snapshots.final.penalized"] = len(final.get("penalized", []))
+        mlflow.set_tags(
+            {
+                "snapshots.rule": final.get("rule", ""),
+                "churn.holdout": final.get("holdout", ""),
+                "evaluation": "skipped" if result.evaluation.get("skipped") else "done",
+            }
+        )
         for key, value in result.timings.items():
             metrics[f"timing.{key}"] = value
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})

@@ -94,6 +94,7 @@ def train(
                 "surveys": None if sv is None else sv.report.to_dict(),
             },
             "feature_importance": _importance(result.scorer.churn),
+            "snapshot_design": result.design,
         }
         if clv_report is not None:
             tables["clv_validation"] = clv_report
@@ -123,6 +124,7 @@ def train(
             target=target,
         )
     logged["evaluation"] = evaluation
+    logged["design"] = result.design
     logged["result"] = result
     logged["reports"] = {"transactions": tx.report, "surveys": None if sv is None else sv.report}
     return logged

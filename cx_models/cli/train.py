@@ -174,12 +174,24 @@ def run_training(
     reports = run["reports"]
     err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
     say_quarantine(quarantine_out, reports["transactions"], reports["surveys"])
-    metrics = run["evaluation"]["metrics"]
-    gap = run["evaluation"]["beats"]["bgnbd_prob_no_purchase"]["roc_auc"]
-    err.print(
-        f"churn ROC-AUC {metrics['model']['roc_auc']:.4f} on the {config.horizon_days} days "
-        f"after {run['evaluation']['evaluation_day']} ({gap:+.4f} against BG/NBD P(no purchase))"
-    )
+    from cx_models.training.pipeline import describe_design
+
+    for line in describe_design(run["design"]):
+        err.print(line, highlight=False, soft_wrap=True)
+    evaluation = run["evaluation"]
+    if evaluation.get("skipped"):
+        err.print(
+            f"warning: no forward evaluation: {evaluation['gives_up']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        metrics = evaluation["metrics"]
+        gap = evaluation["beats"]["bgnbd_prob_no_purchase"]["roc_auc"]
+        err.print(
+            f"churn ROC-AUC {metrics['model']['roc_auc']:.4f} on the {config.horizon_days} days "
+            f"after {evaluation['evaluation_day']} ({gap:+.4f} against BG/NBD P(no purchase))"
+        )
     err.print(
         f"run {run['run_id']}; model {run['model_uri']} (alias challenger"
         f"{', champion' if run['champion'] else ''}) in {run['tracking_uri']}"

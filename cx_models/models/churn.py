@@ -31,6 +31,9 @@ from cx_models.errors import CXDataError, NotFittedError
 
 __all__ = ["ChurnModel", "FEATURE_LABELS"]
 
+#: Share of customers held out when the model is trained on a single snapshot.
+HOLDOUT_SHARE = 0.25
+
 #: Human-readable names used in driver texts.
 FEATURE_LABELS = {
     "days_since_last_purchase": "days since last purchase",
@@ -188,7 +191,9 @@ class ChurnModel:
         ----------
         snapshots : pandas.DataFrame
             From :func:`~cx_models.churn_data.training_snapshots`: ``snapshot``,
-            ``churn`` and the feature columns; at least two snapshots.
+            ``churn`` and the feature columns. The latest snapshot is held out for
+            early stopping and calibration; with one snapshot only, a random
+            :data:`HOLDOUT_SHARE` of its customers is (``holdout_`` says which).
         features : list of str, optional
             Feature columns (default :data:`~cx_models.churn_data.CHURN_FEATURES`).
 
@@ -207,13 +212,17 @@ class ChurnModel:
                 raise CXDataError(f"snapshots need a {col!r} column (see training_snapshots)")
         features = list(features or CHURN_FEATURES)
         days = sorted(snapshots["snapshot"].unique())
-        if len(days) < 2:
-            raise CXDataError(
-                "churn training needs at least two snapshots: the latest is held out for early "
-                "stopping and calibration; give more history or a smaller step"
-            )
-        latest = snapshots["snapshot"] == days[-1]
-        train, hold = snapshots[~latest], snapshots[latest]
+        if len(days) >= 2:
+            held = (snapshots["snapshot"] == days[-1]).to_numpy()
+            self.holdout_ = "latest snapshot"
+        else:
+            # one snapshot: a split by customer (a customer is once in a snapshot, so
+            # never on both sides) for early stopping and calibration
+            ids = snapshots["customer_id"].unique()
+            pick = np.random.default_rng(self.random_state).random(len(ids)) < HOLDOUT_SHARE
+            held = snapshots["customer_id"].isin(ids[pick]).to_numpy()
+            self.holdout_ = f"customer split of the only snapshot ({HOLDOUT_SHARE:.0%})"
+        train, hold = snapshots[~held], snapshots[held]
         y_train, y_hold = train["churn"].to_numpy(), hold["churn"].to_numpy()
         for name, y in (("training", y_train), ("held-out", y_hold)):
             if y.min() == y.max():
@@ -375,6 +384,7 @@ class ChurnModel:
             },
             "n_train_rows": self.n_train_rows_,
             "n_holdout_rows": self.n_holdout_rows_,
+            "holdout": self.holdout_,
             "snapshots": self.snapshots_,
             "cx_models_version": __version__,
         }
@@ -407,6 +417,7 @@ class ChurnModel:
         model.n_train_rows_ = int(meta["n_train_rows"])
         model.n_holdout_rows_ = int(meta["n_holdout_rows"])
         model.snapshots_ = list(meta["snapshots"])
+        model.holdout_ = meta.get("holdout", "latest snapshot")
         return model
 
 
