@@ -31,6 +31,19 @@ from cx_models.errors import CXDataError, NotFittedError
 
 __all__ = ["ChurnModel", "FEATURE_LABELS"]
 
+#: Features whose effect on churn has a known direction (+1: more means more churn).
+#: Trees then cannot learn a reversal that only holds at the ages seen in training:
+#: the training snapshots are younger than the customers scored.
+MONOTONE = {
+    "days_since_last_purchase": 1,
+    "prob_no_purchase": 1,
+    "p_alive": -1,
+    "expected_purchases": -1,
+    "purchases_30d": -1,
+    "purchases_90d": -1,
+    "purchases_180d": -1,
+}
+
 #: Share of customers held out when the model is trained on a single snapshot.
 HOLDOUT_SHARE = 0.25
 
@@ -148,12 +161,12 @@ class ChurnModel:
         *,
         horizon_days: int = 90,
         n_estimators: int = 1000,
-        learning_rate: float = 0.1,
+        learning_rate: float = 0.05,
         max_depth: int = 4,
-        min_child_weight: float = 5.0,
+        min_child_weight: float = 20.0,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
-        early_stopping_rounds: int = 40,
+        early_stopping_rounds: int = 50,
         calibration: str = "sigmoid",
         random_state: int = 0,
         n_jobs: int = 2,
@@ -170,8 +183,10 @@ class ChurnModel:
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _params(self) -> dict:
+    def _params(self, features: list[str]) -> dict:
+        constraints = ",".join(str(MONOTONE.get(f, 0)) for f in features)
         return {
+            "monotone_constraints": f"({constraints})",
             "objective": "binary:logistic",
             "eval_metric": "logloss",
             "tree_method": "hist",
@@ -231,7 +246,7 @@ class ChurnModel:
         dtrain = xgb.DMatrix(_matrix(train, features), label=y_train, feature_names=features)
         dhold = xgb.DMatrix(_matrix(hold, features), label=y_hold, feature_names=features)
         booster = xgb.train(
-            self._params(),
+            self._params(features),
             dtrain,
             num_boost_round=self.n_estimators,
             evals=[(dhold, "held_out")],
