@@ -104,6 +104,7 @@ def test_run_records_configuration_data_metrics_figures_tables(first_run, store)
     assert "tables/churn_evaluation.json" in tables
 
 
+@pytest.mark.slow  # two more training runs (~15 s); CI runs the slow tests
 def test_second_run_promotes_only_with_promote(first_run, base_dir, store, tmp_path):
     import mlflow
 
