@@ -394,3 +394,15 @@ def test_fast_pattern_objectives_equal_the_reference(model):
         fast, ref = spend.objective(theta, 0.01), gamma_gamma.gg_objective(theta, xs, m, w, 0.01)
         assert fast[0] == pytest.approx(ref[0], rel=1e-12)
         np.testing.assert_allclose(fast[1], ref[1], rtol=1e-10, atol=1e-12)
+
+
+def test_purchases_if_alive_when_the_hypergeometric_term_is_negative():
+    """a + b < 1 and x = 0 make c < 0 (seen on early CDNOW snapshots): no NaN, exact value."""
+    r, alpha, a, b = params = (0.3, 5.0, 0.3, 0.5)
+    x, T, t = np.array([0.0, 0.0, 1.0]), np.array([30.0, 60.0, 60.0]), 91.0
+    got = bgnbd.purchases_if_alive(params, t, x, T)
+    for xi, Ti, value in zip(x, T, got, strict=True):
+        z = mp.mpf(t) / (alpha + Ti + t)
+        c = a + b + xi - 1
+        ref = c / (a - 1) * (1 - (1 - z) ** (a - 1) * mp.hyp2f1(a + b - 1 - r, a - 1, c, z))
+        assert value == pytest.approx(float(ref), rel=1e-12)

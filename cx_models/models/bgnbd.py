@@ -191,8 +191,11 @@ def purchases_if_alive(params, t, x, T, *, model: str = "bgnbd") -> np.ndarray:
     else:
         c = a + b + x
         hyp = hyp2f1(a + b - r, a - 1, c, z)
-    # 1 - (1 - z)^(a - 1) * hyp, with care for small z
-    bracket = -np.expm1((a - 1) * np.log1p(-z) + np.log(hyp))
+    # 1 - (1 - z)^(a - 1) * hyp, with care for small z; the hypergeometric term can be
+    # negative (c < 0: a + b < 1 and x = 0, seen on early CDNOW snapshots): then directly
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logged = -np.expm1((a - 1) * np.log1p(-z) + np.log(hyp))
+    bracket = np.where(hyp > 0, logged, 1.0 - np.power(1.0 - z, a - 1) * hyp)
     return c / (a - 1) * bracket
 
 
