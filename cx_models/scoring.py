@@ -238,22 +238,37 @@ def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
     return np.full(len(frame), np.nan)
 
 
+def extreme_cells(features: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
+    """Return the numeric columns and a mask of their infinite or huge cells.
+
+    Huge: above :data:`~cx_models.contract.MAX_FEATURE_VALUE` in size.
+
+    Examples
+    --------
+    >>> cols, bad = extreme_cells(pd.DataFrame({"customer_id": [1, 2], "T": [3.0, np.inf]}))
+    >>> bad.any(axis=1).tolist()
+    [False, True]
+    """
+    numeric = features.select_dtypes(include="number")
+    if numeric.empty:
+        return numeric.columns, np.zeros((len(features), 0), dtype=bool)
+    values = numeric.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return numeric.columns, np.isinf(values) | (np.abs(values) > MAX_FEATURE_VALUE)
+
+
 def _check_magnitudes(features: pd.DataFrame) -> None:
     """Refuse infinite or huge feature values, naming the first customers that hold them.
 
     Tables built by cx-models never hold them (amounts above
-    :data:`~cx_models.contract.MAX_AMOUNT` are quarantined); a table from elsewhere may.
+    :data:`~cx_models.contract.MAX_AMOUNT` are quarantined); a table from elsewhere may
+    (``cx-models score --features`` quarantines such customers instead).
     """
-    numeric = features.select_dtypes(include="number")
-    if numeric.empty:
-        return
-    values = numeric.to_numpy(dtype=float, na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        bad_cell = np.isinf(values) | (np.abs(values) > MAX_FEATURE_VALUE)
+    names, bad_cell = extreme_cells(features)
     if not bad_cell.any():
         return
     rows = np.flatnonzero(bad_cell.any(axis=1))
-    columns = sorted({numeric.columns[j] for j in np.flatnonzero(bad_cell.any(axis=0))})
+    columns = sorted({names[j] for j in np.flatnonzero(bad_cell.any(axis=0))})
     ids = features["customer_id"].iloc[rows[:5]].tolist()
     raise CXDataError(
         f"{len(rows):,} customer(s) have infinite or huge feature values (above "

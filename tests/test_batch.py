@@ -12,7 +12,8 @@ from cx_models.serving.batch import EXTRA_COLUMNS, score_events, score_features
 from cx_models.serving.report import render_report
 from cx_models.training.pipeline import TrainingConfig, train_scorer
 
-from cx_models.io import read_table_metadata
+from cx_models.features import build_customer_features
+from cx_models.io import read_table_metadata, write_table
 from cx_models.schemas import validate_surveys, validate_transactions
 from cx_models.scoring import SCORE_COLUMNS
 from cx_models.synthetic import generate_customer_base
@@ -329,3 +330,48 @@ def test_inputs_split_once_or_filtered_per_chunk_give_the_same_scores(
     pd.testing.assert_frame_equal(split[0], filtered[0])
     assert split[1:] == filtered[1:]
     assert split[1]["rows_quarantined"] == 2 and len(split[0]) == base.truth.height
+
+
+def test_one_extreme_value_never_sinks_the_base(setup, tmp_path, monkeypatch):
+    """1e39 and 1e308 amounts (events) and inf / 1e39 features (a table) cost only their rows."""
+    import cx_models.training.tracking as tracking
+    from cx_models.serving.batch import as_predictor
+    from typer.testing import CliRunner
+
+    from cx_models.cli import app
+
+    base, scorer = setup
+    monkeypatch.setattr(tracking, "load_model", lambda uri, tracking_uri=None: as_predictor(scorer))
+    monkeypatch.setattr(tracking, "describe_model", lambda uri, tracking_uri=None: {})
+    tx = base.transactions.to_pandas()
+    ids = sorted(tx["customer_id"].unique())
+    tx.loc[tx.index[0], "amount"] = 1e39
+    tx.loc[tx["customer_id"] == ids[1], "amount"] = 1e308  # every row of one customer
+    tx_path = tmp_path / "tx.parquet"
+    tx.to_parquet(tx_path)
+    res = CliRunner().invoke(app, ["score", "--model", "models:/x@c", "--transactions",
+                                   str(tx_path), "--as-of", AS_OF, "--out",
+                                   str(tmp_path / "s.parquet"), "--quarantine-out",
+                                   str(tmp_path / "q.csv"), "--quiet"])
+    assert res.exit_code == 0, res.stderr
+    scored = pd.read_parquet(tmp_path / "s.parquet")
+    assert ids[1] not in set(scored["customer_id"]) and len(scored) == len(ids) - 1
+    assert np.isfinite(scored["clv"]).all() and scored["churn_risk"].between(0, 1).all()
+    q = pd.read_csv(tmp_path / "q.csv")
+    assert set(q["reason"]) == {"amount_too_large"}
+    assert len(q) == 1 + int((tx["customer_id"] == ids[1]).sum())
+
+    features = build_customer_features(base.transactions, base.surveys, as_of=AS_OF)
+    features.loc[3, "monetary_value"] = np.inf
+    features.loc[8, "total_spend"] = 1e39
+    write_table(features, tmp_path / "f.parquet", metadata=dict(features.attrs))
+    res = CliRunner().invoke(app, ["score", "--model", "models:/x@c", "--features",
+                                   str(tmp_path / "f.parquet"), "--out",
+                                   str(tmp_path / "s2.parquet"), "--quarantine-out",
+                                   str(tmp_path / "q2.csv")])
+    assert res.exit_code == 0, res.stderr
+    assert f"2 of {len(features):,} customers quarantined (feature_out_of_range" in res.stderr
+    scored = pd.read_parquet(tmp_path / "s2.parquet")
+    assert len(scored) == len(features) - 2
+    q = pd.read_csv(tmp_path / "q2.csv")
+    assert q["row"].tolist() == [3, 8] and set(q["reason"]) == {"feature_out_of_range"}

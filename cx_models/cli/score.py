@@ -108,6 +108,33 @@ def score_metadata(info: dict, loaded, *, as_of, params: ScoreParams) -> dict:
     return meta
 
 
+def _quarantine_extremes(table, quarantine_out, quiet: bool):
+    """Take the customers with infinite or huge features out of ``table``; say how many."""
+    import pandas as pd
+
+    from cx_models.io import write_table
+    from cx_models.scoring import extreme_cells
+
+    _, bad_cell = extreme_cells(table)
+    bad = bad_cell.any(axis=1) if bad_cell.size else None
+    rejected = table.iloc[0:0] if bad is None else table[bad]
+    if len(rejected) and not quiet:
+        err.print(
+            f"{len(rejected):,} of {len(table):,} customers quarantined (feature_out_of_range: "
+            "an infinite feature value or one above 1e30); the others are scored"
+        )
+    if quarantine_out is not None:
+        rows = pd.DataFrame({"source": "features", "row": rejected.index.astype("int64"),
+                             "reason": "feature_out_of_range"})
+        values = rejected.reset_index(drop=True).astype(str)
+        write_table(pd.concat([rows.reset_index(drop=True), values], axis=1), quarantine_out)
+    if not len(rejected):
+        return table
+    kept = table[~bad]
+    kept.attrs = dict(table.attrs)
+    return kept
+
+
 def scored_line(customers: int, info: dict, out, engine: str = "") -> str:
     """Return the console line naming the version that really scored."""
     version = info.get("version", "?")
@@ -117,15 +144,21 @@ def scored_line(customers: int, info: dict, out, engine: str = "") -> str:
     return f"scored {customers:,} customers{engine} with {pinned}{via}, version {version}, to {out}"
 
 
-def score_table_file(model, features_path, out, *, tracking_uri, params, chunk_customers, quiet):
-    """Score a feature table file (``--features``; also the demo): the metadata, then the file."""
+def score_table_file(
+    model, features_path, out, *, tracking_uri, params, chunk_customers, quiet, quarantine_out=None
+):
+    """Score a feature table file (``--features``; also the demo): the metadata, then the file.
+
+    Customers with an infinite or huge feature value are quarantined
+    (``feature_out_of_range``), not scored: one such row never fails the table.
+    """
     from cx_models.io import read_features, write_table
     from cx_models.serving.batch import score_features
 
     with chunked_gc() as (freeze, collect_after):
         loaded, info = resolve_and_load(model, tracking_uri)
         freeze()
-        table = read_features(features_path)
+        table = _quarantine_extremes(read_features(features_path), quarantine_out, quiet)
         with progress_bar(quiet) as advance:
             scored = score_features(
                 loaded,
@@ -240,6 +273,7 @@ def score(
         params=params,
         chunk_customers=chunk_customers,
         quiet=quiet,
+        quarantine_out=quarantine_out,
     )
 
 
