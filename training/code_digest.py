@@ -97,7 +97,7 @@ def check_model_files(
     manifest = file_manifest(model_dir)
     if expected is None:
         return (
-            f"model {model_uri} has no recorded digest (logged by cx-models before 0.5): "
+            f"model {model_uri} has no recorded digest (logged before cx-models recorded one): "
             "its files are loaded unverified"
         )
     if model_digest(manifest) == expected:

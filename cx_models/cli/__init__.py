@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from cx_models._version import __version__
-from cx_models.cli import clv, data, demo, nco, score, train  # noqa: F401 - registers the verbs
+from cx_models.cli import clv, data, demo, nco, score, target, train  # noqa: F401 - verbs
 from cx_models.cli._app import app, err
 
 __all__ = ["app", "main"]
@@ -78,8 +78,17 @@ def _on_sigterm(signum, frame) -> None:
 class _NoteHandler(logging.Handler):
     """Print the library's notices (stale temporary files removed, ...) as one line each."""
 
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
     def emit(self, record: logging.LogRecord) -> None:
-        err.print(f"note: {record.getMessage()}", highlight=False, soft_wrap=True, markup=False)
+        err.print(f"{self.prefix}: {record.getMessage()}", highlight=False, soft_wrap=True,
+                  markup=False)
+
+
+#: The library's loggers whose messages the command line prints, and their prefix.
+_NOTICES = {"cx_models.outputs": "note", "cx_models.registry": "warning"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,10 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     SIGTERM (what schedulers send first) is handled like SIGINT: the job unwinds,
     removing its temporary files, and exits with 143 after one line.
     """
-    notes = logging.getLogger("cx_models.outputs")
-    if not any(isinstance(h, _NoteHandler) for h in notes.handlers):
-        notes.addHandler(_NoteHandler())
-        notes.propagate = False
+    for name, prefix in _NOTICES.items():
+        notes = logging.getLogger(name)
+        if not any(isinstance(h, _NoteHandler) for h in notes.handlers):
+            notes.addHandler(_NoteHandler(prefix))
+            notes.propagate = False
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
     try:
