@@ -44,6 +44,9 @@ MONOTONE = {
     "purchases_180d": -1,
 }
 
+#: From this many training rows on, the default learning rate is 0.1 instead of 0.05.
+LARGE_TRAINING_ROWS = 200_000
+
 #: Share of customers held out when the model is trained on a single snapshot.
 HOLDOUT_SHARE = 0.25
 
@@ -144,7 +147,10 @@ class ChurnModel:
     horizon_days : int
         The churn horizon the labels were built with (recorded with the model).
     n_estimators, learning_rate, max_depth, min_child_weight, subsample, colsample_bytree
-        XGBoost settings (``tree_method="hist"``).
+        XGBoost settings (``tree_method="hist"``). ``learning_rate=None`` (the default)
+        takes 0.05 below :data:`LARGE_TRAINING_ROWS` training rows and 0.1 from there:
+        with many rows each round's trees are well determined and the larger step
+        reaches the same fit in about half the rounds (``learning_rate_`` says which).
     early_stopping_rounds : int
         Rounds without improvement on the held-out snapshot before stopping.
     calibration : {"sigmoid", "isotonic"}
@@ -161,7 +167,7 @@ class ChurnModel:
         *,
         horizon_days: int = 90,
         n_estimators: int = 1000,
-        learning_rate: float = 0.05,
+        learning_rate: float | None = None,
         max_depth: int = 4,
         min_child_weight: float = 20.0,
         subsample: float = 0.8,
@@ -190,7 +196,7 @@ class ChurnModel:
             "objective": "binary:logistic",
             "eval_metric": "logloss",
             "tree_method": "hist",
-            "learning_rate": self.learning_rate,
+            "learning_rate": self.learning_rate_,
             "max_depth": self.max_depth,
             "min_child_weight": self.min_child_weight,
             "subsample": self.subsample,
@@ -238,6 +244,9 @@ class ChurnModel:
             held = snapshots["customer_id"].isin(ids[pick]).to_numpy()
             self.holdout_ = f"customer split of the only snapshot ({HOLDOUT_SHARE:.0%})"
         train, hold = snapshots[~held], snapshots[held]
+        self.learning_rate_ = self.learning_rate or (
+            0.05 if len(train) < LARGE_TRAINING_ROWS else 0.1
+        )
         y_train, y_hold = train["churn"].to_numpy(), hold["churn"].to_numpy()
         for name, y in (("training", y_train), ("held-out", y_hold)):
             if y.min() == y.max():
@@ -399,6 +408,7 @@ class ChurnModel:
             },
             "n_train_rows": self.n_train_rows_,
             "n_holdout_rows": self.n_holdout_rows_,
+            "learning_rate": self.learning_rate_,
             "holdout": self.holdout_,
             "snapshots": self.snapshots_,
             "cx_models_version": __version__,
@@ -433,6 +443,7 @@ class ChurnModel:
         model.n_holdout_rows_ = int(meta["n_holdout_rows"])
         model.snapshots_ = list(meta["snapshots"])
         model.holdout_ = meta.get("holdout", "latest snapshot")
+        model.learning_rate_ = meta.get("learning_rate") or meta["settings"]["learning_rate"]
         return model
 
 
