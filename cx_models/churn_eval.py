@@ -26,6 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cx_models.churn_data import churn_labels, snapshot_features, training_snapshots
+from cx_models.emp import emp_score
 from cx_models.models.churn import ChurnModel
 from cx_models.settings import FeatureSpec
 from cx_models.timeutil import parse_as_of
@@ -36,7 +37,11 @@ _K_SHARES = (0.01, 0.05, 0.10)
 
 
 def classification_metrics(y, score, *, probability: bool = True) -> dict:
-    """ROC-AUC, PR-AUC, Brier, log loss, top-decile lift, precision/recall at k %.
+    """ROC-AUC, PR-AUC, Brier, log loss, top-decile lift, precision/recall at k %, EMP.
+
+    ``emp`` and ``emp_fraction`` are the expected maximum profit measure for churn
+    and the share contacted at it (:func:`cx_models.emp.emp_score`, the paper's
+    defaults: CLV 200, incentive 10, contact 1, acceptance ~ Beta(6, 14)).
 
     ``score`` ranks customers (higher = more likely to churn); Brier and log
     loss are reported only for probabilities.
@@ -69,6 +74,8 @@ def classification_metrics(y, score, *, probability: bool = True) -> dict:
         label = f"{round(share * 100)}pct"
         out[f"precision_at_{label}"] = float(hits / k)
         out[f"recall_at_{label}"] = float(hits / positives) if positives else None
+    if 0 < positives < n:  # the expected maximum profit (Verbraken et al. 2013, their defaults)
+        out.update(emp_score(y, s))
     return out
 
 
@@ -182,6 +189,8 @@ def evaluate_churn(
         if name == "model":
             continue
         gap = {"roc_auc": ours["roc_auc"] - m["roc_auc"], "pr_auc": ours["pr_auc"] - m["pr_auc"]}
+        if "emp" in ours and "emp" in m:
+            gap["emp"] = ours["emp"] - m["emp"]
         if m["brier"] is not None:
             gap["brier"] = m["brier"] - ours["brier"]  # positive: the model is better
             gap["log_loss"] = m["log_loss"] - ours["log_loss"]
