@@ -85,6 +85,7 @@ def demo(
             f"that scored is version {meta['version']} (train with --promote to move it)"
         )
     write_report(out / "scored.parquet", out / "report.html")
+    plan_summary = _campaign(scored, out)
     summary = summarise(scored).iloc[0]
     err.print(
         f"{len(scored):,} customers scored: NPS {summary['nps']:.1f} "
@@ -98,6 +99,11 @@ def demo(
     err.print(f"  churn evaluation    {out / 'churn_evaluation.json'}")
     err.print(f"  scored customers    {out / 'scored.parquet'} (customer order; rank by priority)")
     err.print(f"  at-risk report      {out / 'report.html'} (open it in a browser)")
+    err.print(
+        f"  campaign plan       {out / 'plan.parquet'} and {out / 'profit_curve.svg'}: contact "
+        f"{plan_summary['contacted']:,}, expected profit {plan_summary['expected_profit']:,.0f} "
+        "(illustrative: contact cost 5, save rate 0.15 — an input, not an estimate)"
+    )
     err.print(f"  model trained       {run['model_uri']}")
     err.print(f"  model that scored   {meta['model_uri']} (models:/cx-scorer@champion)")
     err.print(f"  tracking store      {run['tracking_uri']}")
@@ -105,3 +111,15 @@ def demo(
     err.print(f"  MLflow UI           {mlflow_ui}")
     rescore = f"{tool_path('cx-models')} score --model models:/cx-scorer@champion ..."
     err.print(f"  score again         {rescore}")
+
+
+def _campaign(scored, out):
+    """Write the demo's illustrative campaign plan (`cx-models target`, example economics)."""
+    from cx_models.campaign import CampaignSettings, plan_campaign
+    from cx_models.cli.target import write_profit_curve
+    from cx_models.io import write_table
+
+    plan, summary = plan_campaign(scored, CampaignSettings(contact_cost=5.0, save_rate=0.15))
+    write_table(plan, out / "plan.parquet", metadata={"campaign": summary})
+    write_profit_curve(plan, summary["chosen"], out / "profit_curve.svg")
+    return summary
