@@ -119,3 +119,18 @@ def test_python_quickstart_runs(quickstart, monkeypatch):
     exec(compile(_block("### Python", "python"), "README.md", "exec"), namespace)
     assert list(namespace["scored"].columns[:2]) == ["customer_id", "p_alive"]
     assert namespace["features"].attrs["time_unit"] == "W"
+
+
+def test_demo_writes_every_output_it_names(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    done = _cli(["demo", "--customers", "2000"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "cx-demo"
+    for name in ("features.parquet", "scored.parquet", "report.html", "churn_evaluation.json",
+                 "plan.parquet", "profit_curve.svg"):
+        assert (out / name).exists(), name
+    plan = pd.read_parquet(out / "plan.parquet")
+    scored = pd.read_parquet(out / "scored.parquet")
+    assert len(plan) == len(scored) and plan["contact"].any()
+    assert (plan.loc[plan["contact"], "expected_gain"] > 0).all()
