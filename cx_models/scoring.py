@@ -46,6 +46,9 @@ from cx_models.settings import FeatureSpec, ScoreParams
 
 __all__ = ["CXScorer", "SCORE_COLUMNS"]
 
+#: The scores whose distribution is watched for drift, beside the churn features.
+DRIFT_SCORES = ("churn_risk", "clv", "nco")
+
 # the contract's blocks: CLV outputs, then the NCO block after churn_risk
 _CLV_COLUMNS = SCORE_COLUMNS[1:6]
 _NCO_COLUMNS = SCORE_COLUMNS[7:17]
@@ -69,6 +72,8 @@ class CXScorer:
     discount_rate: float = 0.10
     feature_spec: FeatureSpec = field(default_factory=FeatureSpec)
     ces_higher_is_better: bool = False
+    #: the training-time distribution of each churn feature and score (:mod:`cx_models.drift`)
+    drift_reference: dict = field(default_factory=dict)
 
     @property
     def lookback_days(self) -> int:
@@ -170,6 +175,15 @@ class CXScorer:
             drivers = lambda: pa.array([""] * n, type=pa.string())  # noqa: E731 - as the texts
         return pd.DataFrame(columns)[list(SCORE_COLUMNS)], drivers
 
+    def drift_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Return the columns drift is measured on: the churn features and the scores."""
+        model_features = model_feature_arrays(
+            NumericView(features), self.clv, horizon_days=self.horizon_days
+        )
+        frame = features.assign(**model_features)[list(self.churn.features_)]
+        scored = self.score(features, explain=False)
+        return frame.assign(**{c: scored[c].to_numpy() for c in DRIFT_SCORES})
+
     def check_features(self, features: pd.DataFrame) -> None:
         """Refuse a feature table whose recorded definition differs from the trained one.
 
@@ -204,6 +218,7 @@ class CXScorer:
             "horizon_days": self.horizon_days,
             "time_unit": self.time_unit,
             "features": self.churn.features_,
+            "drift_reference": self.drift_reference,
             "cx_models_version": __version__,
         }
         (directory / "scorer.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -229,6 +244,7 @@ class CXScorer:
                 or {"time_unit": meta.get("time_unit", "D"), "lookback_days": meta["lookback_days"]}
             ),
             ces_higher_is_better=bool(meta["ces_higher_is_better"]),
+            drift_reference=meta.get("drift_reference") or {},
         )
 
 

@@ -225,6 +225,10 @@ def train_scorer(
         feature_spec=config.feature_spec,
         ces_higher_is_better=config.ces_higher_is_better,
     )
+    from cx_models.drift import drift_reference
+
+    reference_frame = scorer.drift_frame(features)
+    scorer.drift_reference = drift_reference(reference_frame, reference_frame.columns)
     counts = snaps.groupby("snapshot")["churn"].agg(["size", "mean"])
     snapshot_counts = {
         day: {"customers": int(row["size"]), "churn_rate": float(row["mean"])}

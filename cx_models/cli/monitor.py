@@ -1,0 +1,76 @@
+"""``cx-models monitor``: drift of the customer base from what the model was trained on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cx_models.cli._app import app, err, print_json, user_errors
+from cx_models.cli.options import (
+    EVENT_FORMAT,
+    AsOfOpt,
+    SurveysOpt,
+    TrackingUriOpt,
+    TransactionsOpt,
+    settings_from,
+)
+from cx_models.cli.score import ModelUriOpt, resolve_and_load
+from cx_models.errors import CXDataError
+from cx_models.settings import EventFormat
+from cx_models.timeutil import parse_as_of
+
+__all__ = ["monitor"]
+
+
+@app.command()
+@user_errors
+@settings_from(fmt=EVENT_FORMAT)
+def monitor(
+    model: ModelUriOpt,
+    transactions: TransactionsOpt,
+    as_of: AsOfOpt,
+    surveys: SurveysOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report (.json).")] = None,
+    *,
+    fmt: EventFormat,
+) -> None:
+    """Compare each churn feature and score at --as-of with the model's training reference.
+
+    PSI over the reference deciles and the KS statistic D per column; verdict alarm if any
+    PSI >= 0.25 or D >= 0.15, warn if any PSI >= 0.1, else ok.
+    """
+    from cx_models.cli.data import build
+    from cx_models.drift import drift_report
+    from cx_models.io import write_text_atomic
+    from cx_models.serving.predictors import as_predictor
+
+    day = parse_as_of(as_of, name="--as-of")
+    loaded, info = resolve_and_load(model, tracking_uri)
+    scorer = getattr(as_predictor(loaded), "scorer", None)
+    reference = getattr(scorer, "drift_reference", None)
+    if not reference:
+        raise CXDataError(
+            f"model {info['model_uri']} carries no drift reference (logged before cx-models "
+            "recorded one): train it again to monitor it"
+        )
+    built = build(transactions, surveys, as_of=day, spec=scorer.feature_spec, fmt=fmt,
+                  quarantine_out=None)
+    report = drift_report(scorer.drift_frame(built.features), reference)
+    report.update(as_of=day.isoformat(), model_uri=info["model_uri"],
+                  customers=int(len(built.features)))
+    if out is not None:
+        write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+    worst = ", ".join(
+        f"{name} PSI {report['columns'][name]['psi']:.3f}" for name in report["largest_psi"][:3]
+    )
+    err.print(
+        f"drift at {day} against {info['model_uri']}'s training reference: "
+        f"{report['verdict']} (largest: {worst})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print_json(report)
