@@ -74,6 +74,8 @@ class CXScorer:
     ces_higher_is_better: bool = False
     #: the training-time distribution of each churn feature and score (:mod:`cx_models.drift`)
     drift_reference: dict = field(default_factory=dict)
+    #: the day the scorer was trained as of (ISO text; ``None`` for older models)
+    trained_as_of: str | None = None
 
     @property
     def lookback_days(self) -> int:
@@ -219,6 +221,7 @@ class CXScorer:
             "time_unit": self.time_unit,
             "features": self.churn.features_,
             "drift_reference": self.drift_reference,
+            "trained_as_of": self.trained_as_of,
             "cx_models_version": __version__,
         }
         (directory / "scorer.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -245,6 +248,7 @@ class CXScorer:
             ),
             ces_higher_is_better=bool(meta["ces_higher_is_better"]),
             drift_reference=meta.get("drift_reference") or {},
+            trained_as_of=meta.get("trained_as_of"),
         )
 
 

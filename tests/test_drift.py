@@ -72,3 +72,51 @@ def test_monitor_command(scorer, tmp_path, monkeypatch):
     assert saved["verdict"] == "ok" and saved["customers"] > 2500
     assert set(saved["columns"]) == set(scorer.drift_reference)
     assert "drift at 2025-12-31" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def earlier():
+    """A scorer trained at 2025-06-30 on a base that goes on to 2025-12-31."""
+    base = generate_customer_base(4000, seed=9)
+    tx = validate_transactions(base.transactions, as_of="2025-06-30").data
+    sv = validate_surveys(base.surveys, as_of="2025-06-30").data
+    scorer = train_scorer(tx, sv, TrainingConfig(as_of="2025-06-30", max_snapshots=3)).scorer
+    return base, scorer
+
+
+def test_realised_performance_equals_an_independent_computation(earlier):
+    import datetime as dt
+
+    from sklearn.metrics import roc_auc_score
+
+    from cx_models.errors import CXDataError
+    from cx_models.realised import realised_performance
+
+    base, scorer = earlier
+    assert scorer.trained_as_of == "2025-06-30"
+    tx = validate_transactions(base.transactions, as_of=AS_OF).data
+    sv = validate_surveys(base.surveys, as_of=AS_OF).data
+    got = realised_performance(scorer, tx, sv, scored_at="2025-08-31", as_of=AS_OF)
+    # by hand: features from the raw base at 2025-08-31, labels from the raw timestamps
+    features = build_customer_features(
+        base.transactions.filter(base.transactions["timestamp"] < dt.datetime(2025, 9, 1)),
+        base.surveys.filter(base.surveys["timestamp"] < dt.datetime(2025, 9, 1)),
+        as_of="2025-08-31",
+    )
+    risk = scorer.score(features, explain=False)["churn_risk"].to_numpy()
+    raw = base.transactions.to_pandas()
+    window = raw[(raw["timestamp"] >= "2025-09-01") & (raw["timestamp"] < "2025-11-30")]
+    y = (~features["customer_id"].isin(window["customer_id"])).astype(int).to_numpy()
+    assert got["customers"] == len(features)
+    assert got["observed_churn_rate"] == pytest.approx(y.mean())
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, risk))
+    assert got["predicted_churn_rate"] == pytest.approx(risk.mean())
+    spent = raw[(raw["timestamp"] >= "2025-09-01") & (raw["customer_id"].isin(
+        features["customer_id"]))]["amount"].sum()
+    assert got["spend_actual"] == pytest.approx(spent)
+    assert 0.5 < got["spend_predicted"] / got["spend_actual"] < 2.0
+    assert sum(b["customers"] for b in got["calibration"]) == len(features)
+    with pytest.raises(CXDataError, match="the latest possible is 2025-10-02"):
+        realised_performance(scorer, tx, sv, scored_at="2025-11-01", as_of=AS_OF)
+    with pytest.raises(CXDataError, match="before the model's training day 2025-06-30"):
+        realised_performance(scorer, tx, sv, scored_at="2025-05-31", as_of=AS_OF)

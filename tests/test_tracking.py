@@ -300,3 +300,23 @@ def test_a_modified_model_file_is_refused_before_it_runs(first_run, store, tmp_p
     finally:
         path.write_bytes(original)
     load_model(first_run["model_uri"], tracking_uri=store)  # restored: verified again
+
+
+def test_monitor_logs_under_the_models_run(first_run, store, base_dir, tmp_path):
+    import mlflow
+
+    res = runner.invoke(app, ["monitor", "--model", first_run["model_uri"], "--tracking-uri",
+                              store, "--transactions", str(base_dir / "transactions.parquet"),
+                              "--surveys", str(base_dir / "surveys.parquet"), "--as-of", AS_OF,
+                              "--out", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.stderr
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert report["verdict"] == "ok"  # the training day's own base
+    run = mlflow.MlflowClient(store).get_run(first_run["run_id"])
+    assert run.data.metrics["monitor.psi_max"] == pytest.approx(
+        max(c["psi"] for c in report["columns"].values())
+    )
+    res = runner.invoke(app, ["monitor", "--model", first_run["model_uri"], "--tracking-uri",
+                              store, "--transactions", str(base_dir / "transactions.parquet"),
+                              "--as-of", AS_OF, "--scored-at", "2025-12-01"])
+    assert res.exit_code == 2 and "the latest possible is 2025-10-02" in res.stderr

@@ -229,6 +229,7 @@ def train_scorer(
 
     reference_frame = scorer.drift_frame(features)
     scorer.drift_reference = drift_reference(reference_frame, reference_frame.columns)
+    scorer.trained_as_of = config.as_of
     counts = snaps.groupby("snapshot")["churn"].agg(["size", "mean"])
     snapshot_counts = {
         day: {"customers": int(row["size"]), "churn_rate": float(row["mean"])}

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "DEFAULT_TRACKING_URI",
     "load_model",
+    "log_monitoring",
     "log_training_run",
     "resolve_tracking_uri",
     "spark_udf",
@@ -327,6 +328,30 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target) ->
         "champion": champion,
         "tracking_uri": resolved,
     }
+
+
+def log_monitoring(run_id: str, report: dict, *, tracking_uri: str | None = None) -> None:
+    """Log a ``cx-models monitor`` report under the model's training run.
+
+    Metrics ``monitor.psi_max``, ``monitor.ks_max`` and, when present,
+    ``monitor.realised.*``, with the as_of day as the step; the report as
+    ``monitoring/<as_of>.json``.
+    """
+    import datetime as dt
+
+    mlflow, _ = _use(tracking_uri)
+    columns = report.get("columns", {}).values()
+    metrics = {
+        "monitor.psi_max": max((c["psi"] for c in columns if c["psi"] is not None), default=0.0),
+        "monitor.ks_max": max((c["ks"] for c in columns if c["ks"] is not None), default=0.0),
+    }
+    for key, value in (report.get("realised") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics[f"monitor.realised.{key}"] = float(value)
+    step = dt.date.fromisoformat(report["as_of"]).toordinal()
+    with _quiet(), mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(metrics, step=step)
+        mlflow.log_dict(report, f"monitoring/{report['as_of']}.json")
 
 
 def _record_digest(mlflow, client, logged_uri: str, model_name: str, version: str) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cx_models.cli._app import app, err, print_json, user_errors
+from cx_models.cli._app import app, err, print_json, report_table, user_errors
 from cx_models.cli.options import (
     EVENT_FORMAT,
     AsOfOpt,
@@ -35,6 +35,14 @@ def monitor(
     surveys: SurveysOpt = None,
     tracking_uri: TrackingUriOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Report (.json).")] = None,
+    scored_at: Annotated[
+        str | None,
+        typer.Option(
+            "--scored-at",
+            help="Also score at this earlier day and compare with what followed (at most "
+            "--as-of minus the horizon).",
+        ),
+    ] = None,
     *,
     fmt: EventFormat,
 ) -> None:
@@ -43,9 +51,10 @@ def monitor(
     PSI over the reference deciles and the KS statistic D per column; verdict alarm if any
     PSI >= 0.25 or D >= 0.15, warn if any PSI >= 0.1, else ok.
     """
-    from cx_models.cli.data import build
     from cx_models.drift import drift_report
+    from cx_models.features import features_from_validated, to_pandas_features
     from cx_models.io import write_text_atomic
+    from cx_models.schemas import validate_events
     from cx_models.serving.predictors import as_predictor
 
     day = parse_as_of(as_of, name="--as-of")
@@ -57,11 +66,28 @@ def monitor(
             f"model {info['model_uri']} carries no drift reference (logged before cx-models "
             "recorded one): train it again to monitor it"
         )
-    built = build(transactions, surveys, as_of=day, spec=scorer.feature_spec, fmt=fmt,
-                  quarantine_out=None)
-    report = drift_report(scorer.drift_frame(built.features), reference)
-    report.update(as_of=day.isoformat(), model_uri=info["model_uri"],
-                  customers=int(len(built.features)))
+    tx, sv = validate_events(transactions, surveys, as_of=day, fmt=fmt)
+    sv_data = None if sv is None else sv.data
+    table, _ = features_from_validated(tx.data, sv_data, as_of=day, spec=scorer.feature_spec)
+    features = to_pandas_features(table, as_of=day, spec=scorer.feature_spec)
+    err.print(report_table({"transactions": tx.report.to_dict(),
+                            "surveys": None if sv is None else sv.report.to_dict()}))
+    report = drift_report(scorer.drift_frame(features), reference)
+    report.update(as_of=day.isoformat(), model_uri=info["model_uri"], customers=len(features))
+    if scored_at is not None:
+        from cx_models.realised import realised_performance
+
+        report["realised"] = realised_performance(
+            scorer,
+            tx.data,
+            sv_data,
+            scored_at=parse_as_of(scored_at, name="--scored-at"),
+            as_of=day,
+        )
+    if info.get("run_id"):
+        from cx_models.training.tracking import log_monitoring
+
+        log_monitoring(info["run_id"], report, tracking_uri=tracking_uri)
     if out is not None:
         write_text_atomic(out, json.dumps(report, indent=2) + "\n")
     worst = ", ".join(
@@ -73,4 +99,15 @@ def monitor(
         highlight=False,
         soft_wrap=True,
     )
+    realised = report.get("realised")
+    if realised:
+        auc = "-" if realised["roc_auc"] is None else f"{realised['roc_auc']:.4f}"
+        err.print(
+            f"scored at {realised['scored_at']}: ROC-AUC {auc}, churn predicted "
+            f"{realised['predicted_churn_rate']:.1%} vs observed "
+            f"{realised['observed_churn_rate']:.1%}; spend predicted "
+            f"{realised['spend_predicted']:,.0f} vs actual {realised['spend_actual']:,.0f}",
+            highlight=False,
+            soft_wrap=True,
+        )
     print_json(report)
