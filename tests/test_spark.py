@@ -318,6 +318,27 @@ def test_cli_spark_engine_from_a_weekly_feature_table(base, logged, spark, tmp_p
     _assert_tables_equal(pd.read_parquet(out), expected)
 
 
+def test_cli_spark_engine_quarantines_extreme_features_as_one_machine_does(
+    base, logged, spark, tmp_path
+):
+    from cx_models.io import write_table
+
+    model_uri, store = logged
+    features = build_features(base[0], base[1], as_of=AS_OF).features
+    features.loc[3, "monetary_value"] = np.inf
+    features.loc[8, "total_spend"] = 1e39
+    path = tmp_path / "features.parquet"
+    write_table(features, path, metadata={"as_of": AS_OF, "time_unit": "D"})
+    out = tmp_path / "scored.parquet"
+    args = ["score", "--engine", "spark", "--model", model_uri, "--tracking-uri", store]
+    result = runner.invoke(app, [*args, "--features", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "2 customers quarantined (feature_out_of_range" in result.stderr
+    scored = pd.read_parquet(out)
+    assert len(scored) == len(features) - 2
+    assert not set(features["customer_id"].iloc[[3, 8]]) & set(scored["customer_id"])
+
+
 def test_cli_spark_engine_unreadable_input_is_one_line(logged, spark, tmp_path):
     _, store = logged
     bad = tmp_path / "tx.parquet"

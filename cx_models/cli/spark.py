@@ -46,6 +46,11 @@ def score_on_spark(
             progress=not quiet,
             **common,
         )
+        if result["feature_out_of_range"] and not quiet:
+            err.print(
+                f"{result['feature_out_of_range']:,} customers quarantined (feature_out_of_range:"
+                " an infinite feature value or one above 1e30); the others are scored"
+            )
     else:
         metadata = score_metadata(info, loaded, as_of=as_of.isoformat(), params=params)
         result = cx_spark.score_files(

@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 from cx_models._version import __version__
 from cx_models.contract import (
     EXTRA_COLUMNS,
+    MAX_FEATURE_VALUE,
     SCORE_COLUMNS,
     atomic_output,
 )
@@ -230,8 +231,10 @@ def score_feature_file(
     with _job_errors(f"scoring {features_path}"):
         spark = spark or spark_session(master, progress=progress)
         features = read_table(spark, features_path, what="features")
+        usable = _usable_rows(features)
+        rejected = features.filter(~usable).count()
         scored = score_features(
-            features,
+            features.filter(usable),
             model_uri,
             time_unit=time_unit,
             tracking_uri=tracking_uri,
@@ -239,4 +242,21 @@ def score_feature_file(
         )
         write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})
         customers = scored.count()
-    return {"customers": int(customers)}
+    return {"customers": int(customers), "feature_out_of_range": int(rejected)}
+
+
+def _usable_rows(features: DataFrame):
+    """Rows whose every numeric feature is missing or finite and at most 1e30 in size.
+
+    The others are left out (``feature_out_of_range``), as on the single machine: one
+    such customer never fails the table.
+    """
+    from pyspark.sql.types import NumericType
+
+    condition = F.lit(True)
+    for field in features.schema.fields:
+        if isinstance(field.dataType, NumericType) and field.name != "customer_id":
+            col = F.col(field.name)
+            ok = col.isNull() | F.isnan(col) | (F.abs(col) <= F.lit(MAX_FEATURE_VALUE))
+            condition = condition & ok
+    return condition
