@@ -65,8 +65,9 @@ def realised_performance(scorer, transactions: pl.DataFrame, surveys, *, scored_
                                        spec=scorer.feature_spec)
     features = to_pandas_features(table, as_of=scored_at, spec=scorer.feature_spec)
     window = (as_of - scored_at).days
+    # churn risk is always at the trained horizon; the horizon here sets the CLV outputs
     scored = scorer.score(features, ScoreParams(horizon_days=window, explain=False))
-    churn = scorer.score(features, ScoreParams(explain=False))["churn_risk"].to_numpy()
+    churn = scored["churn_risk"].to_numpy()
     ids = features["customer_id"].to_numpy()
     y = churn_labels(transactions, ids, as_of=scored_at, horizon_days=horizon)
     after = transactions.filter(

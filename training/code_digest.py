@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from cx_models.errors import CXDataError
@@ -73,7 +74,11 @@ def model_digest(manifest: dict[str, str]) -> str:
 
 
 def check_model_files(
-    model_dir, expected: str | None, *, model_uri: str, logged: dict | None = None
+    model_dir,
+    expected: str | None,
+    *,
+    model_uri: str,
+    logged: Callable[[], dict | None] | None = None,
 ) -> str | None:
     """Refuse a model whose files differ from those logged; return a warning or ``None``.
 
@@ -86,8 +91,9 @@ def check_model_files(
         cx-models recorded one (then a warning is returned instead).
     model_uri : str
         For messages.
-    logged : dict, optional
-        The manifest logged with the run, to name the files that changed.
+    logged : callable, optional
+        Returns the manifest logged with the run, to name the files that changed;
+        called only on a mismatch (fetching it costs a download).
 
     Raises
     ------
@@ -103,6 +109,7 @@ def check_model_files(
     if model_digest(manifest) == expected:
         return None
     changed = []
+    logged = logged() if logged is not None else None
     if logged:
         names = sorted(set(logged) | set(manifest))
         changed = [n for n in names if logged.get(n) != manifest.get(n)]

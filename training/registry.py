@@ -44,8 +44,8 @@ def _version(mlflow, model_uri: str):
         return client.get_model_version(name, number)
 
 
-def _recorded(mlflow, model_uri: str) -> tuple[str | None, dict | None]:
-    """Return the digest recorded for ``model_uri`` and its run's file manifest."""
+def _recorded(mlflow, model_uri: str) -> tuple[str | None, str | None]:
+    """Return the digest recorded for ``model_uri`` and the id of its run."""
     client = mlflow.MlflowClient()
     run_id = digest = None
     if model_uri.startswith("models:/") and not model_uri.startswith("models:/m-"):
@@ -53,18 +53,22 @@ def _recorded(mlflow, model_uri: str) -> tuple[str | None, dict | None]:
         digest, run_id = (version.tags or {}).get(DIGEST_TAG), version.run_id
     elif model_uri.startswith("runs:/"):
         run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
-    if run_id is None:
-        return digest, None
-    with tracking._quiet():
-        if digest is None:
+    if digest is None and run_id is not None:
+        with tracking._quiet():
             digest = client.get_run(run_id).data.tags.get(DIGEST_TAG)
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = client.download_artifacts(run_id, MANIFEST_NAME, tmp)
-                manifest = json.loads(Path(path).read_text())
-        except Exception:  # noqa: BLE001 - older runs have no manifest
-            manifest = None
-    return digest, manifest
+    return digest, run_id
+
+
+def _manifest(mlflow, run_id: str | None) -> dict | None:
+    """Return the per-file manifest logged with the run (fetched only to name changed files)."""
+    if run_id is None:
+        return None
+    try:
+        with tracking._quiet(), tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.MlflowClient().download_artifacts(run_id, MANIFEST_NAME, tmp)
+            return json.loads(Path(path).read_text())
+    except Exception:  # noqa: BLE001 - older runs have no manifest
+        return None
 
 
 def verified_copy(model_uri: str, *, tracking_uri: str | None = None,
@@ -88,12 +92,14 @@ def verified_copy(model_uri: str, *, tracking_uri: str | None = None,
     try:
         with tracking._quiet():
             local = mlflow.artifacts.download_artifacts(model_uri, dst_path=folder)
-        expected, manifest = _recorded(mlflow, model_uri)
+        expected, run_id = _recorded(mlflow, model_uri)
     except Exception as exc:  # noqa: BLE001 - MLflow raises its own exception classes
         shutil.rmtree(folder, ignore_errors=True)
         raise _cannot(model_uri, exc) from None
     try:
-        warning = check_model_files(local, expected, model_uri=model_uri, logged=manifest)
+        warning = check_model_files(
+            local, expected, model_uri=model_uri, logged=lambda: _manifest(mlflow, run_id)
+        )
     except CXDataError:
         if not trust_modified:
             shutil.rmtree(folder, ignore_errors=True)

@@ -28,6 +28,7 @@ from cx_models.churn_data import CHURN_FEATURES
 from cx_models.columns import NumericView, as_float
 from cx_models.drivers import driver_texts
 from cx_models.errors import CXDataError, NotFittedError
+from cx_models.models._calibration import apply_calibrator, fit_calibrator
 
 __all__ = ["ChurnModel", "FEATURE_LABELS"]
 
@@ -266,7 +267,7 @@ class ChurnModel:
         self.best_iteration_ = int(booster.best_iteration)
         self.features_ = features
         raw = self._raw_proba(dhold)
-        self.calibrator_ = _fit_calibrator(raw, y_hold, self.calibration)
+        self.calibrator_ = fit_calibrator(raw, y_hold, self.calibration)
         self.n_train_rows_ = int(len(train))
         self.n_holdout_rows_ = int(len(hold))
         self.snapshots_ = [str(d) for d in days]
@@ -302,7 +303,7 @@ class ChurnModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Return calibrated probabilities of churn within the horizon, one per row."""
-        return _apply_calibrator(self.calibrator_, self.predict_proba_raw(frame))
+        return apply_calibrator(self.calibrator_, self.predict_proba_raw(frame))
 
     def predict_and_explain(
         self,
@@ -325,7 +326,7 @@ class ChurnModel:
         booster = self._small_booster() if few else self.booster_
         dm = _xgb().DMatrix(matrix, feature_names=self.features_, nthread=1 if few else None)
         if not explain:
-            return _apply_calibrator(self.calibrator_, self._raw_proba(dm, booster)), None
+            return apply_calibrator(self.calibrator_, self._raw_proba(dm, booster)), None
         contrib = booster.predict(
             dm,
             pred_contribs=True,
@@ -336,7 +337,7 @@ class ChurnModel:
         # trees for the probability (it agrees with predict() to float32 rounding, ~1e-7)
         margin = contrib.sum(axis=1, dtype=np.float64)
         raw = 1.0 / (1.0 + np.exp(-margin))
-        proba = _apply_calibrator(self.calibrator_, raw)
+        proba = apply_calibrator(self.calibrator_, raw)
 
         def texts():
             return self._driver_texts(contrib[:, :-1], matrix, top)
@@ -445,28 +446,3 @@ class ChurnModel:
         model.holdout_ = meta.get("holdout", "latest snapshot")
         model.learning_rate_ = meta.get("learning_rate") or meta["settings"]["learning_rate"]
         return model
-
-
-def _fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> dict:
-    """Fit scikit-learn's isotonic regression or a Platt sigmoid; return JSON data."""
-    if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
-
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
-        return {
-            "method": "isotonic",
-            "x": [float(v) for v in iso.X_thresholds_],
-            "y": [float(v) for v in iso.y_thresholds_],
-        }
-    from sklearn.linear_model import LogisticRegression
-
-    logit = np.log(np.clip(raw, 1e-7, 1 - 1e-7) / np.clip(1 - raw, 1e-7, 1))
-    lr = LogisticRegression(C=1e6).fit(logit[:, None], y)
-    return {"method": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
-
-
-def _apply_calibrator(cal: dict, raw: np.ndarray) -> np.ndarray:
-    if cal["method"] == "isotonic":
-        return np.interp(raw, np.asarray(cal["x"]), np.asarray(cal["y"]))
-    logit = np.log(np.clip(raw, 1e-7, 1 - 1e-7) / np.clip(1 - raw, 1e-7, 1))
-    return 1.0 / (1.0 + np.exp(-(cal["a"] * logit + cal["b"])))
