@@ -15,6 +15,7 @@ from cx_models.errors import CXDataError
 
 __all__ = [
     "canonical_id_expr",
+    "decide_scan_id_dtype",
     "require_scalar_columns",
     "customer_ids",
     "duplicate_mask",
@@ -189,3 +190,34 @@ def first_reason(checks: list[tuple[str, pl.Series]], height: int) -> pl.Series:
     if expr is None or height == 0:
         return pl.Series("reason", [None] * height, dtype=pl.String)
     return pl.select(expr.otherwise(pl.lit(None, dtype=pl.String)).alias("reason")).to_series()
+
+
+def decide_scan_id_dtype(scan: pl.LazyFrame, column: str, raw_dtype, source: str):
+    """Decide the customer id type from the whole column without holding it in memory.
+
+    The rule is :func:`cx_models.contract.decide_id_type`; this computes its inputs
+    in one streamed pass.
+    """
+    if raw_dtype.is_integer():
+        kind = decide_id_type("int", source=source, column=column)
+    elif raw_dtype.is_float():
+        values = pl.col(column).fill_nan(None).drop_nulls()
+        whole = scan.select((values.round(0) == values).all()).collect(engine="streaming").item()
+        kind = decide_id_type("float", source=source, column=column, all_whole=bool(whole))
+    elif raw_dtype == pl.Boolean:
+        kind = decide_id_type("bool", source=source, column=column)
+    else:
+        text = pl.col(column).cast(pl.String).str.strip_chars()
+        present = text.filter(text.is_not_null() & (text.str.len_chars() > 0))
+        all_int, count = (
+            scan.select(
+                present.str.contains(INTEGER_ID_PATTERN).all().alias("all_int"),
+                present.len().alias("n"),
+            )
+            .collect(engine="streaming")
+            .row(0)
+        )
+        kind = decide_id_type(
+            "text", source=source, column=column, present=count, all_integer_text=bool(all_int)
+        )
+    return pl.Int64 if kind == "int" else pl.String

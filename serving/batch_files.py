@@ -176,7 +176,7 @@ def score_files(
 
     import pyarrow as pa
 
-    from cx_models.cells import canonical_id_expr, require_scalar_columns
+    from cx_models.cells import canonical_id_expr, decide_scan_id_dtype, require_scalar_columns
     from cx_models.io import table_format
     from cx_models.outputs import check_distinct, job_scratch, write_errno, write_failure
     from cx_models.quarantine import merge_reports, require_usable
@@ -194,7 +194,7 @@ def score_files(
     require_columns(schema.names(), tx_source, tcols.roles())
     require_scalar_columns(schema, tx_source, tcols.roles())
     # 1. ids: decide the id type on the whole column, cut customers into chunks
-    id_dtype = _decide_id_dtype(tx_scan, tcols.customer, schema[tcols.customer], tx_source)
+    id_dtype = decide_scan_id_dtype(tx_scan, tcols.customer, schema[tcols.customer], tx_source)
     ids = (
         tx_scan.select(canonical_id_expr(tcols.customer, schema[tcols.customer], id_dtype))
         .drop_nulls()
@@ -383,39 +383,6 @@ def _ahead(pool, prepare, pieces: list, busy: Callable[[], bool]):
         result = ahead.popleft().result()
         top_up(3 if busy() else 1)  # the next piece is prepared while this one is used
         yield result
-
-
-def _decide_id_dtype(scan: pl.LazyFrame, column: str, raw_dtype, source: str):
-    """Decide the customer id type from the whole column without holding it in memory.
-
-    The rule is :func:`cx_models.contract.decide_id_type`; this computes its inputs
-    in one streamed pass.
-    """
-    from cx_models.contract import INTEGER_ID_PATTERN, decide_id_type
-
-    if raw_dtype.is_integer():
-        kind = decide_id_type("int", source=source, column=column)
-    elif raw_dtype.is_float():
-        values = pl.col(column).fill_nan(None).drop_nulls()
-        whole = scan.select((values.round(0) == values).all()).collect(engine="streaming").item()
-        kind = decide_id_type("float", source=source, column=column, all_whole=bool(whole))
-    elif raw_dtype == pl.Boolean:
-        kind = decide_id_type("bool", source=source, column=column)
-    else:
-        text = pl.col(column).cast(pl.String).str.strip_chars()
-        present = text.filter(text.is_not_null() & (text.str.len_chars() > 0))
-        all_int, count = (
-            scan.select(
-                present.str.contains(INTEGER_ID_PATTERN).all().alias("all_int"),
-                present.len().alias("n"),
-            )
-            .collect(engine="streaming")
-            .row(0)
-        )
-        kind = decide_id_type(
-            "text", source=source, column=column, present=count, all_integer_text=bool(all_int)
-        )
-    return pl.Int64 if kind == "int" else pl.String
 
 
 def _parquet_options(schema) -> dict:

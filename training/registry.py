@@ -36,7 +36,7 @@ def _version(mlflow, model_uri: str):
     """Return the registered version that ``models:/NAME@ALIAS`` or ``models:/NAME/N`` names."""
     rest = model_uri.removeprefix("models:/")
     client = mlflow.MlflowClient()
-    with tracking._quiet():
+    with tracking.quiet_mlflow():
         if "@" in rest:
             name, alias = rest.split("@", 1)
             return client.get_model_version_by_alias(name, alias)
@@ -54,7 +54,7 @@ def _recorded(mlflow, model_uri: str) -> tuple[str | None, str | None]:
     elif model_uri.startswith("runs:/"):
         run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
     if digest is None and run_id is not None:
-        with tracking._quiet():
+        with tracking.quiet_mlflow():
             digest = client.get_run(run_id).data.tags.get(DIGEST_TAG)
     return digest, run_id
 
@@ -64,7 +64,7 @@ def _manifest(mlflow, run_id: str | None) -> dict | None:
     if run_id is None:
         return None
     try:
-        with tracking._quiet(), tempfile.TemporaryDirectory() as tmp:
+        with tracking.quiet_mlflow(), tempfile.TemporaryDirectory() as tmp:
             path = mlflow.MlflowClient().download_artifacts(run_id, MANIFEST_NAME, tmp)
             return json.loads(Path(path).read_text())
     except Exception:  # noqa: BLE001 - older runs have no manifest
@@ -86,11 +86,11 @@ def verified_copy(model_uri: str, *, tracking_uri: str | None = None,
         (unless ``trust_modified``).
     """
     trust_modified = trust_modified or os.environ.get("CX_TRUST_MODIFIED_MODEL") == "1"
-    mlflow, _ = tracking._use(tracking_uri)
+    mlflow, _ = tracking.use_store(tracking_uri)
     folder = tempfile.mkdtemp(prefix="cx-model-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     try:
-        with tracking._quiet():
+        with tracking.quiet_mlflow():
             local = mlflow.artifacts.download_artifacts(model_uri, dst_path=folder)
         expected, run_id = _recorded(mlflow, model_uri)
     except Exception as exc:  # noqa: BLE001 - MLflow raises its own exception classes
@@ -117,9 +117,9 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None,
     Its files are checked first (:func:`verified_copy`).
     """
     local = verified_copy(model_uri, tracking_uri=tracking_uri, trust_modified=trust_modified)
-    mlflow = tracking._mlflow()
+    mlflow = tracking.mlflow_module()
     try:
-        with tracking._quiet():
+        with tracking.quiet_mlflow():
             # suppress_warnings: the requirements check costs ~1 s and only warns
             return mlflow.pyfunc.load_model(local, suppress_warnings=True)
     except mlflow.exceptions.MlflowException as exc:
@@ -142,14 +142,14 @@ def spark_udf(
     the model's requirements installed (see :mod:`cx_models.serving.spark`).
     """
     local = verified_copy(model_uri, tracking_uri=tracking_uri, trust_modified=trust_modified)
-    mlflow = tracking._mlflow()
+    mlflow = tracking.mlflow_module()
     # its advice to recreate the training environment with conda does not apply here:
     # the executors run the installed cx-models (see cx_models.serving.spark)
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)
     try:
-        with tracking._quiet():
+        with tracking.quiet_mlflow():
             return mlflow.pyfunc.spark_udf(
                 spark, local, result_type=result_type, env_manager="local", params=params
             )
@@ -167,7 +167,7 @@ def describe_model(model_uri: str, *, tracking_uri: str | None = None) -> dict:
     was asked); load that URI so the scores come from the version reported, even
     if the alias moves meanwhile. Other URIs are returned as they are.
     """
-    mlflow, _ = tracking._use(tracking_uri)
+    mlflow, _ = tracking.use_store(tracking_uri)
     info = {"model_uri": model_uri, "requested_uri": model_uri}
     if not model_uri.startswith("models:/"):
         return info

@@ -33,6 +33,9 @@ __all__ = [
     "DEFAULT_TRACKING_URI",
     "load_model",
     "log_monitoring",
+    "mlflow_module",
+    "quiet_mlflow",
+    "use_store",
     "log_training_run",
     "resolve_tracking_uri",
     "spark_udf",
@@ -64,7 +67,8 @@ class TrackingTarget:
     KEYWORDS: ClassVar[tuple[str, ...]] = ("tracking_uri", "experiment", "model_name", "promote")
 
 
-def _mlflow():
+def mlflow_module():
+    """Import and return mlflow (quiet, telemetry off): the one place that imports it."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # MLflow's INFO lines (database migrations, validation notices) are not ours to print
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -90,7 +94,7 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_mlflow():
     """Silence MLflow's advisory warnings and INFO lines for the duration of a call."""
     import logging
 
@@ -106,8 +110,9 @@ def _quiet():
         logger.setLevel(level)
 
 
-def _use(uri: str | None):
-    mlflow = _mlflow()
+def use_store(uri: str | None):
+    """Point mlflow at the tracking (and registry) store; return ``(mlflow, resolved URI)``."""
+    mlflow = mlflow_module()
     resolved = resolve_tracking_uri(uri)
     mlflow.set_tracking_uri(resolved)
     mlflow.set_registry_uri(resolved)
@@ -219,7 +224,7 @@ def log_training_run(
         ``run_id``, ``model_uri`` (``models:/NAME/VERSION``), ``version``,
         ``champion`` (bool), ``tracking_uri``.
     """
-    with _quiet():
+    with quiet_mlflow():
         return _log_training_run(
             result=result,
             data=data,
@@ -231,7 +236,7 @@ def log_training_run(
 
 
 def _log_training_run(*, result, data, clv_validation, plots, tables, target) -> dict:
-    mlflow, resolved = _use(target.tracking_uri)
+    mlflow, resolved = use_store(target.tracking_uri)
     experiment_id = _experiment(mlflow, target.experiment, resolved)
     model_name, promote = target.model_name, target.promote
     scorer = result.scorer
@@ -339,7 +344,7 @@ def log_monitoring(run_id: str, report: dict, *, tracking_uri: str | None = None
     """
     import datetime as dt
 
-    mlflow, _ = _use(tracking_uri)
+    mlflow, _ = use_store(tracking_uri)
     columns = report.get("columns", {}).values()
     metrics = {
         "monitor.psi_max": max((c["psi"] for c in columns if c["psi"] is not None), default=0.0),
@@ -349,7 +354,7 @@ def log_monitoring(run_id: str, report: dict, *, tracking_uri: str | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics[f"monitor.realised.{key}"] = float(value)
     step = dt.date.fromisoformat(report["as_of"]).toordinal()
-    with _quiet(), mlflow.start_run(run_id=run_id):
+    with quiet_mlflow(), mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(metrics, step=step)
         mlflow.log_dict(report, f"monitoring/{report['as_of']}.json")
 
@@ -363,7 +368,7 @@ def _record_digest(mlflow, client, logged_uri: str, model_name: str, version: st
     from cx_models.training.code_digest import DIGEST_TAG, MANIFEST_NAME, file_manifest
     from cx_models.training.code_digest import model_digest as digest_of
 
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
+    with tempfile.TemporaryDirectory() as tmp, quiet_mlflow():
         local = mlflow.artifacts.download_artifacts(logged_uri, dst_path=tmp)
         manifest = file_manifest(local)
     digest = digest_of(manifest)
