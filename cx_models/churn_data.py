@@ -23,7 +23,7 @@ from cx_models.columns import as_float
 from cx_models.errors import ConvergenceError, CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.models.clv import CLVModel
-from cx_models.settings import FeatureSpec
+from cx_models.settings import FeatureSpec, SnapshotPlan
 from cx_models.snapshot_design import NotEnoughHistory, design_snapshots, snapshot_dates
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
@@ -221,18 +221,12 @@ def snapshot_features(
 
 
 def training_snapshots(
-    transactions: pl.DataFrame,
-    surveys: pl.DataFrame | None,
-    *,
-    as_of,
-    horizon_days: int,
-    step_days: int | None = None,
-    max_snapshots: int | None = 4,
-    spec: FeatureSpec | None = None,
+    transactions: pl.DataFrame, surveys: pl.DataFrame | None, *, as_of, plan: SnapshotPlan
 ) -> pd.DataFrame:
     """Stack labelled snapshots whose label windows end at or before ``as_of``.
 
-    The days follow :func:`cx_models.snapshot_design.design_snapshots`. A snapshot
+    The days follow :func:`cx_models.snapshot_design.design_snapshots` for ``plan``
+    (horizon, step, count), and every snapshot's features follow ``plan.spec``. A snapshot
     whose CLV fit is not identified even with a penalizer, or whose labels hold one
     class only, is dropped. Returns one row per (snapshot, customer) with the columns
     of :func:`snapshot_features`, ``snapshot`` (the day, ISO text) and ``churn``
@@ -243,10 +237,8 @@ def training_snapshots(
     if transactions.height == 0:
         raise CXDataError("no transactions to build churn snapshots from")
     first_day = transactions["timestamp"].min().date()
-    design = design_snapshots(
-        first_day, as_of, horizon_days=horizon_days, step_days=step_days,
-        max_snapshots=max_snapshots,
-    )
+    design = design_snapshots(first_day, as_of, plan)
+    horizon_days, spec = plan.horizon_days, plan.spec
     cutoff = as_of_cutoff(as_of)
     visible = transactions.filter(pl.col("timestamp") < cutoff)
     parts = []

@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from cx_models.churn_data import churn_labels, snapshot_features, training_snapshots
 from cx_models.emp import emp_score
 from cx_models.models.churn import ChurnModel
-from cx_models.settings import FeatureSpec
+from cx_models.settings import SnapshotPlan
 from cx_models.timeutil import parse_as_of
 
 __all__ = ["classification_metrics", "evaluate_churn", "true_prob_no_purchase"]
@@ -104,10 +104,7 @@ def evaluate_churn(
     surveys: pl.DataFrame | None,
     *,
     as_of,
-    horizon_days: int,
-    step_days: int | None = None,
-    max_snapshots: int | None = None,
-    spec: FeatureSpec | None = None,
+    plan: SnapshotPlan,
     model: ChurnModel | None = None,
     truth: pd.DataFrame | None = None,
     plots_dir=None,
@@ -119,12 +116,13 @@ def evaluate_churn(
     transactions, surveys : polars.DataFrame
         Validated canonical frames (see :mod:`cx_models.schemas`), up to ``as_of``.
     as_of : str or date
-        The last day of data; the evaluation window is the ``horizon_days`` before it.
-    horizon_days, step_days, max_snapshots
-        As in :func:`~cx_models.churn_data.training_snapshots`.
-    spec : FeatureSpec, optional
-        The feature definition (time unit, survey look-back) of every snapshot,
-        the evaluated one included: the definition the final model is trained on.
+        The last day of data; the evaluation window is the ``plan.horizon_days``
+        before it.
+    plan : SnapshotPlan
+        The horizon, the snapshot design (as in
+        :func:`~cx_models.churn_data.training_snapshots`) and the feature definition
+        of every snapshot, the evaluated one included: the definition the final
+        model is trained on.
     model : ChurnModel, optional
         Settings for the model (a fresh one with the horizon when omitted).
     truth : pandas.DataFrame, optional
@@ -139,16 +137,9 @@ def evaluate_churn(
         details, and ``plots``.
     """
     as_of = parse_as_of(as_of)
-    day = as_of - dt.timedelta(days=int(horizon_days))
-    snaps = training_snapshots(
-        transactions,
-        surveys,
-        as_of=day,
-        horizon_days=horizon_days,
-        step_days=step_days,
-        max_snapshots=max_snapshots,
-        spec=spec,
-    )
+    horizon_days, spec = plan.horizon_days, plan.spec
+    day = as_of - dt.timedelta(days=horizon_days)
+    snaps = training_snapshots(transactions, surveys, as_of=day, plan=plan)
     model = model or ChurnModel(horizon_days=horizon_days)
     model.fit(snaps)
     visible = transactions.filter(pl.col("timestamp") < dt.datetime.combine(as_of, dt.time.max))

@@ -23,19 +23,28 @@ Survey inputs are the feature table's latest scores in the look-back window
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from cx_models.errors import CXDataError
+from cx_models.nco_weights import (
+    DEFAULT_WEIGHTS,
+    MAX_WEIGHT,
+    load_weights,
+    parse_weights,
+    validate_weights,
+)
 
 __all__ = [
     "COMPONENTS",
     "DEFAULT_WEIGHTS",
+    "MAX_WEIGHT",
     "SURVEY_COMPONENTS",
     "ValueReference",
+    "NCO_INPUTS",
     "load_weights",
     "nco_arrays",
     "parse_weights",
@@ -50,99 +59,6 @@ __all__ = [
 COMPONENTS = ("csat", "nps", "ces", "retention", "value")
 #: The survey-based components (the experience score).
 SURVEY_COMPONENTS = ("csat", "nps", "ces")
-#: Default weights.
-DEFAULT_WEIGHTS = {"csat": 0.20, "nps": 0.20, "ces": 0.10, "retention": 0.25, "value": 0.25}
-
-
-#: The largest NCO weight accepted; weights are relative, so no scale needs more.
-MAX_WEIGHT = 1e6
-
-
-def validate_weights(weights: dict | None) -> dict[str, float]:
-    """Return complete, validated weights (defaults for components not named).
-
-    Weights must be finite and non-negative with a positive sum; unknown names
-    are an error that lists the valid ones.
-
-    Examples
-    --------
-    >>> validate_weights({"value": 0.5})["value"]
-    0.5
-    >>> validate_weights({"loyalty": 1})  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    cx_models.errors.CXDataError: unknown NCO weight 'loyalty'; valid names: csat, nps, ...
-    """
-    merged = dict(DEFAULT_WEIGHTS)
-    given: set[str] = set()
-    for name, value in (weights or {}).items():
-        key = str(name).strip().lower()
-        if key not in DEFAULT_WEIGHTS:
-            raise CXDataError(f"unknown NCO weight {name!r}; valid names: {', '.join(COMPONENTS)}")
-        if key in given:
-            raise CXDataError(f"NCO weight {key!r} is given twice; give each weight once")
-        given.add(key)
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise CXDataError(f"NCO weight {key!r} must be a number, got {value!r}") from None
-        if not math.isfinite(number) or not 0 <= number <= MAX_WEIGHT:
-            raise CXDataError(
-                f"NCO weight {key!r} must be a number from 0 to {MAX_WEIGHT:g} (weights are "
-                f"relative: only their ratios matter), got {value!r}"
-            )
-        merged[key] = number
-    if sum(merged.values()) <= 0:
-        raise CXDataError("NCO weights must have a positive sum")
-    return merged
-
-
-def parse_weights(text: str, base: dict | None = None) -> dict[str, float]:
-    """Parse ``"csat=0.3,value=0.4"`` (the CLI form) over ``base`` weights and validate.
-
-    Components not named keep their ``base`` weight (the defaults when ``base``
-    is None).
-
-    Examples
-    --------
-    >>> parse_weights("csat=0.3, value=0.4")["csat"]
-    0.3
-    >>> parse_weights("nps=0", base={"csat": 1.0})["csat"]
-    1.0
-    """
-    pairs = {str(k).strip().lower(): v for k, v in (base or {}).items()}
-    named: set[str] = set()
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise CXDataError(f"--nco-weights: expected name=value pairs, got {item!r}")
-        key = name.strip().lower()
-        if key in named:
-            raise CXDataError(f"--nco-weights: {key!r} is given twice; give each weight once")
-        named.add(key)
-        pairs[key] = value.strip()
-    return validate_weights(pairs)
-
-
-def load_weights(path) -> dict[str, float]:
-    """Read weights from a TOML or JSON file.
-
-    The weights may sit at the top level or under an ``[nco.weights]`` /
-    ``{"nco": {"weights": ...}}`` table, so one project config file can hold them.
-    """
-    from cx_models.io import read_config
-
-    data = read_config(path)
-    if isinstance(data.get("nco"), dict):
-        data = data["nco"].get("weights", data["nco"])
-    if not isinstance(data, dict):
-        raise CXDataError(f"{path}: expected a table of weights")
-    try:
-        return validate_weights(data)
-    except CXDataError as exc:
-        raise CXDataError(f"{path}: {exc}") from None
-
-
 @dataclass(frozen=True)
 class ValueReference:
     """A reference CLV distribution, saved at training time, for the value score.
@@ -268,13 +184,16 @@ def score_nco(
     for required in (clv_col, churn_col):
         if required not in frame.columns:
             raise CXDataError(f"NCO needs column {required!r}; found {', '.join(frame.columns)}")
+    inputs = {
+        "csat_latest": _column(frame, "csat_latest"),
+        "nps_latest": _column(frame, "nps_latest"),
+        "ces_latest": _column(frame, "ces_latest"),
+        "churn_risk": _column(frame, churn_col),
+        "clv": _column(frame, clv_col),
+        "value_clv": _column(frame, value_clv_col or clv_col),
+    }
     columns = nco_arrays(
-        csat_latest=_column(frame, "csat_latest"),
-        nps_latest=_column(frame, "nps_latest"),
-        ces_latest=_column(frame, "ces_latest"),
-        churn_risk=_column(frame, churn_col),
-        clv=_column(frame, clv_col),
-        value_clv=_column(frame, value_clv_col or clv_col),
+        inputs,
         reference=reference,
         weights=weights,
         ces_higher_is_better=ces_higher_is_better,
@@ -290,14 +209,13 @@ def score_nco(
     return out
 
 
+#: The arrays :func:`nco_arrays` combines, in order.
+NCO_INPUTS = ("csat_latest", "nps_latest", "ces_latest", "churn_risk", "clv", "value_clv")
+
+
 def nco_arrays(
+    inputs: Mapping[str, np.ndarray],
     *,
-    csat_latest: np.ndarray,
-    nps_latest: np.ndarray,
-    ces_latest: np.ndarray,
-    churn_risk: np.ndarray,
-    clv: np.ndarray,
-    value_clv: np.ndarray,
     reference: ValueReference,
     weights: dict | None = None,
     ces_higher_is_better: bool = False,
@@ -305,9 +223,17 @@ def nco_arrays(
 ) -> dict[str, np.ndarray]:
     """:func:`score_nco` on arrays, without ``customer_id`` and ``priority_rank``.
 
-    Returns ``csat_score ... value_at_risk`` (the contract's NCO block up to the
-    rank) as a dict of float arrays: the scorer's per-call path.
+    ``inputs`` maps each of :data:`NCO_INPUTS` (the latest CSAT, NPS and CES
+    answers, ``churn_risk``, ``clv`` and ``value_clv``, the CLV the value score
+    ranks) to an array. Returns ``csat_score ... value_at_risk`` (the contract's
+    NCO block up to the rank) as a dict of float arrays: the scorer's per-call path.
     """
+    missing = [name for name in NCO_INPUTS if name not in inputs]
+    if missing:
+        raise CXDataError(f"NCO inputs missing: {', '.join(missing)}")
+    csat_latest, nps_latest, ces_latest, churn_risk, clv, value_clv = (
+        inputs[name] for name in NCO_INPUTS
+    )
     w = validate_weights(weights)
     churn = np.asarray(churn_risk, dtype=float)
     if np.any((churn < 0) | (churn > 1)):

@@ -154,13 +154,11 @@ class CXScorer:
                 discount_rate=self.discount_rate,
             )["clv"]
         churn_risk = np.asarray(churn_risk, dtype=np.float64)
+        surveys = ("csat_latest", "nps_latest", "ces_latest")
+        inputs = {name: _col(features, name) for name in surveys}
+        inputs.update(churn_risk=churn_risk, clv=clv_part["clv"], value_clv=value_clv)
         nco = nco_arrays(
-            csat_latest=_col(features, "csat_latest"),
-            nps_latest=_col(features, "nps_latest"),
-            ces_latest=_col(features, "ces_latest"),
-            churn_risk=churn_risk,
-            clv=clv_part["clv"],
-            value_clv=value_clv,
+            inputs,
             reference=self.reference,
             weights=self.weights,
             ces_higher_is_better=self.ces_higher_is_better,

@@ -5,6 +5,8 @@
 * :class:`FeatureSpec` — how the customer features are defined: the time unit of
   the BTYD columns and the survey look-back. A trained scorer carries its spec,
   so every scoring path builds features the way the model learned them;
+* :class:`SnapshotPlan` — where the labelled churn snapshots go (horizon, step,
+  count) and the feature definition they are built with;
 * :class:`ScoreParams` — how to score: horizon, CLV months, discount rate,
   explanations; the one translator to and from the pyfunc model's params.
 
@@ -28,6 +30,7 @@ __all__ = [
     "FeatureSpec",
     "HORIZON_DAYS_MAX",
     "ScoreParams",
+    "SnapshotPlan",
     "check_time_format",
     "from_keywords",
 ]
@@ -152,6 +155,58 @@ class FeatureSpec:
     def with_unit(self, time_unit: str) -> FeatureSpec:
         """Return the same definition in another time unit (only recency and T change)."""
         return replace(self, time_unit=time_unit)
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """Where the labelled churn snapshots go and how their features are defined.
+
+    Parameters
+    ----------
+    horizon_days : int
+        The churn window after each snapshot (days).
+    step_days : int, optional
+        Days between snapshots; by default the design chooses
+        (:func:`cx_models.snapshot_design.design_snapshots`).
+    max_snapshots : int, optional
+        At most this many snapshots (all that fit by default).
+    spec : FeatureSpec
+        The feature definition of every snapshot (and of the model trained on them).
+
+    Examples
+    --------
+    >>> SnapshotPlan(horizon_days=91, max_snapshots=3).spec.lookback_days
+    365
+    >>> SnapshotPlan(horizon_days=0)
+    Traceback (most recent call last):
+    ...
+    cx_models.errors.CXDataError: horizon_days must be a whole number of days in 1..36525, got 0
+    """
+
+    horizon_days: int = 90
+    step_days: int | None = None
+    max_snapshots: int | None = None
+    spec: FeatureSpec = field(default_factory=FeatureSpec)
+
+    def __post_init__(self):
+        for name, high in (
+            ("horizon_days", HORIZON_DAYS_MAX),
+            ("step_days", HORIZON_DAYS_MAX),
+            ("max_snapshots", 10_000),
+        ):
+            value = getattr(self, name)
+            if value is None and name != "horizon_days":
+                continue
+            whole = _number(value, name, whole=True)
+            if not 1 <= whole <= high:
+                raise CXDataError(
+                    f"{name} must be a whole number of days in 1..{high}, got {value!r}"
+                    if name != "max_snapshots"
+                    else f"max_snapshots must be a whole number in 1..{high}, got {value!r}"
+                )
+            object.__setattr__(self, name, int(whole))
+        if not isinstance(self.spec, FeatureSpec):
+            raise CXDataError(f"spec must be a FeatureSpec, got {type(self.spec).__name__}")
 
 
 def _number(value, name: str, *, whole: bool = False) -> float | int:

@@ -23,6 +23,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from cx_models.errors import CXDataError
+from cx_models.settings import SnapshotPlan
 from cx_models.timeutil import parse_as_of
 
 __all__ = [
@@ -101,26 +102,20 @@ def snapshot_dates(
     return dates
 
 
-def design_snapshots(
-    first_day: dt.date,
-    as_of,
-    *,
-    horizon_days: int,
-    step_days: int | None = None,
-    max_snapshots: int | None = None,
-) -> SnapshotDesign:
+def design_snapshots(first_day: dt.date, as_of, plan: SnapshotPlan) -> SnapshotDesign:
     """Choose the snapshot days for data from ``first_day`` to ``as_of`` (module docstring).
 
     Examples
     --------
-    >>> d = design_snapshots(dt.date(1997, 1, 1), "1997-07-01", horizon_days=91)
+    >>> d = design_snapshots(dt.date(1997, 1, 1), "1997-07-01", SnapshotPlan(horizon_days=91))
     >>> d.rule, d.step_days, [str(s) for s in d.dates]
     ('short history', 20, ['1997-04-01', '1997-03-12', '1997-02-20', '1997-01-31'])
-    >>> design_snapshots(dt.date(2023, 1, 1), "2025-12-31", horizon_days=90).rule
+    >>> design_snapshots(dt.date(2023, 1, 1), "2025-12-31", SnapshotPlan(horizon_days=90)).rule
     'standard'
     """
     as_of = parse_as_of(as_of)
-    keywords = {"horizon_days": horizon_days, "max_snapshots": max_snapshots}
+    horizon_days, step_days = plan.horizon_days, plan.step_days
+    keywords = {"horizon_days": horizon_days, "max_snapshots": plan.max_snapshots}
     dates = snapshot_dates(first_day, as_of, step_days=step_days, **keywords)
     if len(dates) >= 2:
         step = int(step_days or horizon_days)

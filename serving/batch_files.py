@@ -6,13 +6,14 @@ See :func:`score_files`; :mod:`cx_models.serving.batch` re-exports it.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-import polars as pl
+from cx_models.serving.file_chunks import chunk_starts, scan_input, split_by_chunk
 from cx_models.serving.predictors import (
     BatchResult,
     as_predictor,
@@ -35,113 +36,19 @@ from cx_models.schemas import (
     validate_surveys,
     validate_transactions,
 )
-from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
+from cx_models.settings import FeatureSpec, ScoreParams
+from cx_models.sources import EventInputs
 from cx_models.timeutil import parse_as_of
 
 __all__ = ["score_files"]
 
-# the chunk-number column of split inputs
-_CHUNK = "__cx_chunk"
-
-
-# --------------------------------------------------------------------------- files, streamed
-def _scan(path, what: str) -> tuple[pl.LazyFrame, str]:
-    """Return a lazy scan of a CSV or Parquet input, with each row's number in the file."""
-    from pathlib import Path
-
-    from cx_models.io import check_csv_header, read_input, table_format
-    from cx_models.schemas import ROW_INDEX
-
-    path = Path(path)
-    fmt = table_format(path, what=what)
-    if not path.exists() or path.is_dir() or path.stat().st_size == 0:
-        read_input(path, what=what)  # raises the clear missing / empty file error
-    if fmt == "csv":
-        check_csv_header(path, what=what)
-    try:
-        if fmt == "csv":
-            lazy = pl.scan_csv(path, infer_schema=False)
-        else:
-            lazy = pl.scan_parquet(path)
-        lazy.collect_schema()
-    except Exception as exc:  # noqa: BLE001 - reader errors vary by engine and version
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CXDataError(
-            f"{path}: cannot read the {what} file as {fmt.upper()} ({first})"
-        ) from None
-    return lazy.with_row_index(ROW_INDEX), str(path)
-
-
-def _chunk_starts(ids: pl.Series, chunk_customers: int) -> list:
-    """First id of each chunk; chunk k holds ids from starts[k] up to starts[k + 1]."""
-    return ids.gather(list(range(0, ids.len(), chunk_customers))).to_list()
-
-
-def _split(scan: pl.LazyFrame, id_expr: pl.Expr, starts: list, directory) -> list[pl.LazyFrame]:
-    """Split an input by chunk in one streamed pass: a lazy frame per chunk, then one for no id.
-
-    Rows keep their order (and their row-number column). Chunk k holds the ids
-    from ``starts[k]`` up to ``starts[k + 1]``; ``starts == [None]`` means no id
-    at all. The pieces are Arrow IPC files under ``directory`` (read memory-mapped).
-    polars' partitioned sink is marked unstable: should this polars not split as
-    expected, or the files not fit on the disk, each chunk filters the input instead
-    (the same rows, read once per chunk).
-    """
-    from pathlib import Path
-
-    n_chunks = 0 if starts[0] is None else len(starts)
-    chunk = (
-        id_expr.bin_intervals(starts[1:], labels=False).cast(pl.UInt32)
-        if n_chunks > 1
-        else pl.lit(0, dtype=pl.UInt32)
-    )
-    key = pl.when(id_expr.is_null()).then(pl.lit(n_chunks, dtype=pl.UInt32)).otherwise(chunk)
-    directory = Path(directory)
-    try:
-        scan.with_columns(key.alias(_CHUNK)).sink_ipc(
-            pl.PartitionBy(directory, key=_CHUNK, include_key=False), mkdir=True
-        )
-        files: dict[int, list[str]] = {}
-        for path in sorted(directory.rglob("*.ipc")):
-            name, _, value = path.parent.name.partition("=")
-            if name != _CHUNK or path.parent.parent != directory:
-                raise ValueError(f"unexpected partition layout: {path}")
-            files.setdefault(int(value), []).append(str(path))
-        if set(files) - set(range(n_chunks + 1)):
-            raise ValueError(f"unexpected partitions: {sorted(files)}")
-    except (AttributeError, TypeError, ValueError, OSError, pl.exceptions.PolarsError):
-        import shutil
-
-        shutil.rmtree(directory, ignore_errors=True)
-        return [scan.filter(_id_filter(id_expr, starts, k)) for k in range(n_chunks)] + [
-            scan.filter(id_expr.is_null())
-        ]
-    schema = scan.collect_schema()
-    empty = pl.LazyFrame(schema=schema)
-    return [
-        pl.scan_ipc(files[k]).select(schema.names()) if k in files else empty
-        for k in range(n_chunks + 1)
-    ]
-
-
-def _id_filter(expr: pl.Expr, starts: list, k: int) -> pl.Expr:
-    cond = expr.is_not_null()
-    if k > 0:
-        cond = cond & (expr >= starts[k])
-    if k + 1 < len(starts):
-        cond = cond & (expr < starts[k + 1])
-    return cond
-
-
 def score_files(
     model,
-    transactions,
-    surveys=None,
+    inputs: EventInputs | str | os.PathLike,
     *,
     as_of,
     out,
     params: ScoreParams | None = None,
-    fmt: EventFormat | None = None,
     chunk_customers: int = 200_000,
     metadata: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -160,9 +67,11 @@ def score_files(
     nothing at ``out``. Memory holds a few chunks plus three numbers per customer
     for the ranking.
 
-    The inputs are read as ``fmt`` says and the features built the way the model
-    was trained (its :class:`~cx_models.settings.FeatureSpec`); ``params`` (or its
-    fields as keywords) override the trained scoring settings.
+    ``inputs`` names the transactions and survey files and how to read them
+    (:class:`~cx_models.sources.EventInputs`; a single path is a transactions file
+    read the default way). The features are built the way the model was trained
+    (its :class:`~cx_models.settings.FeatureSpec`); ``params`` (or its fields as
+    keywords) override the trained scoring settings.
 
     ``model`` may also be a :class:`concurrent.futures.Future` of one, still
     loading: scanning ids and validating the first chunks go on meanwhile (their
@@ -183,13 +92,17 @@ def score_files(
 
     if chunk_customers < 1:
         raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")
+    # a bare path takes the format from the keywords of earlier releases, if any
+    fmt = inputs.fmt if isinstance(inputs, EventInputs) else None
+    inputs = EventInputs.of(inputs)
+    transactions, surveys = inputs.transactions, inputs.surveys
     params, fmt, asked = _settings("score_files", params, fmt, keywords)
     as_of = parse_as_of(as_of)
     out = Path(out)
     out_format = table_format(out, what="output")
     check_distinct({"transactions": transactions, "surveys": surveys}, {"out": out})
     tcols, scols = fmt.transactions, fmt.surveys
-    tx_scan, tx_source = _scan(transactions, "transactions")
+    tx_scan, tx_source = scan_input(transactions, "transactions")
     schema = tx_scan.collect_schema()
     require_columns(schema.names(), tx_source, tcols.roles())
     require_scalar_columns(schema, tx_source, tcols.roles())
@@ -203,12 +116,12 @@ def score_files(
         .to_series()
         .sort()
     )
-    starts = _chunk_starts(ids, chunk_customers) if ids.len() else [None]
+    starts = chunk_starts(ids, chunk_customers) if ids.len() else [None]
     n_chunks = len(starts)
     tx_id = canonical_id_expr(tcols.customer, schema[tcols.customer], id_dtype)
     sv_scan = sv_id = None
     if surveys is not None:
-        sv_scan, _ = _scan(surveys, "surveys")
+        sv_scan, _ = scan_input(surveys, "surveys")
         sv_schema = sv_scan.collect_schema()
         id_role = {"customer_id": scols.roles()["customer_id"]}
         require_columns(sv_schema.names(), str(surveys), id_role)
@@ -237,11 +150,11 @@ def score_files(
             # each input split once into one file per chunk (plus one for rows without an
             # id): filtering the whole input for every chunk read it n_chunks times
             parts = scratch / "parts"
-            tx_parts = _split(tx_scan, tx_id, starts, parts / "transactions")
+            tx_parts = split_by_chunk(tx_scan, tx_id, starts, parts / "transactions")
             sv_parts = (
                 [None] * len(tx_parts)
                 if sv_scan is None
-                else _split(sv_scan, sv_id, starts, parts / "surveys")
+                else split_by_chunk(sv_scan, sv_id, starts, parts / "surveys")
             )
             # the last piece holds the rows whose id is missing: they belong to no chunk and
             # only add to the counts and the quarantine (which is sorted by row number)

@@ -16,6 +16,7 @@ from cx_models.features import build_customer_features
 from cx_models.io import read_table_metadata, write_table
 from cx_models.schemas import validate_surveys, validate_transactions
 from cx_models.scoring import SCORE_COLUMNS
+from cx_models.sources import EventInputs
 from cx_models.synthetic import generate_customer_base
 
 AS_OF = "2025-12-31"
@@ -217,8 +218,7 @@ def test_streamed_files_equal_in_memory_and_keep_row_numbers(setup, tmp_path):
     out = tmp_path / "scored.parquet"
     streamed = score_files(
         scorer,
-        tx_path,
-        sv_path,
+        EventInputs(tx_path, sv_path),
         as_of=AS_OF,
         out=out,
         chunk_customers=700,
@@ -321,7 +321,8 @@ def test_inputs_split_once_or_filtered_per_chunk_give_the_same_scores(
         elif how == "filtered":
             monkeypatch.setattr(pl.LazyFrame, "sink_ipc", disk_full)
         out = tmp_path / f"{how}.parquet"
-        r = batch.score_files(scorer, tx_path, sv_path, as_of=AS_OF, out=out, chunk_customers=900)
+        inputs = EventInputs(tx_path, sv_path)
+        r = batch.score_files(scorer, inputs, as_of=AS_OF, out=out, chunk_customers=900)
         results[how] = (pd.read_parquet(out), r.transactions.to_dict(), r.surveys.to_dict())
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             ["tx.parquet", "sv.parquet", *(f"{h}.parquet" for h in results)]

@@ -17,6 +17,7 @@ from cx_models.churn_eval import classification_metrics, evaluate_churn
 from cx_models.errors import CXDataError
 from cx_models.models.churn import ChurnModel
 from cx_models.schemas import validate_surveys, validate_transactions
+from cx_models.settings import SnapshotPlan
 from cx_models.synthetic import generate_customer_base
 
 AS_OF = "2025-12-31"
@@ -38,7 +39,9 @@ def events(base):
 @pytest.fixture(scope="module")
 def evaluation(base, events):
     tx, sv = events
-    return evaluate_churn(tx, sv, as_of=AS_OF, horizon_days=H, truth=base.truth.to_pandas())
+    return evaluate_churn(
+        tx, sv, as_of=AS_OF, plan=SnapshotPlan(horizon_days=H), truth=base.truth.to_pandas()
+    )
 
 
 def test_label_window_is_the_day_after_to_the_horizon_inclusive():
@@ -70,7 +73,9 @@ def test_snapshot_dates():
 def test_no_feature_uses_an_event_after_its_snapshot(events):
     """Cut every event after the snapshot day: each feature must stay exactly the same."""
     tx, sv = events
-    snaps = training_snapshots(tx, sv, as_of=AS_OF, horizon_days=H, max_snapshots=2)
+    snaps = training_snapshots(
+        tx, sv, as_of=AS_OF, plan=SnapshotPlan(horizon_days=H, max_snapshots=2)
+    )
     for day in snaps["snapshot"].unique():
         cut = dt.datetime.fromisoformat(day) + dt.timedelta(days=1)
         past, _ = snapshot_features(
@@ -91,7 +96,7 @@ def test_no_feature_uses_an_event_after_its_snapshot(events):
 
 def test_label_windows_end_by_as_of(events):
     tx, sv = events
-    snaps = training_snapshots(tx, sv, as_of="2025-06-30", horizon_days=H)
+    snaps = training_snapshots(tx, sv, as_of="2025-06-30", plan=SnapshotPlan(horizon_days=H))
     latest = max(dt.date.fromisoformat(d) for d in snaps["snapshot"].unique())
     assert latest + dt.timedelta(days=H) == dt.date(2025, 6, 30)
     # labels are the window after each snapshot, recomputed independently
@@ -159,7 +164,9 @@ def test_save_load_round_trip(tmp_path, events, evaluation):
 
 def test_errors(events):
     tx, sv = events
-    snaps = training_snapshots(tx, sv, as_of=AS_OF, horizon_days=H, max_snapshots=1)
+    snaps = training_snapshots(
+        tx, sv, as_of=AS_OF, plan=SnapshotPlan(horizon_days=H, max_snapshots=1)
+    )
     one = ChurnModel().fit(snaps)  # one snapshot: a customer split is held out
     assert one.holdout_ == "customer split of the only snapshot (25%)"
     assert one.n_train_rows_ + one.n_holdout_rows_ == len(snaps)
@@ -171,7 +178,7 @@ def test_errors(events):
             )
         )
     with pytest.raises(CXDataError, match="not enough history"):
-        training_snapshots(tx, sv, as_of="2023-03-01", horizon_days=H)
+        training_snapshots(tx, sv, as_of="2023-03-01", plan=SnapshotPlan(horizon_days=H))
     assert "clv" in CHURN_FEATURES and "T" not in CHURN_FEATURES
 
 
@@ -190,7 +197,9 @@ def test_goal_beats_bgnbd_by_a_hundredth_of_auc_on_100k_customers():
     big = generate_customer_base(100_000, seed=1)
     tx = validate_transactions(big.transactions, as_of=AS_OF).data
     sv = validate_surveys(big.surveys, as_of=AS_OF).data
-    rep = evaluate_churn(tx, sv, as_of=AS_OF, horizon_days=H, truth=big.truth.to_pandas())
+    rep = evaluate_churn(
+        tx, sv, as_of=AS_OF, plan=SnapshotPlan(horizon_days=H), truth=big.truth.to_pandas()
+    )
     assert rep["beats"]["bgnbd_prob_no_purchase"]["roc_auc"] >= 0.01
 
 

@@ -16,7 +16,14 @@ from cx_models.errors import CXDataError
 from cx_models.features import build_customer_features, build_features
 from cx_models.schemas import validate_surveys, validate_transactions
 from cx_models.scoring import CXScorer
-from cx_models.settings import EventFormat, FeatureSpec, ScoreParams, check_time_format
+from cx_models.settings import (
+    EventFormat,
+    FeatureSpec,
+    ScoreParams,
+    SnapshotPlan,
+    check_time_format,
+)
+from cx_models.sources import EventInputs
 from cx_models.synthetic import generate_customer_base, write_customer_base
 
 AS_OF = "2025-12-31"
@@ -58,7 +65,7 @@ def test_every_scoring_path_builds_features_the_trained_way(trained, tmp_path):
     write_customer_base(base, tmp_path)
     out = tmp_path / "scored.parquet"
     tx_file, sv_file = tmp_path / "transactions.parquet", tmp_path / "surveys.parquet"
-    score_files(scorer, tx_file, sv_file, as_of=AS_OF, out=out)
+    score_files(scorer, EventInputs(tx_file, sv_file), as_of=AS_OF, out=out)
     files = _by_id(pd.read_parquet(out))
     pd.testing.assert_series_equal(files["nco"], expected["nco"])
     pd.testing.assert_series_equal(files["churn_risk"], expected["churn_risk"])
@@ -112,9 +119,10 @@ def test_forward_evaluation_uses_the_given_feature_definition(trained):
     base, _ = trained
     tx = validate_transactions(base.transactions, as_of=AS_OF).data
     sv = validate_surveys(base.surveys, as_of=AS_OF).data
-    kw = {"as_of": AS_OF, "horizon_days": 90, "max_snapshots": 2}
-    short = evaluate_churn(tx, sv, spec=FeatureSpec(lookback_days=1), **kw)
-    default = evaluate_churn(tx, sv, **kw)
+    plan = SnapshotPlan(horizon_days=90, max_snapshots=2)
+    short_plan = SnapshotPlan(horizon_days=90, max_snapshots=2, spec=FeatureSpec(lookback_days=1))
+    short = evaluate_churn(tx, sv, as_of=AS_OF, plan=short_plan)
+    default = evaluate_churn(tx, sv, as_of=AS_OF, plan=plan)
     # a one-day look-back leaves almost no survey answer: the model sees other features
     assert short["metrics"]["model"]["roc_auc"] != default["metrics"]["model"]["roc_auc"]
 

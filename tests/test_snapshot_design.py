@@ -7,13 +7,14 @@ from cx_models.training.pipeline import TrainingConfig, train_scorer
 
 from cx_models.datasets import load_cdnow
 from cx_models.schemas import validate_transactions
+from cx_models.settings import SnapshotPlan
 from cx_models.snapshot_design import NotEnoughHistory, design_snapshots
 
 FIRST = dt.date(1997, 1, 1)
 
 
 def test_long_histories_keep_the_standard_design():
-    d = design_snapshots(dt.date(2023, 1, 1), "2025-12-31", horizon_days=90)
+    d = design_snapshots(dt.date(2023, 1, 1), "2025-12-31", SnapshotPlan(horizon_days=90))
     assert d.rule == "standard" and d.step_days == 90 and d.min_history_days == 90
     assert d.dates[0] == dt.date(2025, 10, 2)
     assert all((a - b).days == 90 for a, b in zip(d.dates, d.dates[1:], strict=False))
@@ -23,7 +24,7 @@ def test_long_histories_keep_the_standard_design():
 @pytest.mark.parametrize("horizon", [30, 61, 91])
 def test_short_histories_spread_up_to_four_snapshots(horizon):
     as_of = dt.date(1997, 7, 1)
-    d = design_snapshots(FIRST, as_of, horizon_days=horizon)
+    d = design_snapshots(FIRST, as_of, SnapshotPlan(horizon_days=horizon))
     newest = as_of - dt.timedelta(days=horizon)
     assert d.dates[0] == newest  # every label window ends by as_of
     assert all((day - FIRST).days >= d.min_history_days for day in d.dates)
@@ -34,10 +35,12 @@ def test_short_histories_spread_up_to_four_snapshots(horizon):
 
 
 def test_one_snapshot_and_none():
-    one = design_snapshots(FIRST, FIRST + dt.timedelta(days=30 + 91 + 3), horizon_days=91)
+    one = design_snapshots(
+        FIRST, FIRST + dt.timedelta(days=30 + 91 + 3), SnapshotPlan(horizon_days=91)
+    )
     assert one.rule == "one snapshot" and len(one.dates) == 1
     with pytest.raises(NotEnoughHistory) as caught:
-        design_snapshots(FIRST, "1997-03-31", horizon_days=91)
+        design_snapshots(FIRST, "1997-03-31", SnapshotPlan(horizon_days=91))
     message = str(caught.value)
     assert "the earliest as_of that works is 1997-05-02" in message
     assert "the largest horizon that works is 59 days" in message

@@ -34,7 +34,7 @@ from cx_models.models.churn import ChurnModel
 from cx_models.models.clv import CLVModel
 from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
-from cx_models.settings import FeatureSpec, ScoreParams
+from cx_models.settings import FeatureSpec, ScoreParams, SnapshotPlan
 from cx_models.snapshot_design import NotEnoughHistory
 from cx_models.timeutil import check_time_unit, parse_as_of
 
@@ -86,6 +86,16 @@ class TrainingConfig:
     def feature_spec(self) -> FeatureSpec:
         """The feature definition every snapshot, the CLV fit and the scorer share."""
         return FeatureSpec(time_unit=self.time_unit, lookback_days=self.lookback_days)
+
+    @property
+    def snapshot_plan(self) -> SnapshotPlan:
+        """The churn snapshots of the final model and of the forward evaluation."""
+        return SnapshotPlan(
+            horizon_days=self.horizon_days,
+            step_days=self.step_days,
+            max_snapshots=self.max_snapshots,
+            spec=self.feature_spec,
+        )
 
 
 def load_config_file(path) -> dict:
@@ -156,10 +166,7 @@ def train_scorer(
             transactions,
             surveys,
             as_of=config.as_of,
-            horizon_days=config.horizon_days,
-            step_days=config.step_days,
-            max_snapshots=config.max_snapshots,
-            spec=config.feature_spec,
+            plan=config.snapshot_plan,
             model=churn_model(),
             truth=truth,
             plots_dir=plots_dir,
@@ -177,13 +184,7 @@ def train_scorer(
     t0 = time.perf_counter()
     say("final churn model: snapshots whose label windows end at as_of")
     snaps = training_snapshots(
-        transactions,
-        surveys,
-        as_of=config.as_of,
-        horizon_days=config.horizon_days,
-        step_days=config.step_days,
-        max_snapshots=config.max_snapshots,
-        spec=config.feature_spec,
+        transactions, surveys, as_of=config.as_of, plan=config.snapshot_plan
     )
     churn = churn_model().fit(snaps)
     timings["churn_fit_s"] = time.perf_counter() - t0

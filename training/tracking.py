@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import pandas as pd
+from cx_models.training.model_package import input_example, package_dir, pip_requirements
 
 from cx_models._version import __version__
 from cx_models.errors import CXDataError
@@ -175,21 +175,6 @@ def _log_dataset(mlflow, frame, report: dict, *, name: str, source: str, digest:
     mlflow.log_input(dataset, context="training", tags=tags)
 
 
-def _pip_requirements() -> list[str]:
-    return [
-        "mlflow>=3.0",
-        "numpy>=2.0",
-        "scipy>=1.13",
-        "pandas>=2.2",
-        "polars>=2.0",
-        "pyarrow>=17.0",
-        "scikit-learn>=1.6",
-        "xgboost>=2.1",
-        "lifetimes>=0.11.3",
-        "pydantic>=2.7",
-    ]
-
-
 def log_training_run(
     *,
     result,
@@ -293,7 +278,7 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target) ->
 
         with tempfile.TemporaryDirectory() as tmp:
             scorer_dir = scorer.save(Path(tmp) / "scorer")
-            example = _input_example(result.features)
+            example = input_example(result.features)
             output = scorer.score(example)
             signature = _any_id(
                 mlflow.models.infer_signature(
@@ -311,10 +296,10 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target) ->
                 name="cx_scorer",
                 python_model=str(_PYFUNC_FILE),
                 artifacts={"scorer": str(scorer_dir)},
-                code_paths=[_package_dir()],
+                code_paths=[package_dir()],
                 signature=signature,
                 input_example=example,
-                pip_requirements=_pip_requirements(),
+                pip_requirements=pip_requirements(),
                 registered_model_name=model_name,
                 await_registration_for=0,
             )
@@ -397,43 +382,12 @@ def _any_id(signature):
     return signature
 
 
-def _package_dir() -> str:
-    """Return the installed cx_models package dir, shipped with the model (code_paths).
-
-    So the model also loads where cx-models is not installed, provided the
-    pip requirements are.
-    """
-    import cx_models
-
-    return str(Path(cx_models.__file__).resolve().parent)
-
-
 def _has_alias(client, name: str, alias: str) -> bool:
     try:
         client.get_model_version_by_alias(name, alias)
     except Exception:  # noqa: BLE001 - MLflow raises its own RestException subclasses
         return False
     return True
-
-
-def _input_example(features: pd.DataFrame) -> pd.DataFrame:
-    """Return a few real rows, with missing survey and gap values among them.
-
-    The signature is inferred from it, so every column that can be missing must
-    be missing somewhere here.
-    """
-    no_survey = features["nps_latest"].isna() & features["csat_latest"].isna()
-    once = features["frequency"] == 0
-    rows = pd.concat(
-        [
-            features[~no_survey & ~once].head(2),  # repeat buyers who answered surveys
-            features[no_survey & ~once].head(1),  # no survey answers: survey columns missing
-            features[once].head(2),  # one-time buyers: gap columns missing too
-        ]
-    )
-    example = rows.reset_index(drop=True).copy()
-    example.attrs = dict(features.attrs)
-    return example
 
 
 # the registry side (resolve, verify, load) lives in its own module; its names stay here

@@ -28,6 +28,7 @@ from cx_models.cli.options import (
 )
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, ScoreParams
+from cx_models.sources import EventInputs
 from cx_models.timeutil import parse_as_of
 
 __all__ = [
@@ -228,6 +229,7 @@ def score(
     if transactions is not None and as_of is None:
         raise CXDataError("--as-of is required when scoring from --transactions")
     day = None if as_of is None else parse_as_of(as_of, name="--as-of")
+    inputs = None if transactions is None else EventInputs(transactions, surveys, fmt)
     if engine == "spark":
         if fmt_out != "parquet":
             raise CXDataError(
@@ -239,12 +241,10 @@ def score(
             model=model,
             out=out,
             features_path=features_path,
-            transactions=transactions,
-            surveys=surveys,
+            inputs=inputs,
             as_of=day,
             tracking_uri=tracking_uri,
             master=spark_master,
-            fmt=fmt,
             params=params,
             quiet=quiet,
             quarantine_out=quarantine_out,
@@ -254,11 +254,9 @@ def score(
         _score_streamed(
             model=model,
             out=out,
-            transactions=transactions,
-            surveys=surveys,
+            inputs=inputs,
             as_of=day,
             tracking_uri=tracking_uri,
-            fmt=fmt,
             params=params,
             chunk_customers=chunk_customers,
             quiet=quiet,
@@ -277,9 +275,7 @@ def score(
     )
 
 
-def _score_streamed(
-    *, model, out, transactions, surveys, as_of, tracking_uri, fmt, params, quarantine_out, **job
-):
+def _score_streamed(*, model, out, inputs, as_of, tracking_uri, params, quarantine_out, **job):
     """``cx-models score --transactions``: streamed chunks; the model loads meanwhile."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -308,12 +304,10 @@ def _score_streamed(
             try:
                 result = score_files(
                     loading,
-                    transactions,
-                    surveys,
+                    inputs,
                     as_of=as_of,
                     out=out,
                     params=params,
-                    fmt=fmt,
                     metadata=metadata,
                     progress=collect_after(advance),
                     **job,

@@ -8,9 +8,7 @@ from cx_models.errors import CXDataError
 __all__ = ["score_on_spark"]
 
 
-def score_on_spark(
-    *, model, out, features_path, transactions, surveys, as_of, tracking_uri, fmt, params, **job
-) -> None:
+def score_on_spark(*, model, out, features_path, inputs, as_of, tracking_uri, params, **job):
     """Score on Spark with the model pinned to one version and its feature definition."""
     try:
         from cx_models.serving import spark as cx_spark
@@ -26,7 +24,7 @@ def score_on_spark(
     quiet, quarantine_out, master = job["quiet"], job["quarantine_out"], job["master"]
     loaded, info = resolve_and_load(model, tracking_uri)  # on the driver: the spec, the metadata
     spec = feature_spec_of(loaded)
-    common = {"master": master, "tracking_uri": tracking_uri, "params": params}
+    run = cx_spark.SparkRun(master=master, tracking_uri=tracking_uri, progress=not quiet)
     if features_path is not None:
         meta = read_table_metadata(features_path)
         built = meta.get("lookback_days")
@@ -42,9 +40,9 @@ def score_on_spark(
             features_path,
             out=out,
             time_unit=meta.get("time_unit", "D"),
+            run=run,
+            params=params,
             metadata=metadata,
-            progress=not quiet,
-            **common,
         )
         if result["feature_out_of_range"] and not quiet:
             err.print(
@@ -55,17 +53,17 @@ def score_on_spark(
         metadata = score_metadata(info, loaded, as_of=as_of.isoformat(), params=params)
         result = cx_spark.score_files(
             info["model_uri"],
-            transactions,
-            surveys,
+            inputs,
             as_of=as_of,
             out=out,
-            fmt=fmt,
             spec=spec,
-            quarantine_out=quarantine_out,
+            run=run,
+            params=params,
             metadata=metadata,
-            progress=not quiet,
-            **common,
         )
+        quarantine = result.pop("quarantine")
+        if quarantine_out is not None and quarantine is not None:
+            cx_spark.write_quarantine(quarantine, quarantine_out)
         if not quiet:
             err.print(report_table({k: result[k] for k in ("transactions", "surveys")}))
     if not quiet:

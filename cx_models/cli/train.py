@@ -39,7 +39,7 @@ from cx_models.cli.options import (
     settings_from,
 )
 from cx_models.errors import CXDataError
-from cx_models.settings import EventFormat, FeatureSpec
+from cx_models.settings import EventFormat, FeatureSpec, SnapshotPlan
 from cx_models.timeutil import parse_as_of
 
 __all__ = ["churn_app", "run_training", "train"]
@@ -248,10 +248,12 @@ def churn_evaluate(
             tx.data,
             None if sv is None else sv.data,
             as_of=day,
-            horizon_days=horizon_days,
-            step_days=step_days,
-            max_snapshots=max_snapshots,
-            spec=spec,
+            plan=SnapshotPlan(
+                horizon_days=horizon_days,
+                step_days=step_days,
+                max_snapshots=max_snapshots,
+                spec=spec,
+            ),
             truth=_truth(truth),
             plots_dir=plots,
         )

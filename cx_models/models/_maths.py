@@ -27,4 +27,3 @@ def rising_digamma(base: float, counts: np.ndarray, table: dict) -> np.ndarray:
         top = int(table["max_x"])
         table[key] = np.concatenate([[0.0], np.cumsum(1.0 / (base + np.arange(top)))])
     return table[key][counts]
-

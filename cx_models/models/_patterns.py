@@ -22,6 +22,7 @@ __all__ = [
     "distinct_pairs",
     "month_ends",
     "numeric_hessian",
+    "pattern_columns",
     "pattern_counts",
     "positive_inverse",
     "rfm_arrays",
@@ -177,3 +178,19 @@ def positive_inverse(matrix: np.ndarray) -> np.ndarray | None:
     return (inverse + inverse.T) / 2
 
 
+def pattern_columns(table, names: tuple[str, ...], source: str) -> list[np.ndarray]:
+    """Return the named columns of a frame or mapping as NumPy arrays.
+
+    Examples
+    --------
+    >>> pattern_columns({"frequency": [1, 2], "count": [3, 4]}, ("frequency", "count"), "t")
+    [array([1, 2]), array([3, 4])]
+    """
+    try:
+        present = set(table.keys() if hasattr(table, "keys") else table.columns)
+    except AttributeError:
+        raise CXDataError(f"{source}: expected a table with columns {', '.join(names)}") from None
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise CXDataError(f"{source}: pattern column(s) {', '.join(missing)} missing")
+    return [np.asarray(table[name]) for name in names]

@@ -241,7 +241,6 @@ def prob_no_purchase(params, t, x, t_x, T, *, model: str = "bgnbd", alive=None) 
     return np.clip(1.0 - alive + alive * stay_quiet, 0.0, 1.0)
 
 
-
 class BGNBDPatterns:
     """Weighted (x, t_x, T) patterns prepared for fast repeated likelihood evaluations.
 
@@ -324,5 +323,3 @@ class BGNBDPatterns:
         value = -ll_total / self.total + penalizer * np.sum(params**2)
         gradient = (-grad_ll / self.total + 2.0 * penalizer * params) * params
         return value, gradient
-
-

@@ -31,18 +31,18 @@ import numpy as np
 import pandas as pd
 
 from cx_models._version import __version__
-from cx_models.errors import ConvergenceError, CXDataError
+from cx_models.errors import CXDataError
 from cx_models.models import bgnbd as btyd
 from cx_models.models import gamma_gamma
 from cx_models.models._clv_predict import CLVPredictions
+from cx_models.models._fitting import inverse_hessian, minimise, not_converged
 from cx_models.models._patterns import (
     DAYS_PER_MONTH,
     RFM_COLUMNS,
     SPEND_PARAMS,
     TRANSACTION_PARAMS,
-    numeric_hessian,
+    pattern_columns,
     pattern_counts,
-    positive_inverse,
     rfm_arrays,
     sort_order,
     table_unit,
@@ -52,9 +52,6 @@ from cx_models.timeutil import check_time_unit
 
 __all__ = ["CLVModel", "DAYS_PER_MONTH", "RFM_COLUMNS"]
 
-# Above this many patterns, a fit on a seeded subsample starts the optimiser.
-_WARM_START_ABOVE = 100_000
-_WARM_START_SAMPLE = 20_000
 
 class CLVModel(CLVPredictions):
     """BG/NBD (or MBG/NBD) transactions with Gamma-Gamma spend, scikit-learn style.
@@ -134,20 +131,14 @@ class CLVModel(CLVPredictions):
         (px, pr, pT), w = weighted_patterns(x, rfm["recency"], rfm["T"])
         repeat = (x > 0) & (rfm["monetary_value"] > 0)
         (gx, gm), gw = weighted_patterns(x[repeat], rfm["monetary_value"][repeat])
-        return self.fit_patterns(px, pr, pT, w, gx, gm, gw, time_unit=unit)
+        return self.fit_patterns(
+            {"frequency": px, "recency": pr, "T": pT, "count": w},
+            {"frequency": gx, "monetary_value": gm, "count": gw},
+            time_unit=unit,
+        )
 
     def fit_patterns(
-        self,
-        frequency,
-        recency,
-        T,
-        counts,
-        spend_frequency,
-        spend_monetary_value,
-        spend_counts,
-        *,
-        time_unit: str = "D",
-        source: str = "patterns",
+        self, patterns, spend, *, time_unit: str = "D", source: str = "patterns"
     ) -> CLVModel:
         """Fit both models on unique patterns and how many customers share each.
 
@@ -158,12 +149,14 @@ class CLVModel(CLVPredictions):
 
         Parameters
         ----------
-        frequency, recency, T, counts : array-like
-            Unique (frequency, recency, T) triples in ``time_unit`` and the
-            number of customers with each.
-        spend_frequency, spend_monetary_value, spend_counts : array-like
-            Unique (frequency, monetary_value) pairs of the repeat customers
-            with ``monetary_value > 0``, and their counts.
+        patterns : table or mapping of columns
+            ``frequency, recency, T, count``: the unique (frequency, recency, T)
+            triples in ``time_unit`` and the number of customers with each (a
+            pandas or polars frame, or a dict of arrays).
+        spend : table or mapping of columns
+            ``frequency, monetary_value, count``: the unique (frequency,
+            monetary_value) pairs of the repeat customers with
+            ``monetary_value > 0``, and their counts.
         time_unit : {"D", "W"}
             The unit of ``recency`` and ``T``.
         source : str
@@ -179,15 +172,20 @@ class CLVModel(CLVPredictions):
         >>> import polars as pl
         >>> from cx_models.datasets import load_cdnow_summary
         >>> f = pl.from_pandas(load_cdnow_summary())  # weeks
-        >>> p = f.group_by("frequency", "recency", "T").len()
-        >>> s = f.filter(pl.col("monetary_value") > 0).group_by("frequency", "monetary_value").len()
-        >>> m = CLVModel().fit_patterns(p["frequency"], p["recency"], p["T"], p["len"],
-        ...     s["frequency"], s["monetary_value"], s["len"], time_unit="W")
+        >>> p = f.group_by("frequency", "recency", "T").len("count")
+        >>> s = f.filter(pl.col("monetary_value") > 0).group_by("frequency", "monetary_value")
+        >>> m = CLVModel().fit_patterns(p, s.len("count"), time_unit="W")
         >>> round(m.params_["r"], 3), m.n_customers_, m.params_ == CLVModel().fit(f).params_
         (0.243, 2357, True)
         """
         self._check_settings()
         unit = check_time_unit(time_unit)
+        frequency, recency, T, counts = pattern_columns(
+            patterns, ("frequency", "recency", "T", "count"), source
+        )
+        spend_frequency, spend_monetary_value, spend_counts = pattern_columns(
+            spend, ("frequency", "monetary_value", "count"), source
+        )
         rfm = rfm_arrays(
             pd.DataFrame(
                 {
@@ -248,59 +246,10 @@ class CLVModel(CLVPredictions):
         self.time_unit_ = unit
         return self
 
-    def _fail(self, what: str, n: int, detail: str) -> ConvergenceError:
-        return ConvergenceError(
-            f"{what} did not converge on {n:,} customers ({detail}); try a penalizer, "
-            "e.g. CLVModel(penalizer=0.001) or --penalizer 0.001 (clv fit, train)"
+    def _optimise(self, make, columns, theta0, what: str, n: int):
+        return minimise(
+            make, columns, theta0, penalty=self._penalty(what), tol=self.tol, what=what, n=n
         )
-
-    def _optimise(self, make, columns, theta0, what: str, n: int) -> np.ndarray:
-        """Minimise ``make(*columns).objective`` with BFGS; return the optimum and Hessian.
-
-        On large inputs a fit on a seeded subsample of the patterns gives the
-        starting point and, through its Hessian, BFGS's initial inverse Hessian,
-        so the full-data optimisation needs only a few steps.
-        """
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._optimise_quietly(make, columns, theta0, what, n)
-
-    def _optimise_quietly(self, make, columns, theta0, what: str, n: int):
-        from scipy.optimize import minimize  # only fitting needs it (import ~0.4 s)
-
-        full = make(*columns)
-        hess_inv0 = None
-        size = columns[0].size
-        if size > _WARM_START_ABOVE:
-            rng = np.random.default_rng(0)
-            pick = np.sort(rng.choice(size, _WARM_START_SAMPLE, replace=False))
-            sub = make(*(c[pick] for c in columns))
-            warm = minimize(
-                sub.objective,
-                theta0,
-                args=(self._penalty(what),),
-                jac=True,
-                method="BFGS",
-                options={"gtol": 1e-6, "maxiter": 2000},
-            )
-            if np.all(np.isfinite(warm.x)):
-                theta0 = warm.x
-                hess_inv0 = positive_inverse(
-                    numeric_hessian(lambda th: sub.objective(th, self._penalty(what))[1], theta0)
-                )
-        result = minimize(
-            full.objective,
-            theta0,
-            args=(self._penalty(what),),
-            jac=True,
-            method="BFGS",
-            options={"gtol": self.tol, "maxiter": 2000, "hess_inv0": hess_inv0},
-        )
-        if not np.all(np.isfinite(result.x)) or (
-            not result.success and np.linalg.norm(result.jac, np.inf) > 1e-5
-        ):
-            raise self._fail(what, n, result.message)
-        hessian = numeric_hessian(lambda th: full.objective(th, self._penalty(what))[1], result.x)
-        return result.x, hessian
 
     def _penalty(self, what: str) -> float:
         return self.spend_penalizer if what == "Gamma-Gamma" else self.penalizer
@@ -316,7 +265,7 @@ class CLVModel(CLVPredictions):
             make, (x, t_x * scale, T * scale, w), np.full(4, 0.1), what, n
         )
         params = np.exp(log_params)
-        cov = np.outer(params, params) * self._inverse(hessian, what, n) / w.sum()
+        cov = np.outer(params, params) * inverse_hessian(hessian, what, n) / w.sum()
         se = np.sqrt(np.diag(cov))
         params[1] /= scale
         se[1] /= scale
@@ -330,22 +279,8 @@ class CLVModel(CLVPredictions):
         )
         p, q1, v = np.exp(theta)
         jac = np.array([p, q1, v])  # d(p, q, v) / d theta
-        cov = np.outer(jac, jac) * self._inverse(hessian, "Gamma-Gamma", n) / w.sum()
+        cov = np.outer(jac, jac) * inverse_hessian(hessian, "Gamma-Gamma", n) / w.sum()
         return np.array([p, 1.0 + q1, v]), np.sqrt(np.diag(cov))
-
-    def _inverse(self, hess: np.ndarray, what: str, n: int) -> np.ndarray:
-        """Invert the Hessian at the optimum, or explain why the estimate is not identified."""
-        try:
-            inv = np.linalg.inv(hess)
-        except np.linalg.LinAlgError:
-            inv = None
-        if inv is None or not np.all(np.isfinite(inv)) or np.any(np.diag(inv) <= 0):
-            raise ConvergenceError(
-                f"{what}: the likelihood is flat at the optimum on {n:,} customers, so the "
-                "parameters are not identified (too few customers or repeat purchases); add "
-                "data, or a penalizer, e.g. --penalizer 0.001 (clv fit, train)"
-            )
-        return inv
 
     def _fit_transactions_lifetimes(self, x, t_x, T, w, n):
         with warnings.catch_warnings():
@@ -359,7 +294,7 @@ class CLVModel(CLVPredictions):
                 with contextlib.redirect_stdout(io.StringIO()):
                     fitter.fit(x, t_x, T, weights=w, tol=self.tol)
             except LifetimesConvergenceError:
-                raise self._fail(self.model, n, "lifetimes") from None
+                raise not_converged(self.model, n, "lifetimes") from None
             se = fitter.standard_errors_[list(TRANSACTION_PARAMS)].to_numpy()
         return fitter.params_[list(TRANSACTION_PARAMS)].to_numpy(), se
 
@@ -374,7 +309,7 @@ class CLVModel(CLVPredictions):
                 with contextlib.redirect_stdout(io.StringIO()):
                     fitter.fit(x, m, weights=w, tol=self.tol, q_constraint=True)
             except LifetimesConvergenceError:
-                raise self._fail("Gamma-Gamma", int(w.sum()), "lifetimes") from None
+                raise not_converged("Gamma-Gamma", int(w.sum()), "lifetimes") from None
             se = fitter.standard_errors_[list(SPEND_PARAMS)].to_numpy()
         return fitter.params_[list(SPEND_PARAMS)].to_numpy(), se
 

@@ -72,7 +72,6 @@ def gg_expected_spend(params, x, m) -> np.ndarray:
     return p * (v + x * m) / (p * x + q - 1)
 
 
-
 class GammaGammaPatterns:
     """Weighted (x, m) repeat-customer patterns prepared for fast evaluations.
 

@@ -52,9 +52,16 @@ from cx_models.serving.spark._scoring import (
     score_features,
     score_files,
     with_priority_rank,
+    write_quarantine,
     write_scored,
 )
-from cx_models.serving.spark._session import METADATA_FILE, TIME_ZONE, read_table, spark_session
+from cx_models.serving.spark._session import (
+    METADATA_FILE,
+    TIME_ZONE,
+    SparkRun,
+    read_table,
+    spark_session,
+)
 from cx_models.serving.spark._validation import (
     SparkValidated,
     spark_time_format,
@@ -69,6 +76,7 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 __all__ = [
     "METADATA_FILE",
     "SparkFeatureBuild",
+    "SparkRun",
     "SparkValidated",
     "TIME_ZONE",
     "build_features",
@@ -83,5 +91,6 @@ __all__ = [
     "validate_surveys",
     "validate_transactions",
     "with_priority_rank",
+    "write_quarantine",
     "write_scored",
 ]

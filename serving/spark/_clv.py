@@ -56,13 +56,8 @@ def fit_clv(
     )
     model = model or CLVModel()
     return model.fit_patterns(
-        patterns["frequency"],
-        patterns["recency"],
-        patterns["T"],
-        patterns["count"],
-        spend["frequency"],
-        spend["monetary_value"],
-        spend["count"],
+        patterns,
+        spend,
         time_unit=time_unit or "D",
         source="features Spark DataFrame",
     )

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from cx_models.serving.spark._features import SparkFeatureBuild, build_features
-from cx_models.serving.spark._session import METADATA_FILE, read_table, spark_session
+from cx_models.serving.spark._session import METADATA_FILE, SparkRun, read_table
 from cx_models.serving.spark._session import job_errors as _job_errors
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -20,7 +20,8 @@ from cx_models.contract import (
     atomic_output,
 )
 from cx_models.errors import CXDataError
-from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
+from cx_models.settings import FeatureSpec, ScoreParams
+from cx_models.sources import EventInputs
 from cx_models.timeutil import DAYS_PER_UNIT, check_time_unit
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "score_features",
     "score_files",
     "with_priority_rank",
+    "write_quarantine",
     "write_scored",
 ]
 
@@ -162,29 +164,28 @@ def write_scored(scored: DataFrame, out, *, metadata: dict | None = None) -> str
 
 def score_files(
     model_uri: str,
-    transactions,
-    surveys=None,
+    inputs: EventInputs,
     *,
     as_of,
     out,
-    master: str = "local[*]",
-    tracking_uri: str | None = None,
-    params: ScoreParams | None = None,
-    fmt: EventFormat | None = None,
     spec: FeatureSpec | None = None,
-    quarantine_out=None,
+    run: SparkRun | None = None,
+    params: ScoreParams | None = None,
     metadata: dict | None = None,
-    progress: bool = False,
-    spark=None,
 ) -> dict:
     """Score a customer base from raw event files on Spark (``cx-models score --engine spark``).
 
-    ``spec`` is the model's feature definition (the caller reads it from the
-    model: :func:`cx_models.serving.batch.feature_spec_of`). Returns the
-    validation counts and the number of customers scored.
+    ``inputs`` names the files and how to read them; ``spec`` is the model's
+    feature definition (the caller reads it from the model:
+    :func:`cx_models.serving.batch.feature_spec_of`). Returns the validation counts,
+    the number of customers scored and, as ``quarantine``, the rejected rows as a
+    Spark DataFrame (``None`` when none was kept) for :func:`write_quarantine`.
     """
+    inputs = EventInputs.of(inputs)
+    run = run or SparkRun()
+    transactions, surveys = inputs.transactions, inputs.surveys
     with _job_errors(f"scoring {transactions}"):
-        spark = spark or spark_session(master, progress=progress)
+        spark = run.spark()
         tx = read_table(spark, transactions, what="transactions")
         sv = None if surveys is None else read_table(spark, surveys, what="surveys")
         build = build_features(
@@ -192,26 +193,39 @@ def score_files(
             sv,
             as_of=as_of,
             spec=spec,
-            fmt=fmt,
+            fmt=inputs.fmt,
             sources=(str(transactions), None if surveys is None else str(surveys)),
         )
         build.features = build.features.persist()  # counted for the report, then scored
-        scored = score_features(
-            build,
-            model_uri,
-            tracking_uri=tracking_uri,
-            params=params,
-        )
+        scored = score_features(build, model_uri, tracking_uri=run.tracking_uri, params=params)
         write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})
         customers = scored.count()
         scored.unpersist()
-        if quarantine_out is not None and build.quarantine is not None:
-            writer = build.quarantine.write.mode("overwrite")
-            if str(quarantine_out).lower().endswith(".csv"):
-                writer.option("header", True).csv(str(quarantine_out))
-            else:
-                writer.parquet(str(quarantine_out))
-    return {**build.summary(), "customers": int(customers)}
+    return {**build.summary(), "customers": int(customers), "quarantine": build.quarantine}
+
+
+def write_quarantine(quarantine: DataFrame, path) -> None:
+    """Write a Spark job's quarantined rows to ``path`` (CSV by its suffix, else Parquet).
+
+    Spark writes a directory; a local one is written under a temporary name and
+    renamed at the end, as :func:`write_scored` does.
+    """
+    text = str(path)
+    csv = text.lower().endswith(".csv")
+
+    def write(target: str, mode: str = "errorifexists") -> None:
+        writer = quarantine.write.mode(mode)
+        if csv:
+            writer.option("header", True).csv(target)
+        else:
+            writer.parquet(target)
+
+    with _job_errors(f"writing the quarantine to {path}"):
+        if "://" in text:
+            write(text, "overwrite")
+            return
+        with atomic_output(Path(text), directory=True) as tmp:
+            write(str(tmp))
 
 
 def score_feature_file(
@@ -219,17 +233,15 @@ def score_feature_file(
     features_path,
     *,
     out,
-    master: str = "local[*]",
-    tracking_uri: str | None = None,
     time_unit: str = "D",
+    run: SparkRun | None = None,
     params: ScoreParams | None = None,
     metadata: dict | None = None,
-    progress: bool = False,
-    spark=None,
 ) -> dict:
     """Score a feature table file (``cx-models features`` output) on Spark."""
+    run = run or SparkRun()
     with _job_errors(f"scoring {features_path}"):
-        spark = spark or spark_session(master, progress=progress)
+        spark = run.spark()
         features = read_table(spark, features_path, what="features")
         usable = _usable_rows(features)
         rejected = features.filter(~usable).count()
@@ -237,7 +249,7 @@ def score_feature_file(
             features.filter(usable),
             model_uri,
             time_unit=time_unit,
-            tracking_uri=tracking_uri,
+            tracking_uri=run.tracking_uri,
             params=params,
         )
         write_scored(scored, out, metadata={**(metadata or {}), "engine": "spark"})

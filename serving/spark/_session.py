@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -14,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from cx_models.errors import CXDataError
 
 __all__ = [
+    "SparkRun",
     "TIME_ZONE",
     "METADATA_FILE",
     "EPOCH",
@@ -32,6 +34,32 @@ EPOCH = dt.date(1970, 1, 1)
 
 
 # --------------------------------------------------------------------------- session
+@dataclass(frozen=True)
+class SparkRun:
+    """Where a Spark job runs and where it finds the model.
+
+    Parameters
+    ----------
+    master : str
+        Spark master URL (``local[*]`` by default), used when no ``session`` is given.
+    tracking_uri : str, optional
+        The MLflow tracking store the model URI is resolved in.
+    progress : bool
+        Show Spark's console progress bar.
+    session : pyspark.sql.SparkSession, optional
+        A running session to use instead of starting one.
+    """
+
+    master: str = "local[*]"
+    tracking_uri: str | None = None
+    progress: bool = False
+    session: SparkSession | None = None
+
+    def spark(self) -> SparkSession:
+        """Return the given session, or start one (:func:`spark_session`)."""
+        return self.session or spark_session(self.master, progress=self.progress)
+
+
 def spark_session(master: str = "local[*]", *, app_name: str = "cx-models", progress=False):
     """Return a Spark session set up for cx-models (UTC time zone, Arrow, quiet logs).
 

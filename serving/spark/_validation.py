@@ -174,19 +174,24 @@ def _finite(col):
     return ~F.isnan(col) & ~col.isin(float("inf"), float("-inf"))
 
 
+@dataclass(frozen=True)
+class _Source:
+    """What a validated Spark table is: its file, kind, cut-off day, format and id type."""
+
+    name: str
+    kind: str
+    as_of: dt.date
+    fmt: EventFormat
+    id_type: str
+
+
 def _finish(
-    sdf: DataFrame,
-    canonical: dict,
-    checks: list,
-    *,
-    helpers: dict,
-    source: str,
-    kind: str,
-    as_of: dt.date,
-    drop_duplicates: bool,
-    strict: bool,
-    id_type: str,
+    sdf: DataFrame, canonical: dict, checks: list, *, helpers: dict, source: _Source
 ) -> SparkValidated:
+    """Tag each row with its first failed check; count, split and report (one pass)."""
+    kind, as_of, id_type = source.kind, source.as_of, source.id_type
+    drop_duplicates, strict = source.fmt.drop_duplicates, source.fmt.strict
+    source = source.name
     raw_cols = list(sdf.columns)
     dup_window = Window.partitionBy(*[F.col(c) for c in raw_cols]).orderBy(F.lit(1))
     duplicate = F.row_number().over(dup_window) > 1
@@ -302,12 +307,7 @@ def validate_transactions(
         canonical,
         checks,
         helpers=helpers,
-        source=source,
-        kind="transactions",
-        as_of=as_of,
-        drop_duplicates=fmt.drop_duplicates,
-        strict=fmt.strict,
-        id_type=id_type,
+        source=_Source(source, "transactions", as_of, fmt, id_type),
     )
 
 
@@ -369,10 +369,5 @@ def validate_surveys(
         canonical,
         checks,
         helpers=helpers,
-        source=source,
-        kind="surveys",
-        as_of=as_of,
-        drop_duplicates=fmt.drop_duplicates,
-        strict=fmt.strict,
-        id_type=id_type,
+        source=_Source(source, "surveys", as_of, fmt, id_type),
     )
