@@ -203,6 +203,7 @@ def evaluate_churn(
     report["_model"] = model  # not JSON: the caller pops it
     report["_scores"] = {k: v[0] for k, v in scores.items()}
     report["_labels"] = y
+    report["_features"] = current  # the window's first day, for the promotion gate
     return report
 
 

@@ -256,6 +256,9 @@ def test_cli_spark_engine_scores_equal_single_machine(base_dir, logged, spark, t
     assert list(got.columns) == [*SCORE_COLUMNS, *EXTRA_COLUMNS]
     meta = json.loads((out / cx_spark.METADATA_FILE).read_text())
     assert meta["engine"] == "spark" and meta["version"] == "1" and meta["as_of"] == AS_OF
+    # the quarantine (no bad row here: empty) is a dataset renamed into place, no scratch left
+    assert len(pd.read_parquet(quarantine)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
     features = build_features(
         base_dir / "transactions.parquet", base_dir / "surveys.parquet", as_of=AS_OF

@@ -133,6 +133,15 @@ def test_second_run_promotes_only_with_promote(first_run, base_dir, store, tmp_p
     assert second["version"] == "2" and second["champion"] is False
     assert str(client.get_model_version_by_alias("cx-test", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("cx-test", "challenger").version) == "2"
+    # both trained at the same as_of: the champion has seen the challenger's window
+    promote = ["promote", "--model-name", "cx-test", "--tracking-uri", store, "--challenger"]
+    res = runner.invoke(app, [*promote, "2"])
+    assert res.exit_code == 2
+    assert "--as-of 2026-03-31 or later can be compared" in " ".join(res.stderr.split())
+    assert "Traceback" not in res.output
+    assert str(client.get_model_version_by_alias("cx-test", "champion").version) == "1"
+    res = runner.invoke(app, [*promote, "1"])
+    assert res.exit_code == 2 and "already the champion" in res.stderr
     # the alias is resolved once: the scores, their metadata and the report name version 1
     from cx_models.io import read_table_metadata, write_table
 
@@ -320,3 +329,46 @@ def test_monitor_logs_under_the_models_run(first_run, store, base_dir, tmp_path)
                               store, "--transactions", str(base_dir / "transactions.parquet"),
                               "--as-of", AS_OF, "--scored-at", "2025-12-01"])
     assert res.exit_code == 2 and "the latest possible is 2025-10-02" in res.stderr
+
+
+@pytest.mark.slow  # two training runs (~15 s); CI runs the slow tests
+def test_promotion_gate_through_train_and_promote(base_dir, store):
+    import mlflow
+    from cx_models.training.promotion import NotPromoted, promote
+
+    from cx_models.promotion import PromotionGate
+
+    client = mlflow.MlflowClient(store)
+    tx, sv = base_dir / "transactions.parquet", base_dir / "surveys.parquet"
+    early = train(tx, sv, config=TrainingConfig(as_of="2025-06-30", horizon_days=90,
+                  max_snapshots=2), tracking_uri=store, experiment="gate", model_name="cx-gate")
+    assert early["champion"]  # the first version: champion without a gate
+    args = ["train", "--transactions", str(tx), "--surveys", str(sv), "--as-of", AS_OF,
+            "--horizon-days", "90", "--max-snapshots", "2", "--tracking-uri", store,
+            "--experiment", "gate", "--model-name", "cx-gate", "--promote-if-better"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.stderr
+    late = json.loads(res.stdout)
+    run = client.get_run(late["run_id"])
+    metrics = run.data.metrics
+    # the challenger's side of the comparison is its own forward evaluation
+    assert metrics["promotion.challenger.roc_auc"] == pytest.approx(metrics["churn.model.roc_auc"])
+    gain = metrics["promotion.challenger.roc_auc"] - metrics["promotion.champion.roc_auc"]
+    loss = metrics["promotion.challenger.brier"] - metrics["promotion.champion.brier"]
+    wins = gain >= 0.005 and loss <= 0.002
+    assert late["champion"] is wins
+    assert run.data.tags["promotion"] == f"{'promoted' if wins else 'rejected'} vs champion v1"
+    champion = str(client.get_model_version_by_alias("cx-gate", "champion").version)
+    assert champion == ("2" if wins else "1")
+    if not wins:
+        # a gate nobody passes keeps the champion and exits 2 with the reason; --force moves it
+        with pytest.raises(NotPromoted, match="stays challenger: challenger ROC-AUC"):
+            promote("cx-gate", 2, tracking_uri=store, gate=PromotionGate(min_auc_gain=1.0))
+        res = runner.invoke(app, ["promote", "--model-name", "cx-gate", "--challenger", "2",
+                                  "--tracking-uri", store, "--force"])
+        assert res.exit_code == 0, res.stderr
+        assert client.get_run(late["run_id"]).data.tags["promotion"] == "forced vs champion v1"
+    assert str(client.get_model_version_by_alias("cx-gate", "champion").version) == "2"
+    # the older version cannot be compared with a champion trained after its window opened
+    with pytest.raises(NotPromoted, match="not compared: the champion was trained with data"):
+        promote("cx-gate", 1, tracking_uri=store)

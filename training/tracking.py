@@ -183,6 +183,7 @@ def log_training_run(
     plots: list[str],
     tables: dict,
     target: TrackingTarget | None = None,
+    artifacts: dict[str, list[str]] | None = None,
 ) -> dict:
     """Log a training run, the pyfunc CX scorer, and register it with aliases.
 
@@ -202,6 +203,8 @@ def log_training_run(
         Where to log and register, and whether to move the ``champion`` alias to
         the new version (it also becomes champion when the model has none yet).
         Every new version gets ``challenger``.
+    artifacts : dict, optional
+        Artifact folder -> files to log there (the evaluation window).
 
     Returns
     -------
@@ -217,10 +220,11 @@ def log_training_run(
             plots=plots,
             tables=tables,
             target=target or TrackingTarget(),
+            artifacts=artifacts,
         )
 
 
-def _log_training_run(*, result, data, clv_validation, plots, tables, target) -> dict:
+def _log_training_run(*, result, data, clv_validation, plots, tables, target, artifacts) -> dict:
     mlflow, resolved = use_store(target.tracking_uri)
     experiment_id = _experiment(mlflow, target.experiment, resolved)
     model_name, promote = target.model_name, target.promote
@@ -275,6 +279,9 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target) ->
             mlflow.log_artifact(path, artifact_path="figures")
         for name, table in tables.items():
             mlflow.log_dict(table, f"tables/{name}.json")
+        for folder, paths in (artifacts or {}).items():
+            for path in paths:
+                mlflow.log_artifact(path, artifact_path=folder)
 
         with tempfile.TemporaryDirectory() as tmp:
             scorer_dir = scorer.save(Path(tmp) / "scorer")

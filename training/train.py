@@ -19,6 +19,7 @@ from cx_models.training.pipeline import TrainingConfig, train_scorer
 from cx_models.training.tracking import TrackingTarget, log_training_run
 
 from cx_models.clv_validation import validate_clv
+from cx_models.promotion import WINDOW_FILE, WINDOW_META, evaluation_window
 from cx_models.schemas import validate_events
 from cx_models.settings import EventFormat, from_keywords
 
@@ -114,6 +115,7 @@ def train(
                 "digest": _fingerprint(sv.data),
             },
         }
+        artifacts = _window_artifacts(result, Path(tmp))
         say("logging the run and registering the model")
         logged = log_training_run(
             result=result,
@@ -122,12 +124,35 @@ def train(
             plots=plots,
             tables=tables,
             target=target,
+            artifacts=artifacts,
         )
     logged["evaluation"] = evaluation
     logged["design"] = result.design
     logged["result"] = result
     logged["reports"] = {"transactions": tx.report, "surveys": None if sv is None else sv.report}
     return logged
+
+
+def _window_artifacts(result, tmp: Path) -> dict[str, list[str]]:
+    """Write the forward evaluation's window (features, outcomes, risk) for the gate."""
+    import json
+
+    window = evaluation_window(result.evaluation, random_state=result.config.random_state)
+    if window is None:
+        return {}
+    folder = tmp / "evaluation"
+    folder.mkdir(parents=True, exist_ok=True)
+    window.to_parquet(folder / WINDOW_FILE, index=False)
+    spec = result.config.feature_spec
+    meta = {
+        "evaluation_day": result.evaluation["evaluation_day"],
+        "horizon_days": int(result.config.horizon_days),
+        "lookback_days": spec.lookback_days,
+        "time_unit": window.attrs.get("time_unit", spec.time_unit),
+        "customers": int(len(window)),
+    }
+    (folder / WINDOW_META).write_text(json.dumps(meta, indent=2) + "\n")
+    return {"evaluation": [str(folder / WINDOW_FILE), str(folder / WINDOW_META)]}
 
 
 def _importance(churn) -> dict:

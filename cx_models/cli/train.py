@@ -96,6 +96,15 @@ def train(
             "--promote", help="Move the 'champion' alias to the new version.", metavar=""
         ),
     ] = False,
+    promote_if_better: Annotated[
+        bool,
+        typer.Option(
+            "--promote-if-better",
+            help="Move 'champion' to the new version only if it beats the champion on its "
+            "forward-evaluation window (see cx-models promote).",
+            metavar="",
+        ),
+    ] = False,
     config: ConfigOpt = None,
     nco_weights: NcoWeightsOpt = None,
     step_days: StepOpt = None,
@@ -111,6 +120,8 @@ def train(
     """Train, evaluate, log and register the CX scorer; print the run id and model URI."""
     from cx_models.training.pipeline import load_config_file
 
+    if promote and promote_if_better:
+        raise CXDataError("give --promote or --promote-if-better, not both")
     settings = load_config_file(config) if config is not None else {}
     settings["as_of"] = as_of
     cli = {
@@ -143,7 +154,23 @@ def train(
         truth=truth,
         quarantine_out=quarantine_out,
     )
+    if promote_if_better and not run["champion"]:
+        run["champion"] = _promote_if_better(model_name, run)
     print_json({k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")})
+
+
+def _promote_if_better(model_name: str, run: dict) -> bool:
+    """Apply the promotion gate to the version just trained; say what it decided."""
+    from cx_models.cli.promote import say_promotion
+    from cx_models.training.promotion import NotPromoted, promote
+
+    try:
+        result = promote(model_name, run["version"], tracking_uri=run["tracking_uri"])
+    except NotPromoted as exc:
+        err.print(f"not promoted: {exc}", highlight=False, soft_wrap=True)
+        return False
+    say_promotion(result)
+    return True
 
 
 def run_training(
