@@ -13,7 +13,7 @@ AS_OF = "2025-12-31"
 
 @pytest.fixture(scope="module")
 def trained():
-    base = generate_customer_base(15_000, seed=21)
+    base = generate_customer_base(8_000, seed=21)
     tx = validate_transactions(base.transactions, as_of=AS_OF).data
     sv = validate_surveys(base.surveys, as_of=AS_OF).data
     config = TrainingConfig(as_of=AS_OF, horizon_days=90, max_snapshots=4)

@@ -21,7 +21,7 @@ AS_OF = "2025-12-31"
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("mlbase")
-    write_customer_base(generate_customer_base(6_000, seed=5), out)
+    write_customer_base(generate_customer_base(3_000, seed=5), out)
     return out
 
 
@@ -36,7 +36,7 @@ def first_run(base_dir, store):
     return train(
         base_dir / "transactions.parquet",
         base_dir / "surveys.parquet",
-        config=TrainingConfig(as_of=AS_OF, horizon_days=90, max_snapshots=3),
+        config=TrainingConfig(as_of=AS_OF, horizon_days=90, max_snapshots=2),
         tracking_uri=store,
         experiment="test",
         model_name="cx-test",
