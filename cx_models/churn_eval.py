@@ -60,6 +60,7 @@ def classification_metrics(y, score, *, probability: bool = True) -> dict:
     out = {
         "n": int(n),
         "churn_rate": float(base_rate),
+        "mean_predicted": float(s.mean()) if probability else None,
         "roc_auc": float(roc_auc_score(y, s)),
         "pr_auc": float(average_precision_score(y, s)),
         "brier": float(brier_score_loss(y, s)) if probability else None,

@@ -26,7 +26,7 @@ from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.settings import ScoreParams
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
-__all__ = ["realised_performance"]
+__all__ = ["observed_churn_history", "realised_performance"]
 
 
 def realised_performance(scorer, transactions: pl.DataFrame, surveys, *, scored_at, as_of) -> dict:
@@ -104,3 +104,48 @@ def realised_performance(scorer, transactions: pl.DataFrame, surveys, *, scored_
         "spend_predicted": float(np.nansum(predicted)),
         "spend_actual": float(actual.sum()),
     }
+
+
+def observed_churn_history(
+    transactions: pl.DataFrame, *, as_of, horizon_days: int, windows: int = 4
+) -> list[dict]:
+    """Return the churn rate that happened in past windows, newest first.
+
+    For each day ``D = as_of - k * horizon`` (``k = 1 .. windows``, while some
+    customer had bought by ``D``): of the customers with a purchase on or before
+    ``D``, the share who made none in ``(D, D + horizon]``. What the predicted
+    churn rate can be read against.
+
+    Examples
+    --------
+    >>> tx = pl.DataFrame({"customer_id": [1, 1, 2, 3],
+    ...                    "timestamp": pl.Series(["2024-01-05", "2024-03-01", "2024-01-10",
+    ...                                            "2024-02-20"]).str.to_datetime()})
+    >>> [(w["day"], w["customers"], w["observed_churn_rate"])
+    ...  for w in observed_churn_history(tx, as_of="2024-03-31", horizon_days=30)]
+    [('2024-03-01', 3, 1.0), ('2024-01-31', 2, 0.5)]
+    """
+    as_of = parse_as_of(as_of)
+    if transactions.height == 0:
+        return []
+    first = transactions["timestamp"].min().date()
+    out = []
+    for k in range(1, int(windows) + 1):
+        day = as_of - dt.timedelta(days=k * int(horizon_days))
+        if day < first:
+            break
+        ids = (
+            transactions.filter(pl.col("timestamp") < as_of_cutoff(day))["customer_id"]
+            .unique()
+            .to_numpy()
+        )
+        y = churn_labels(transactions, ids, as_of=day, horizon_days=horizon_days)
+        out.append(
+            {
+                "day": day.isoformat(),
+                "horizon_days": int(horizon_days),
+                "customers": int(len(ids)),
+                "observed_churn_rate": float(np.mean(y)),
+            }
+        )
+    return out

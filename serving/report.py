@@ -1,11 +1,17 @@
 """The retention team's at-risk report: one self-contained HTML file.
 
-No external scripts, styles, fonts or images: charts are inline SVG, sorting is a
-few lines of inline JavaScript, so the file opens offline and can be mailed.
-Contents: the portfolio summary (NPS, CSAT % satisfied, CES, predicted churn
-rate, value at risk), distributions of churn risk, CLV and NCO, the at-risk list
-ranked by value at risk (sortable by any column), and a per-segment table when a
-segment column is named.
+No external scripts, styles, fonts or images: charts are inline SVG
+(:mod:`cx_models.serving.report_charts`), sorting is a few lines of inline
+JavaScript, so the file opens offline and can be mailed. Every headline number
+says its horizon, unit and scale (:class:`ReportContext`). Contents: the
+portfolio summary; "how to read this" (churn risk, CLV, value at risk, NCO and
+its components, coverage, drivers); distributions of churn risk, CLV and NCO with
+axes and counts, and what the customers at very high risk have in common; the
+observed churn rate of past windows beside the predicted one (when the
+transactions are given); the campaign plan (when given); a per-segment table
+(when a segment column is named); and the at-risk list ranked by value at risk,
+with the factors that raise each customer's risk in plain words
+(:mod:`cx_models.serving.report_text`).
 """
 
 from __future__ import annotations
@@ -16,23 +22,34 @@ import math
 
 import numpy as np
 import pandas as pd
+from cx_models.serving.report_charts import histogram_svg
+from cx_models.serving.report_sections import (
+    VERY_HIGH_RISK,
+    cards,
+    history_table,
+    how_to_read,
+    plan_section,
+    very_high_note,
+)
+from cx_models.serving.report_text import ReportContext, fmt_value, plain_drivers
 
 from cx_models._version import __version__
 from cx_models.errors import CXDataError
 from cx_models.nco import summarise
 
-__all__ = ["render_report"]
+__all__ = ["VERY_HIGH_RISK", "ReportContext", "render_report"]
 
-_LIST_COLUMNS = [
-    ("priority_rank", "Rank", "int"),
-    ("customer_id", "Customer", "text"),
-    ("value_at_risk", "Value at risk", "money"),
-    ("churn_risk", "Churn risk", "pct"),
-    ("clv", "CLV", "money"),
-    ("nco", "NCO", "num"),
-    ("nco_coverage", "Coverage", "pct"),
-    ("drivers", "Top churn drivers", "text"),
-]
+#: The scored table's columns the report needs.
+NEEDED = (
+    "priority_rank",
+    "customer_id",
+    "value_at_risk",
+    "churn_risk",
+    "clv",
+    "nco",
+    "nco_coverage",
+    "drivers",
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2430}
@@ -41,11 +58,15 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:12px}
 .card{border:1px solid #d8dde6;border-radius:8px;padding:10px 14px;min-width:150px}
 .card .v{font-size:20px;font-weight:600}.card .l{font-size:12px;color:#5b6575}
-.charts{display:flex;flex-wrap:wrap;gap:18px}
+.charts{display:flex;flex-wrap:wrap;gap:18px}.chart{width:420px;max-width:100%;height:auto}
+.read{max-width:62em;font-size:14px;line-height:1.45}.read dt{font-weight:600;margin-top:6px}
+.read dd{margin:0 0 0 1em}.note{max-width:62em;font-size:13px;color:#394150}
+.wide{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:13px;width:100%}
 th,td{border-bottom:1px solid #e6e9ef;padding:5px 8px;text-align:right;vertical-align:top}
 th{background:#f3f5f8;cursor:pointer;user-select:none;position:sticky;top:0}
-td.text,th.text{text-align:left}th.sorted-asc:after{content:" \\25B2"}
+td.text,th.text{text-align:left}td.text{overflow-wrap:anywhere}td.why{min-width:14em}
+th.sorted-asc:after{content:" \\25B2"}
 th.sorted-desc:after{content:" \\25BC"}
 """
 
@@ -73,85 +94,53 @@ _JS = """
     var last=Number(t.tBodies[0].rows[t.tBodies[0].rows.length-1].cells[3].getAttribute('data-v'));
     th.click();var top=Number(t.tBodies[0].rows[0].cells[3].getAttribute('data-v'));
     document.body.setAttribute('data-selftest',(first<=last&&top>=last)?'sorted':'unsorted');
+    var over=0;document.querySelectorAll('td,th,.card').forEach(function(el){
+      if(el.scrollWidth>el.clientWidth+1){over++}});
+    document.body.setAttribute('data-overflowing',String(over));
   }
 })();
 """
 
 
-def _fmt(value, kind: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if kind == "money":
-        return f"{value:,.2f}"
-    if kind == "pct":
-        return f"{100 * value:.1f} %"
-    if kind == "int":
-        return f"{int(value):,}"
-    if kind == "num":
-        return f"{value:.1f}"
-    return html.escape(str(value))
-
-
-def _histogram_svg(
-    values,
-    title: str,
-    *,
-    bins: int = 30,
-    clip_quantile: float | None = None,
-    fmt=lambda v: f"{v:g}",
-) -> str:
-    data = np.asarray(values, dtype=float)
-    data = data[np.isfinite(data)]
-    w, h, pad = 360, 180, 28
-    if data.size == 0:
-        return f'<svg width="{w}" height="{h}" role="img"><title>{title}</title></svg>'
-    hi = np.quantile(data, clip_quantile) if clip_quantile else data.max()
-    lo = data.min()
-    if hi <= lo:
-        hi = lo + 1.0
-    counts, edges = np.histogram(np.clip(data, lo, hi), bins=bins, range=(lo, hi))
-    top = counts.max() or 1
-    bar_w = (w - 2 * pad) / bins
-    bars = "".join(
-        f'<rect x="{pad + i * bar_w:.1f}" y="{h - pad - (c / top) * (h - 2 * pad):.1f}" '
-        f'width="{max(bar_w - 1, 1):.1f}" height="{(c / top) * (h - 2 * pad):.1f}" '
-        f'fill="#4c78a8"><title>{fmt(edges[i])}–{fmt(edges[i + 1])}: {c:,}</title></rect>'
-        for i, c in enumerate(counts)
-    )
-    suffix = " (top 1 % clipped)" if clip_quantile else ""
-    return (
-        f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{html.escape(title)}</title>'
-        f'<text x="{pad}" y="16" font-size="13" font-weight="600">{html.escape(title)}{suffix}'
-        f"</text>{bars}"
-        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#888"/>'
-        f'<text x="{pad}" y="{h - 8}" font-size="11">{fmt(lo)}</text>'
-        f'<text x="{w - pad}" y="{h - 8}" font-size="11" text-anchor="end">{fmt(hi)}</text>'
-        "</svg>"
-    )
-
-
 def _table(frame: pd.DataFrame, columns, table_id: str) -> str:
+    classes = {"text": ' class="text"', "why": ' class="text why"'}
     head = "".join(
-        f'<th class="{"text" if kind == "text" else ""}">{html.escape(label)}</th>'
-        for _, label, kind in columns
+        f"<th{classes.get(kind, '')}>{html.escape(label)}</th>" for _, label, kind in columns
     )
     rows = []
     for record in frame.itertuples(index=False):
         cells = []
         for (_, _, kind), value in zip(columns, record, strict=True):
+            textual = kind in classes
             raw = (
                 ""
                 if value is None or (isinstance(value, float) and math.isnan(value))
-                else (html.escape(str(value)) if kind == "text" else repr(float(value)))
+                else (html.escape(str(value)) if textual else repr(float(value)))
             )
-            cls = ' class="text"' if kind == "text" else ""
-            cells.append(f'<td{cls} data-v="{raw}">{_fmt(value, kind)}</td>')
+            shown = fmt_value(value, "text" if textual else kind)
+            cells.append(f'<td{classes.get(kind, "")} data-v="{raw}">{shown}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _list_columns(ctx: ReportContext, with_plan: bool) -> list[tuple[str, str, str]]:
+    cur = f" ({ctx.currency})" if ctx.currency else ""
+    columns = [
+        ("priority_rank", "Rank", "int"),
+        ("customer_id", "Customer", "text"),
+        ("value_at_risk", f"Value at risk{cur}", "money"),
+        ("churn_risk", f"Churn risk, {ctx.horizon}", "pct"),
+        ("clv", f"CLV{cur}", "money"),
+        ("nco", "NCO (0–100)", "num"),
+        ("nco_coverage", "Coverage", "pct"),
+        ("why", "Why at risk", "why"),
+    ]
+    if with_plan:
+        columns.append(("contact", "Contact", "text"))
+    return columns
 
 
 def render_report(
@@ -160,22 +149,40 @@ def render_report(
     top: int = 500,
     segment: str | None = None,
     title: str = "Customers at risk",
-    metadata: dict | None = None,
+    context: ReportContext | None = None,
+    history: list[dict] | None = None,
+    plan: pd.DataFrame | None = None,
 ) -> str:
     """Return the report for a scored table (the scoring contract) as one HTML string.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        The scored table (``cx-models score``).
+    top : int
+        Customers in the at-risk list.
+    segment : str, optional
+        A column of ``scored`` for a per-segment table.
+    context : ReportContext, optional
+        Horizon, CLV settings, currency and model (usually
+        :meth:`ReportContext.from_metadata` of the scored table's metadata).
+    history : list of dict, optional
+        :func:`cx_models.realised.observed_churn_history`, shown beside the prediction.
+    plan : pandas.DataFrame, optional
+        The campaign plan (``cx-models target``), its summary in ``attrs["campaign"]``.
 
     Examples
     --------
     >>> scored = pd.DataFrame({"customer_id": [1, 2], "churn_risk": [0.9, 0.1],
     ...                        "clv": [100.0, 50.0], "value_at_risk": [90.0, 5.0],
     ...                        "nco": [20.0, 80.0], "nco_coverage": [0.5, 1.0],
-    ...                        "priority_rank": [1, 2], "drivers": ["a (+1.00)", ""]})
-    >>> page = render_report(scored)
-    >>> page.count("<tr>"), "<script src" in page
-    (3, False)
+    ...                        "priority_rank": [1, 2],
+    ...                        "drivers": ["days since last purchase = 280 (+1.20)", ""]})
+    >>> page = render_report(scored, context=ReportContext(horizon_days=90))
+    >>> page.count("<tr>"), "<script src" in page, "no purchase for 280 days" in page
+    (3, False, True)
     """
-    needed = [c for c, _, _ in _LIST_COLUMNS]
-    missing = [c for c in needed if c not in scored.columns]
+    missing = [c for c in NEEDED if c not in scored.columns]
     if missing:
         raise CXDataError(
             f"the scored table lacks {', '.join(missing)}; score it with `cx-models score`"
@@ -184,36 +191,44 @@ def render_report(
         raise CXDataError(
             f"segment column {segment!r} not found; found {', '.join(map(str, scored.columns))}"
         )
-    meta = dict(metadata or {})
+    ctx = context or ReportContext()
     summary = summarise(scored).iloc[0]
-    at_risk = scored.sort_values("priority_rank").head(int(top))[needed]
-    cards = [
-        (
-            f"{summary['nps']:.1f}" if np.isfinite(summary["nps"]) else "–",
-            f"NPS ({summary['nps_respondents']:,} respondents)",
-        ),
-        (
-            f"{summary['csat_pct_satisfied']:.1f} %"
-            if np.isfinite(summary["csat_pct_satisfied"])
-            else "–",
-            f"CSAT satisfied ({summary['csat_respondents']:,} respondents)",
-        ),
-        (f"{summary['mean_ces']:.2f}" if np.isfinite(summary["mean_ces"]) else "–", "mean CES"),
-        (f"{100 * summary['predicted_churn_rate']:.1f} %", "predicted churn rate"),
-        (f"{summary['total_value_at_risk']:,.0f}", "total value at risk"),
-        (f"{summary['total_clv']:,.0f}", "total CLV"),
-        (f"{summary['mean_nco']:.1f}" if np.isfinite(summary["mean_nco"]) else "–", "mean NCO"),
-        (f"{summary['customers']:,}", "customers"),
-    ]
-    card_html = "".join(
-        f'<div class="card"><div class="v">{v}</div><div class="l">{html.escape(label)}</div></div>'
-        for v, label in cards
-    )
+    ranked = scored.sort_values("priority_rank")
+    at_risk = ranked.head(int(top)).copy()
+    at_risk["why"] = [plain_drivers(text) or "–" for text in at_risk["drivers"]]
+    if plan is not None:
+        chosen = plan.set_index("customer_id")["contact"]
+        at_risk["contact"] = (
+            at_risk["customer_id"].map(chosen).map({True: "yes", False: "no"}).fillna("–")
+        )
+    columns = _list_columns(ctx, plan is not None)
+    total_var = float(np.nansum(scored["value_at_risk"]))
+    listed_share = float(np.nansum(at_risk["value_at_risk"])) / total_var if total_var else 0.0
     charts = "".join(
         [
-            _histogram_svg(scored["churn_risk"], "Churn risk", fmt=lambda v: f"{v:.2f}"),
-            _histogram_svg(scored["clv"], "CLV", clip_quantile=0.99, fmt=lambda v: f"{v:,.0f}"),
-            _histogram_svg(scored["nco"], "NCO", fmt=lambda v: f"{v:.0f}"),
+            histogram_svg(
+                scored["churn_risk"],
+                title=f"Churn risk, {ctx.horizon}",
+                x_label="churn risk",
+                fmt=lambda v: f"{100 * v:.0f} %",
+                lo=0,
+                hi=1,
+            ),
+            histogram_svg(
+                scored["clv"],
+                title=ctx.clv_label,
+                x_label="CLV" + (f", {ctx.currency}" if ctx.currency else ""),
+                clip_quantile=0.99,
+                fmt=lambda v: f"{v:,.0f}",
+            ),
+            histogram_svg(
+                scored["nco"],
+                title="NCO",
+                x_label="NCO (0–100)",
+                fmt=lambda v: f"{v:.0f}",
+                lo=0,
+                hi=100,
+            ),
         ]
     )
     segment_html = ""
@@ -222,32 +237,40 @@ def render_report(
         seg_cols = [
             (segment, "Segment", "text"),
             ("customers", "Customers", "int"),
-            ("nps", "NPS", "num"),
-            ("csat_pct_satisfied", "CSAT %", "num"),
-            ("predicted_churn_rate", "Churn rate", "pct"),
-            ("total_clv", "CLV", "money"),
+            ("nps", "NPS (−100 to 100)", "num"),
+            ("csat_pct_satisfied", "CSAT % satisfied", "num"),
+            ("predicted_churn_rate", f"Churn risk, {ctx.horizon}", "pct"),
+            ("total_clv", "CLV" + (f" ({ctx.currency})" if ctx.currency else ""), "money"),
             ("total_value_at_risk", "Value at risk", "money"),
             ("mean_nco", "Mean NCO", "num"),
         ]
         segment_html = f"<h2>By {html.escape(segment)}</h2>" + _table(
             seg[[c for c, _, _ in seg_cols]], seg_cols, "segments"
         )
-    about = ", ".join(
-        f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in meta.items() if v is not None
+    about = "; ".join(
+        f"{k}: {html.escape(str(v))}"
+        for k, v in (("model", ctx.model_uri), ("scored as of", ctx.as_of))
+        if v is not None
     )
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f'<div class="meta">{about}{"; " if about else ""}generated {generated} by cx-models '
         f"{__version__}</div>"
-        f'<h2>Portfolio</h2><div class="cards">{card_html}</div>'
+        f'<h2>Portfolio</h2><div class="cards">{cards(summary, ctx, history)}</div>'
+        f"{how_to_read(ctx)}"
         f'<h2>Distributions</h2><div class="charts">{charts}</div>'
+        f"{very_high_note(scored, ctx)}"
+        f"{history_table(history, summary, ctx) if history else ''}"
+        f"{plan_section(plan, ctx) if plan is not None else ''}"
         f"{segment_html}"
         f"<h2>At-risk list: top {len(at_risk):,} by value at risk</h2>"
-        '<p class="meta">Value at risk = CLV × churn risk. Click a column to sort. Drivers: '
-        "feature = value (contribution to the log-odds of churn).</p>"
-        f"{_table(at_risk, _LIST_COLUMNS, 'at-risk')}"
-        f"<script>{_JS}</script></body></html>"
+        f'<p class="note">These {len(at_risk):,} customers hold '
+        f"{fmt_value(listed_share, 'pct')} of the total value at risk "
+        f"({ctx.money(total_var)}). Click a column to sort.</p>"
+        f'<div class="wide">{_table(at_risk[[c for c, _, _ in columns]], columns, "at-risk")}'
+        f"</div><script>{_JS}</script></body></html>"
     )

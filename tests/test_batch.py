@@ -1,3 +1,4 @@
+import datetime as dt
 import gc
 import os
 import re
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cx_models.serving.batch import EXTRA_COLUMNS, score_events, score_features
-from cx_models.serving.report import render_report
+from cx_models.serving.report import ReportContext, render_report
 from cx_models.training.pipeline import TrainingConfig, train_scorer
 
 from cx_models.features import build_customer_features
@@ -151,7 +152,7 @@ def test_report_structure(setup):
     base, scorer = setup
     scored = score_events(scorer, base.transactions, base.surveys, as_of=AS_OF).scored
     scored["region"] = np.where(scored["customer_id"] % 2 == 0, "north", "south")
-    page = render_report(scored, top=50, segment="region", metadata={"as_of": AS_OF})
+    page = render_report(scored, top=50, segment="region", context=ReportContext(as_of=AS_OF))
     parser = _Collect()
     parser.feed(page)
     assert parser.tags.count("svg") == 3  # churn, CLV, NCO distributions
@@ -164,16 +165,75 @@ def test_report_structure(setup):
     # the list is ranked by value at risk
     first = scored.sort_values("priority_rank").iloc[0]
     assert f'data-v="{first["customer_id"]}"' in page
-    assert page.index(f'data-v="{first["customer_id"]}"') < page.index("</tbody></table><script")
+    end_of_list = page.index("</tbody></table></div><script")
+    assert page.index(f'data-v="{first["customer_id"]}"') < end_of_list
+
+
+def test_report_says_what_each_number_means(setup):
+    from cx_models.serving.report_text import parse_drivers
+
+    from cx_models.campaign import CampaignSettings, plan_campaign
+    from cx_models.realised import observed_churn_history
+
+    base, scorer = setup
+    scored = score_events(scorer, base.transactions, base.surveys, as_of=AS_OF).scored
+    ctx = ReportContext(horizon_days=90, clv_months=12, discount_rate=0.1, currency="EUR",
+                        as_of=AS_OF)
+    history = observed_churn_history(base.transactions, as_of=AS_OF, horizon_days=90, windows=2)
+    plan, summary = plan_campaign(scored, CampaignSettings(contact_cost=5, save_rate=0.15))
+    plan.attrs["campaign"] = summary
+    page = render_report(scored, top=40, context=ctx, history=history, plan=plan)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    # headline numbers carry horizon, unit and scale
+    for words in ("mean churn risk, next 90 days", "CLV, next 12 months, discounted 10 %/yr, EUR",
+                  "CES 1–7, lower is better", "NPS, −100 to 100", "mean NCO, 0–100"):
+        assert words in text, words
+    assert "<h2>How to read this</h2>" in page
+    for term in ("Churn risk", "Value at risk", "NCO, the Net Customer Outcome", "Coverage"):
+        assert f"<dt>{term}</dt>" in page
+    # why at risk: only factors that raise the risk, in words, no log-odds
+    listed = scored.sort_values("priority_rank").head(40)
+    cells = re.findall(r'<td class="text why" data-v="([^"]*)"', page)
+    assert len(cells) == 40 and not any("(+" in c or "(-" in c for c in cells)
+    raising = [sum(c > 0 for _, _, c in parse_drivers(d)) for d in listed["drivers"]]
+    assert [0 if c == "–" else len(c.split("; ")) for c in cells] == raising
+    # the listed customers' share of the value at risk, computed here
+    share = listed["value_at_risk"].sum() / scored["value_at_risk"].sum()
+    assert f"hold {100 * share:.1f} % of the total value at risk" in text
+    # observed churn of past windows, recomputed independently for the newest one
+    day = dt.date.fromisoformat(AS_OF) - dt.timedelta(days=90)
+    tx = base.transactions.to_pandas()
+    seen = set(tx.loc[tx["timestamp"] < pd.Timestamp(day) + pd.Timedelta(days=1), "customer_id"])
+    after = tx[(tx["timestamp"] >= pd.Timestamp(day) + pd.Timedelta(days=1))
+               & (tx["timestamp"] < pd.Timestamp(AS_OF) + pd.Timedelta(days=1))]
+    churned = len(seen - set(after["customer_id"])) / len(seen)
+    assert history[0]["customers"] == len(seen)
+    assert history[0]["observed_churn_rate"] == pytest.approx(churned)
+    assert f"{100 * churned:.1f} %" in text and "Churn: predicted and observed" in text
+    # the campaign plan, and whom to contact in the list
+    assert "Campaign plan" in text and f"{summary['contacted']:,}" in text
+    contact = re.findall(r'<td class="text" data-v="(yes|no)">', page)
+    assert len(contact) == 40
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_report_renders_and_sorts_in_headless_chromium(setup, tmp_path):
+    from cx_models.campaign import CampaignSettings, plan_campaign
+    from cx_models.realised import observed_churn_history
+
     base, scorer = setup
     scored = score_events(scorer, base.transactions, base.surveys, as_of=AS_OF).scored
+    scored["region"] = np.where(scored["customer_id"] % 2 == 0, "north", "south")
+    plan, summary = plan_campaign(scored, CampaignSettings(contact_cost=5, save_rate=0.15))
+    plan.attrs["campaign"] = summary
+    history = observed_churn_history(base.transactions, as_of=AS_OF, horizon_days=90)
+    ctx = ReportContext(horizon_days=90, clv_months=12, discount_rate=0.1, currency="EUR",
+                        as_of=AS_OF, model_uri="models:/cx-scorer/1")
     page = tmp_path / "report.html"
-    page.write_text(render_report(scored, top=300))
+    page.write_text(
+        render_report(scored, top=300, segment="region", context=ctx, history=history, plan=plan)
+    )
     flags = [
         "--headless",
         "--no-sandbox",
@@ -188,16 +248,20 @@ def test_report_renders_and_sorts_in_headless_chromium(setup, tmp_path):
         "--v=0",
         "--virtual-time-budget=3000",
     ]
-    run = subprocess.run(
-        ["chromium", *flags, "--dump-dom", f"file://{page}#selftest"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
-    assert 'data-selftest="sorted"' in run.stdout
-    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
-    assert not [line for line in console if "Uncaught" in line or "Error" in line], console
+    for width in (1400, 800):  # a desktop and a narrow window: no cell's content overflows
+        run = subprocess.run(
+            ["chromium", *flags, f"--window-size={width},1000", "--dump-dom",
+             f"file://{page}#selftest"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(tmp_path)},
+        )
+        assert 'data-selftest="sorted"' in run.stdout
+        assert 'data-overflowing="0"' in run.stdout, (width, re.findall(r'data-overflowing="\d+"',
+                                                                       run.stdout))
+        console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
+        assert not [line for line in console if "Uncaught" in line or "Error" in line], console
 
 
 def test_streamed_files_equal_in_memory_and_keep_row_numbers(setup, tmp_path):

@@ -18,7 +18,18 @@ from typing import Annotated
 import typer
 
 from cx_models._version import __version__
-from cx_models.cli import clv, data, demo, monitor, nco, promote, score, target, train  # noqa: F401
+from cx_models.cli import (  # noqa: F401 - each module adds its verbs
+    clv,
+    data,
+    demo,
+    monitor,
+    nco,
+    promote,
+    report,
+    score,
+    target,
+    train,
+)
 from cx_models.cli._app import app, err
 
 __all__ = ["app", "main"]

@@ -10,10 +10,11 @@ from typing import Annotated
 
 import typer
 
-from cx_models.cli._app import app, err, user_errors
+from cx_models.cli._app import app, err, read_frame, user_errors
 from cx_models.cli.data import generate, write_features
 from cx_models.cli.options import TrackingUriOpt
-from cx_models.cli.score import score_table_file, write_report
+from cx_models.cli.report import write_report
+from cx_models.cli.score import score_table_file
 from cx_models.cli.train import run_training
 
 __all__ = ["demo", "tool_path"]
@@ -41,6 +42,7 @@ def demo(
     from cx_models.io import write_text_atomic
     from cx_models.nco import summarise
     from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
+    from cx_models.sources import EventInputs
     from cx_models.synthetic import SyntheticParams
     from cx_models.timeutil import parse_as_of
 
@@ -84,8 +86,14 @@ def demo(
             f"note: this run registered version {run['version']} as challenger; the champion "
             f"that scored is version {meta['version']} (train with --promote to move it)"
         )
-    write_report(out / "scored.parquet", out / "report.html")
     plan_summary = _campaign(scored, out)
+    monitored = _monitor(out, run, tracking_uri=run["tracking_uri"], as_of=as_of)
+    write_report(
+        out / "scored.parquet",
+        out / "report.html",
+        history_from=EventInputs(data / "transactions.parquet"),
+        plan_path=out / "plan.parquet",
+    )
     summary = summarise(scored).iloc[0]
     err.print(
         f"{len(scored):,} customers scored: NPS {summary['nps']:.1f} "
@@ -104,6 +112,10 @@ def demo(
         f"{plan_summary['contacted']:,}, expected profit {plan_summary['expected_profit']:,.0f} "
         "(illustrative: contact cost 5, save rate 0.15 — an input, not an estimate)"
     )
+    err.print(
+        f"  monitor report      {out / 'monitor.json'}: drift {monitored['verdict']} at {as_of}"
+        + _realised_line(monitored.get("realised"))
+    )
     err.print(f"  model trained       {run['model_uri']}")
     err.print(f"  model that scored   {meta['model_uri']} (models:/cx-scorer@champion)")
     err.print(f"  tracking store      {run['tracking_uri']}")
@@ -111,6 +123,55 @@ def demo(
     err.print(f"  MLflow UI           {mlflow_ui}")
     rescore = f"{tool_path('cx-models')} score --model models:/cx-scorer@champion ..."
     err.print(f"  score again         {rescore}")
+
+
+def _monitor(out: Path, run: dict, *, tracking_uri: str, as_of) -> dict:
+    """Write ``monitor.json``: the champion's drift at as_of, the forward model's realised churn.
+
+    The champion was trained at as_of, so no horizon has passed since; the realised
+    performance shown is the forward-evaluation model's (trained to as_of - horizon)
+    on the horizon that followed, as ``cx-models monitor --scored-at`` computes for an
+    older model.
+    """
+    from cx_models.cli.score import resolve_and_load
+    from cx_models.drift import drift_report
+    from cx_models.io import read_table_metadata, write_text_atomic
+    from cx_models.serving.predictors import as_predictor
+
+    loaded, info = resolve_and_load("models:/cx-scorer@champion", tracking_uri)
+    scorer = as_predictor(loaded).scorer
+    features = read_frame(out / "features.parquet", "features")
+    features.attrs["time_unit"] = read_table_metadata(out / "features.parquet").get(
+        "time_unit", "D"
+    )
+    report = drift_report(scorer.drift_frame(features), scorer.drift_reference)
+    report.update(as_of=as_of.isoformat(), model_uri=info["model_uri"], customers=len(features))
+    evaluation = run["evaluation"]
+    if not evaluation.get("skipped"):
+        m = evaluation["metrics"]["model"]
+        report["realised"] = {
+            "model": "forward evaluation (trained to as_of - horizon)",
+            "scored_at": evaluation["evaluation_day"],
+            "as_of": evaluation["as_of"],
+            "horizon_days": evaluation["horizon_days"],
+            "customers": m["n"],
+            "roc_auc": m["roc_auc"],
+            "brier": m["brier"],
+            "predicted_churn_rate": m["mean_predicted"],
+            "observed_churn_rate": m["churn_rate"],
+        }
+    write_text_atomic(out / "monitor.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _realised_line(realised: dict | None) -> str:
+    if not realised:
+        return ""
+    return (
+        f"; forward model on {realised['scored_at']} + {realised['horizon_days']} days: "
+        f"ROC-AUC {realised['roc_auc']:.3f}, churn predicted "
+        f"{realised['predicted_churn_rate']:.1%} vs observed {realised['observed_churn_rate']:.1%}"
+    )
 
 
 def _campaign(scored, out):

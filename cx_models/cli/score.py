@@ -13,7 +13,6 @@ from cx_models.cli._app import (
     chunked_gc,
     err,
     progress_bar,
-    read_frame,
     report_table,
     say_quarantine,
     user_errors,
@@ -32,14 +31,12 @@ from cx_models.sources import EventInputs
 from cx_models.timeutil import parse_as_of
 
 __all__ = [
-    "report",
     "resolve_and_load",
     "score",
     "score_metadata",
     "score_table_file",
     "scored_line",
     "serve",
-    "write_report",
 ]
 
 ModelUriOpt = Annotated[
@@ -327,33 +324,6 @@ def _score_streamed(*, model, out, inputs, as_of, tracking_uri, params, quaranti
     else:
         say_quarantine(quarantine_out, result.transactions, result.surveys)
         err.print(scored_line(result.customers, info, out))
-
-
-def write_report(scored_path: Path, out: Path, *, top: int = 500, segment: str | None = None):
-    """Render the HTML report of a scored table (its metadata names the model)."""
-    from cx_models.io import read_table_metadata, write_text_atomic
-    from cx_models.serving.report import render_report
-
-    frame = read_frame(scored_path, "scored")
-    meta = read_table_metadata(scored_path)
-    about = {k: meta.get(k) for k in ("model_uri", "version", "as_of", "horizon_days")}
-    write_text_atomic(out, render_report(frame, top=top, segment=segment, metadata=about))
-    return frame
-
-
-@app.command()
-@user_errors
-def report(
-    scored: Annotated[Path, typer.Option("--scored", help="Scored table from `cx-models score`.")],
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
-    top: Annotated[int, typer.Option("--top", min=1, help="Rows in the at-risk list.")] = 500,
-    segment: Annotated[
-        str | None, typer.Option("--segment", help="Column for a per-segment table.")
-    ] = None,
-) -> None:
-    """Write the retention team's self-contained HTML at-risk report."""
-    frame = write_report(scored, out, top=top, segment=segment)
-    err.print(f"wrote the report ({min(top, len(frame)):,} customers listed) to {out}")
 
 
 @app.command()
