@@ -275,11 +275,9 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target, ar
         for key, value in result.timings.items():
             metrics[f"timing.{key}"] = value
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        for path in plots:
-            mlflow.log_artifact(path, artifact_path="figures")
         for name, table in tables.items():
             mlflow.log_dict(table, f"tables/{name}.json")
-        for folder, paths in (artifacts or {}).items():
+        for folder, paths in {"figures": plots, **(artifacts or {})}.items():
             for path in paths:
                 mlflow.log_artifact(path, artifact_path=folder)
 
