@@ -32,6 +32,7 @@ from cx_models.errors import CXDataError
 
 __all__ = [
     "CampaignSettings",
+    "campaign_from_mapping",
     "estimate_save_rate",
     "plan_campaign",
     "profit_curve",
@@ -84,6 +85,32 @@ class CampaignSettings:
             raise CXDataError(f"max_contacts must be >= 0, got {self.max_contacts}")
         if self.budget is not None and self.max_contacts is not None:
             raise CXDataError("give a budget or a maximum number of contacts, not both")
+
+
+def campaign_from_mapping(values) -> CampaignSettings:
+    """Build :class:`CampaignSettings` from a mapping (a ``[campaign]`` table), naming unknown keys.
+
+    Examples
+    --------
+    >>> campaign_from_mapping({"contact_cost": 2, "save_rate": 0.2}).save_rate
+    0.2
+    >>> campaign_from_mapping({"cost": 2})
+    Traceback (most recent call last):
+    ...
+    cx_models.errors.CXDataError: campaign: unknown setting(s) cost; valid: budget, \
+contact_cost, control_share, incentive_cost, margin, max_contacts, save_rate, seed
+    """
+    from dataclasses import fields
+
+    valid = sorted(f.name for f in fields(CampaignSettings))
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise CXDataError(
+            f"campaign: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
+        )
+    if "contact_cost" not in values:
+        raise CXDataError("campaign: contact_cost is required")
+    return CampaignSettings(**dict(values))
 
 
 def _save_rates(scored: pd.DataFrame, settings, save_rates, segment) -> np.ndarray:

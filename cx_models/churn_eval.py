@@ -25,6 +25,8 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cx_models.campaign import CampaignSettings
+from cx_models.campaign_outcomes import EVALUATION_CAMPAIGN, plot_realised, realised_campaign
 from cx_models.churn_data import churn_labels, snapshot_features, training_snapshots
 from cx_models.emp import emp_score
 from cx_models.models.churn import ChurnModel
@@ -109,6 +111,7 @@ def evaluate_churn(
     model: ChurnModel | None = None,
     truth: pd.DataFrame | None = None,
     plots_dir=None,
+    campaign: CampaignSettings | None = None,
 ) -> dict:
     """Train up to ``as_of - horizon``, evaluate on the window after it, with baselines.
 
@@ -129,13 +132,19 @@ def evaluate_churn(
     truth : pandas.DataFrame, optional
         Ground truth from the generator, for the ceiling.
     plots_dir : path, optional
-        Where to write ``reliability.png`` and ``lift.png``.
+        Where to write ``reliability.png``, ``lift.png`` and ``campaign_realised.png``.
+    campaign : CampaignSettings, optional
+        The retention campaign replayed on the window's known outcomes for every
+        probability scorer (:func:`cx_models.campaign_outcomes.realised_campaign`;
+        :data:`~cx_models.campaign_outcomes.EVALUATION_CAMPAIGN` when omitted).
+        Its ``realised_profit`` (the plan's contacts) and ``best_realised_profit``
+        join each scorer's metrics.
 
     Returns
     -------
     dict
-        ``metrics`` per scorer, ``beats`` (model minus each baseline), training
-        details, and ``plots``.
+        ``metrics`` per scorer, ``beats`` (model minus each baseline), ``campaign``
+        (the replay per scorer), training details, and ``plots``.
     """
     as_of = parse_as_of(as_of)
     horizon_days, spec = plan.horizon_days, plan.spec
@@ -175,14 +184,19 @@ def evaluate_churn(
     metrics = {
         name: classification_metrics(y, s, probability=prob) for name, (s, prob) in scores.items()
     }
+    replays = _replay(current, y, scores, campaign or EVALUATION_CAMPAIGN)
+    for name, replay in replays.items():
+        metrics[name]["realised_profit"] = replay["realised_profit"]
+        metrics[name]["best_realised_profit"] = replay["best_realised_profit"]
     ours = metrics["model"]
     beats = {}
     for name, m in metrics.items():
         if name == "model":
             continue
         gap = {"roc_auc": ours["roc_auc"] - m["roc_auc"], "pr_auc": ours["pr_auc"] - m["pr_auc"]}
-        if "emp" in ours and "emp" in m:
-            gap["emp"] = ours["emp"] - m["emp"]
+        for key in ("emp", "realised_profit"):
+            if key in ours and key in m:
+                gap[key] = ours[key] - m[key]
         if m["brier"] is not None:
             gap["brier"] = m["brier"] - ours["brier"]  # positive: the model is better
             gap["log_loss"] = m["log_loss"] - ours["log_loss"]
@@ -198,14 +212,34 @@ def evaluate_churn(
         "design": {**snaps.attrs.get("snapshot_design", {}), "holdout": model.holdout_},
         "metrics": metrics,
         "beats": beats,
+        "campaign": {
+            "settings": dict((campaign or EVALUATION_CAMPAIGN).__dict__),
+            **{name: {k: v for k, v in r.items() if k != "_full"} for name, r in replays.items()},
+        },
     }
     if plots_dir is not None:
         report["plots"] = _plots(Path(plots_dir), y, scores)
+        report["plots"].append(plot_realised(replays, Path(plots_dir) / "campaign_realised.png"))
     report["_model"] = model  # not JSON: the caller pops it
     report["_scores"] = {k: v[0] for k, v in scores.items()}
     report["_labels"] = y
     report["_features"] = current  # the window's first day, for the promotion gate
     return report
+
+
+def _replay(current: pd.DataFrame, y, scores: dict, settings: CampaignSettings) -> dict:
+    """Replay the campaign for every probability scorer, ranked by its own risk."""
+    if "clv" not in current.columns:
+        return {}
+    replays = {}
+    for name, (score, probability) in scores.items():
+        if probability and name != "model_uncalibrated":
+            scored = pd.DataFrame(
+                {"customer_id": current["customer_id"].to_numpy(), "churn_risk": score,
+                 "clv": current["clv"].to_numpy(dtype=float)}
+            )
+            replays[name] = realised_campaign(scored, y, settings)
+    return replays
 
 
 def _plots(out: Path, y, scores) -> list[str]:

@@ -124,3 +124,47 @@ def test_target_command(scored, tmp_path):
     assert res.exit_code == 0, res.stderr
     estimate = json.loads(res.stdout)["save_rate_estimate"]
     assert estimate["save_rate"] == pytest.approx(0.25)
+
+
+# --------------------------------------------------------------------------- replay on outcomes
+def test_realised_campaign_by_hand_with_incentive_margin_and_budget():
+    from cx_models.campaign_outcomes import realised_campaign
+
+    scored = pd.DataFrame(
+        {"customer_id": [10, 11, 12, 13], "churn_risk": [0.8, 0.6, 0.3, 0.05],
+         "clv": [500.0, 300.0, 900.0, 100.0]}
+    )
+    churned = [0, 1, 1, 0]
+    s = CampaignSettings(contact_cost=2, save_rate=0.5, margin=0.4, incentive_cost=5)
+    # expected gain = p g (clv m - d) - (1 - p) d - f, realised: p -> y
+    expected = {10: 0.8 * 0.5 * 195 - 0.2 * 5 - 2, 11: 0.6 * 0.5 * 115 - 0.4 * 5 - 2,
+                12: 0.3 * 0.5 * 355 - 0.7 * 5 - 2, 13: 0.05 * 0.5 * 35 - 0.95 * 5 - 2}
+    realised = {10: -5 - 2, 11: 0.5 * 115 - 2, 12: 0.5 * 355 - 2, 13: -5 - 2}
+    r = realised_campaign(scored, churned, s)
+    order = sorted(expected, key=lambda c: -expected[c])  # 10 (73), 12 (47.75), 11 (30.5), 13
+    chosen = [c for c in order if expected[c] > 0]
+    assert r["contacts"] == len(chosen) == 3
+    assert r["expected_profit"] == pytest.approx(sum(expected[c] for c in chosen))
+    assert r["realised_profit"] == pytest.approx(sum(realised[c] for c in chosen))
+    cumulative = np.cumsum([0.0] + [realised[c] for c in order])
+    assert r["best_contacts"] == int(np.argmax(cumulative)) == 3
+    assert r["best_realised_profit"] == pytest.approx(cumulative.max())
+    assert r["realised_profit_all"] == pytest.approx(cumulative[-1])
+    assert r["curve"]["realised"] == pytest.approx(cumulative.tolist())
+    # a budget that pays for one contact and its expected incentives keeps the best gain only
+    budget = CampaignSettings(contact_cost=2, save_rate=0.5, margin=0.4, incentive_cost=5, budget=8)
+    r = realised_campaign(scored, churned, budget)
+    assert r["contacts"] == 1 and r["realised_profit"] == pytest.approx(realised[10])
+
+
+def test_realised_campaign_rejects_bad_outcomes(scored):
+    from cx_models.campaign_outcomes import realised_campaign
+
+    s = CampaignSettings(contact_cost=5, save_rate=0.15)
+    with pytest.raises(CXDataError, match="one outcome per scored row"):
+        realised_campaign(scored, [0, 1], s)
+    with pytest.raises(CXDataError, match="0 .stayed. or 1"):
+        realised_campaign(scored, np.full(len(scored), 2), s)
+    with pytest.raises(CXDataError, match="control_share 0"):
+        realised_campaign(scored, np.zeros(len(scored)), CampaignSettings(
+            contact_cost=5, save_rate=0.15, control_share=0.1))

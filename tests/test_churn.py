@@ -216,3 +216,24 @@ def test_driver_texts_same_for_few_and_many_customers(events, evaluation):
     many = model.drivers(sample)  # column-wise (polars) path
     few = sum((model.drivers(sample.iloc[i : i + 150]) for i in range(0, 600, 150)), [])
     assert many == few
+
+
+def test_campaign_replayed_on_the_window_equals_an_independent_sum(evaluation):
+    """The forward evaluation's realised profit: contacts with positive expected gain, by hand."""
+    s = evaluation["campaign"]["settings"]
+    assert (s["contact_cost"], s["save_rate"]) == (1.0, 0.3)
+    current, y = evaluation["_features"], np.asarray(evaluation["_labels"])
+    clv = current["clv"].to_numpy(dtype=float)
+    for name in ("model", "bgnbd_prob_no_purchase", "logistic_regression"):
+        p = np.asarray(evaluation["_scores"][name], dtype=float)
+        contact = p * 0.3 * clv - 1.0 > 0
+        realised = (y[contact] * 0.3 * clv[contact] - 1.0).sum()
+        replay = evaluation["campaign"][name]
+        assert replay["contacts"] == contact.sum() > 0
+        assert replay["realised_profit"] == pytest.approx(realised, rel=1e-9)
+        assert evaluation["metrics"][name]["realised_profit"] == replay["realised_profit"]
+        assert replay["best_realised_profit"] >= replay["realised_profit"]
+    assert evaluation["beats"]["bgnbd_prob_no_purchase"]["realised_profit"] == pytest.approx(
+        evaluation["metrics"]["model"]["realised_profit"]
+        - evaluation["metrics"]["bgnbd_prob_no_purchase"]["realised_profit"]
+    )

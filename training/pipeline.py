@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import polars as pl
 
+from cx_models.campaign import CampaignSettings, campaign_from_mapping
+from cx_models.campaign_outcomes import EVALUATION_CAMPAIGN
 from cx_models.churn_data import training_snapshots
 from cx_models.churn_eval import evaluate_churn
 from cx_models.errors import CXDataError
@@ -66,8 +68,11 @@ class TrainingConfig:
     ces_higher_is_better: bool = False
     calibration: str = "sigmoid"
     random_state: int = 0
+    campaign: CampaignSettings = field(default_factory=lambda: EVALUATION_CAMPAIGN)
 
     def __post_init__(self):
+        if isinstance(self.campaign, Mapping):  # from a TOML/JSON [campaign] table
+            self.campaign = campaign_from_mapping(self.campaign)
         self.as_of = parse_as_of(self.as_of).isoformat()
         self.time_unit = check_time_unit(self.time_unit)
         self.nco_weights = validate_weights(self.nco_weights)
@@ -170,6 +175,7 @@ def train_scorer(
             model=churn_model(),
             truth=truth,
             plots_dir=plots_dir,
+            campaign=config.campaign,
         )
     except NotEnoughHistory as exc:
         evaluation = _skipped_evaluation(config, cut, exc)

@@ -154,7 +154,7 @@ def _flat_params(config: dict) -> dict:
     for key, value in config.items():
         if isinstance(value, dict):
             for sub, inner in value.items():
-                flat[f"{key}.{sub}"] = inner
+                flat[f"{key}.{sub}"] = "" if inner is None else inner
         else:
             flat[key] = "" if value is None else value
     return flat

@@ -145,6 +145,25 @@ NcoWeightsOpt = Annotated[
     ),
 ]
 
+# the economics of a retention campaign (``target``, and the replay of ``train``)
+ContactCostOpt = Annotated[
+    float | None, typer.Option("--contact-cost", min=0.0, help="Cost of one contact.")
+]
+SaveRateOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--save-rate", min=0.0, max=1.0, help="Share of would-be churners a contact keeps."
+    ),
+]
+MarginOpt = Annotated[
+    float | None,
+    typer.Option("--margin", min=0.0, max=1.0, help="Gross margin on CLV (1: revenue)."),
+]
+IncentiveCostOpt = Annotated[
+    float | None,
+    typer.Option("--incentive-cost", min=0.0, help="Paid by each customer who accepts."),
+]
+
 
 # --------------------------------------------------------------------------- option groups
 @dataclass(frozen=True)

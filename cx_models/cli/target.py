@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cx_models.cli._app import app, err, print_json, read_frame, user_errors
+from cx_models.cli.options import ContactCostOpt, IncentiveCostOpt, MarginOpt, SaveRateOpt
 from cx_models.errors import CXDataError
 
 __all__ = ["target", "write_profit_curve"]
@@ -49,15 +50,8 @@ def write_profit_curve(plan, chosen: int, path: Path) -> Path:
 def target(
     scored: Annotated[Path, typer.Option("--scored", help="Scored table from `cx-models score`.")],
     out: Annotated[Path, typer.Option("--out", help="The plan (.parquet or .csv).")],
-    contact_cost: Annotated[
-        float, typer.Option("--contact-cost", min=0.0, help="Cost of one contact.")
-    ],
-    save_rate: Annotated[
-        float | None,
-        typer.Option(
-            "--save-rate", min=0.0, max=1.0, help="Share of would-be churners a contact keeps."
-        ),
-    ] = None,
+    contact_cost: ContactCostOpt,
+    save_rate: SaveRateOpt = None,
     save_rate_file: Annotated[
         Path | None,
         typer.Option("--save-rate-file", help="CSV/Parquet with columns segment, save_rate."),
@@ -65,12 +59,8 @@ def target(
     segment_col: Annotated[
         str, typer.Option("--segment-col", help="Scored column the save-rate file's segments name.")
     ] = "nps_category",
-    margin: Annotated[
-        float, typer.Option("--margin", min=0.0, max=1.0, help="Gross margin on CLV (1: revenue).")
-    ] = 1.0,
-    incentive_cost: Annotated[
-        float, typer.Option("--incentive-cost", min=0.0, help="Paid by each customer who accepts.")
-    ] = 0.0,
+    margin: MarginOpt = 1.0,
+    incentive_cost: IncentiveCostOpt = 0.0,
     budget: Annotated[
         float | None, typer.Option("--budget", min=0.0, help="Spend at most this on contacts.")
     ] = None,

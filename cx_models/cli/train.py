@@ -24,13 +24,17 @@ from cx_models.cli.options import (
     FEATURE_SPEC,
     AsOfOpt,
     ClvModelOpt,
+    ContactCostOpt,
     HorizonDaysOpt,
+    IncentiveCostOpt,
+    MarginOpt,
     MaxSnapshotsOpt,
     NcoWeightsOpt,
     PenalizerOpt,
     PlotsOpt,
     QuarantineOut,
     ReportOutOpt,
+    SaveRateOpt,
     StepOpt,
     SurveysOpt,
     TrackingUriOpt,
@@ -52,7 +56,9 @@ ConfigOpt = Annotated[
             "TOML or JSON file of training settings: any of as_of, horizon_days, time_unit, "
             "lookback_days, step_days, max_snapshots, clv_model, penalizer, clv_months, "
             "discount_rate, calibration, random_state at the top or under [train], NCO "
-            "weights under [nco.weights]. Options given on the command line win."
+            "weights under [nco.weights], the replayed campaign under [campaign] (contact_cost, "
+            "save_rate, margin, incentive_cost, budget, max_contacts). Options given on the "
+            "command line win."
         ),
     ),
 ]
@@ -113,11 +119,20 @@ def train(
     quarantine_out: QuarantineOut = None,
     clv_model: ClvModelOpt = "bgnbd",
     penalizer: PenalizerOpt = 0.0,
+    contact_cost: ContactCostOpt = None,
+    save_rate: SaveRateOpt = None,
+    margin: MarginOpt = None,
+    incentive_cost: IncentiveCostOpt = None,
     *,
     spec: FeatureSpec,
     fmt: EventFormat,
 ) -> None:
-    """Train, evaluate, log and register the CX scorer; print the run id and model URI."""
+    """Train, evaluate, log and register the CX scorer; print the run id and model URI.
+
+    The forward evaluation replays a retention campaign on the window's known
+    outcomes (contact cost 1, save rate 0.3 unless --contact-cost, --save-rate,
+    --margin, --incentive-cost or a [campaign] table in --config say otherwise).
+    """
     from cx_models.training.pipeline import load_config_file
 
     if promote and promote_if_better:
@@ -139,6 +154,19 @@ def train(
                 settings[name] = value
     if fmt.ces_higher_is_better:
         settings["ces_higher_is_better"] = True
+    campaign = {
+        "contact_cost": contact_cost,
+        "save_rate": save_rate,
+        "margin": margin,
+        "incentive_cost": incentive_cost,
+    }
+    if any(v is not None for v in campaign.values()):
+        from dataclasses import asdict
+
+        from cx_models.campaign_outcomes import EVALUATION_CAMPAIGN
+
+        base = settings.get("campaign") or asdict(EVALUATION_CAMPAIGN)
+        settings["campaign"] = {**base, **{k: v for k, v in campaign.items() if v is not None}}
     settings["nco_weights"] = resolve_weights(config, nco_weights)
     run = run_training(
         transactions,
@@ -157,6 +185,27 @@ def train(
     if promote_if_better and not run["champion"]:
         run["champion"] = _promote_if_better(model_name, run)
     print_json({k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")})
+
+
+def describe_replay(campaign: dict | None) -> list[str]:
+    """Describe the campaign replayed on the forward evaluation (one line per ranking)."""
+    if not campaign or "model" not in campaign:
+        return []
+    s, m = campaign["settings"], campaign["model"]
+    lines = [
+        f"campaign replayed on the window (contact cost {s['contact_cost']:g}, save rate "
+        f"{s['save_rate']:g}, margin {s['margin']:g}, incentive {s['incentive_cost']:g}): the "
+        f"plan contacts {m['contacts']:,} of {m['customers']:,}, expected profit "
+        f"{m['expected_profit']:,.2f}, realised {m['realised_profit']:,.2f} (best in hindsight "
+        f"{m['best_realised_profit']:,.2f} at {m['best_contacts']:,} contacts)"
+    ]
+    for name, r in campaign.items():
+        if name not in ("settings", "model"):
+            lines.append(
+                f"  ranked by {name}: realised {r['realised_profit']:,.2f} with "
+                f"{r['contacts']:,} contacts"
+            )
+    return lines
 
 
 def _promote_if_better(model_name: str, run: dict) -> bool:
@@ -219,6 +268,8 @@ def run_training(
             f"churn ROC-AUC {metrics['model']['roc_auc']:.4f} on the {config.horizon_days} days "
             f"after {evaluation['evaluation_day']} ({gap:+.4f} against BG/NBD P(no purchase))"
         )
+        for line in describe_replay(evaluation.get("campaign")):
+            err.print(line, highlight=False, soft_wrap=True)
     err.print(
         f"run {run['run_id']}; model {run['model_uri']} (alias challenger"
         f"{', champion' if run['champion'] else ''}) in {run['tracking_uri']}"
@@ -284,7 +335,7 @@ def churn_evaluate(
             truth=_truth(truth),
             plots_dir=plots,
         )
-    for key in ("_model", "_scores", "_labels"):
+    for key in [k for k in report if k.startswith("_")]:
         report.pop(key)
     table = Table(title=f"Churn within {horizon_days} days after {report['evaluation_day']}")
     for col in ("scorer", "ROC-AUC", "PR-AUC", "Brier", "lift@10%", "model beats by (AUC)"):
@@ -300,6 +351,8 @@ def churn_evaluate(
             "" if gap is None else f"{gap:+.4f}",
         )
     err.print(table)
+    for line in describe_replay(report.get("campaign")):
+        err.print(line, highlight=False, soft_wrap=True)
     if out is not None:
         write_text_atomic(out, json.dumps(report, indent=2) + "\n")
         err.print(f"wrote the report to {out}")
