@@ -99,7 +99,16 @@ def test_run_records_configuration_data_metrics_figures_tables(first_run, store)
         "figures/tracking.png",
         "figures/p_alive_matrix.png",
         "figures/feature_importance.png",
+        "figures/campaign_realised.png",
     } <= artifacts
+    # the campaign replayed on the window: its settings as parameters, its profit as metrics
+    assert run.data.params["campaign.contact_cost"] == "1.0"
+    assert run.data.params["campaign.save_rate"] == "0.3"
+    realised = run.data.metrics["churn.model.realised_profit"]
+    assert realised <= run.data.metrics["churn.model.best_realised_profit"]
+    assert run.data.metrics["churn.beats.bgnbd_prob_no_purchase.realised_profit"] == pytest.approx(
+        realised - run.data.metrics["churn.bgnbd_prob_no_purchase.realised_profit"], abs=1e-6
+    )
     tables = {a.path for a in client.list_artifacts(first_run["run_id"], "tables")}
     assert "tables/churn_evaluation.json" in tables
 
@@ -200,6 +209,14 @@ def test_config_file_and_errors(tmp_path):
     cfg.write_text("[train]\nhorizon_days = 60\nmax_snapshots = 3\n[nco.weights]\nvalue = 0.5\n")
     settings = load_config_file(cfg)
     assert settings["horizon_days"] == 60 and settings["nco_weights"]["value"] == 0.5
+    cfg.write_text("[train]\nhorizon_days = 60\n[campaign]\ncontact_cost = 2.5\nsave_rate = 0.2\n")
+    config = TrainingConfig(as_of=AS_OF, **load_config_file(cfg))
+    assert (config.campaign.contact_cost, config.campaign.save_rate) == (2.5, 0.2)
+    cfg.write_text("[campaign]\ncost = 2\n")
+    from cx_models.errors import CXDataError
+
+    with pytest.raises(CXDataError, match=r"campaign: unknown setting\(s\) cost"):
+        TrainingConfig(as_of=AS_OF, **load_config_file(cfg))
     cfg.write_text("[train]\nhorizon = 60\n")
     from cx_models.errors import CXDataError
 
@@ -345,11 +362,15 @@ def test_promotion_gate_through_train_and_promote(base_dir, store):
     assert early["champion"]  # the first version: champion without a gate
     args = ["train", "--transactions", str(tx), "--surveys", str(sv), "--as-of", AS_OF,
             "--horizon-days", "90", "--max-snapshots", "2", "--tracking-uri", store,
-            "--experiment", "gate", "--model-name", "cx-gate", "--promote-if-better"]
+            "--experiment", "gate", "--model-name", "cx-gate", "--promote-if-better",
+            "--contact-cost", "2", "--save-rate", "0.25"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.stderr
+    assert "campaign replayed on the window (contact cost 2, save rate 0.25" in res.stderr
     late = json.loads(res.stdout)
     run = client.get_run(late["run_id"])
+    assert run.data.params["campaign.contact_cost"] == "2.0"
+    assert run.data.params["campaign.save_rate"] == "0.25"
     metrics = run.data.metrics
     # the challenger's side of the comparison is its own forward evaluation
     assert metrics["promotion.challenger.roc_auc"] == pytest.approx(metrics["churn.model.roc_auc"])
