@@ -1,0 +1,367 @@
+"""Pareto/NBD: likelihood with analytic gradients, P(alive), predictions, weighted patterns.
+
+Schmittlein, Morrison & Colombo (1987); the expressions of Fader, Hardie & Lee,
+"A note on deriving the Pareto/NBD model and related expressions" (2005).
+Purchases while alive are Poisson(λ), λ ~ Gamma(r, α); lifetimes are
+exponential(μ), μ ~ Gamma(s, β). Parameters ``(r, alpha, s, beta)``; ``x`` =
+frequency, ``t_x`` = recency, ``T`` = age, one time unit.
+
+The likelihood is written in its integral form,
+
+    L = Γ(r+x) α^r β^s / Γ(r) · [ (α+T)^-(r+x) (β+T)^-s + s ∫_{t_x}^{T} (α+τ)^-(r+x) (β+τ)^-(s+1) dτ ],
+
+and the integral is taken in the variable ``u`` with ``α + τ = (α + t_x) e^{u/q}``,
+``q = r + x + s``, where it becomes ``(α+t_x)^-q / q · ∫_0^U e^{-u} h(u) du`` with
+``h = ((α+τ)/(β+τ))^(s+1)`` between 1 and ``(α/β)^(s+1)``: a smooth, bounded
+integrand whatever the frequency (3,000 purchases or ten years in days), so a
+fixed composite Gauss-Legendre rule gives it to ~1e-12 (tested against mpmath's
+closed form with the Gauss hypergeometric function). The gradient is the same
+rule applied to the derivatives under the integral sign. The same substitution
+gives P(no purchase in a horizon | alive).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, gammaln
+
+from cx_models.models._maths import log_rising as _log_rising
+from cx_models.models._maths import rising_digamma as _rising_digamma
+
+__all__ = [
+    "PARAMS",
+    "ParetoNBDPatterns",
+    "conditional_expected_purchases",
+    "expected_purchases",
+    "p_alive",
+    "p_alive_at",
+    "pnbd_loglik",
+    "prob_no_purchase",
+    "purchases_if_alive",
+]
+
+#: Parameter names, in order.
+PARAMS = ("r", "alpha", "s", "beta")
+
+# Composite Gauss-Legendre rule: panels doubling in width from an anchor (the
+# integrand's log is near linear there), 8 nodes each; 7 panels span 127 bases.
+_BREAKS = np.array([0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 63.5]) * 2.0
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
+_CHUNK = 10_000  # rows per block of quadrature nodes (memory ~ CHUNK x 112 floats)
+
+
+def _panels(lo, hi, anchor, base, direction):
+    """Nodes and weights of doubling panels of base width ``base`` from ``anchor``, in [lo, hi].
+
+    ``direction`` (per row) is +1 (panels grow away from ``anchor`` upwards) or −1
+    (downwards). Panels empty in every row are dropped.
+    """
+    edges = anchor[:, None] + (direction * base / 2.0)[:, None] * _BREAKS[None, :]
+    a = np.clip(np.minimum(edges[:, :-1], edges[:, 1:]), lo[:, None], hi[:, None])
+    b = np.clip(np.maximum(edges[:, :-1], edges[:, 1:]), lo[:, None], hi[:, None])
+    used = np.any(b > a, axis=0)
+    a, b = a[:, used], b[:, used]
+    half, mid = (b - a) / 2.0, (b + a) / 2.0
+    y = mid[:, :, None] + half[:, :, None] * _GL_NODES[None, None, :]
+    w = half[:, :, None] * _GL_WEIGHTS[None, None, :]
+    return y.reshape(lo.size, -1), w.reshape(lo.size, -1)
+
+
+def _params(params):
+    r, alpha, s, beta = (float(v) for v in params)
+    return r, alpha, s, beta
+
+
+def _power_integral(e_a, e_b, alpha: float, beta: float, lo, hi):
+    """``∫_lo^hi (α+τ)^-e_a (β+τ)^-e_b dτ`` per row, in the variable ``y = ln(m + τ)``.
+
+    With ``m = min(α, β)``, ``M = max(α, β)`` and ``D = M − m`` the log of the
+    integrand in ``y`` (``dτ = (m+τ) dy``) is nearly linear on either side of
+    ``y = ln D``: slope ``1 − e_m`` before (``e_m`` the exponent of the smaller base),
+    ``1 − e_a − e_b`` after, with a bend of width ~1 between. Each side gets panels
+    doubling from where its mass sits, sized by its slope, so the rule keeps
+    ~1e-12 relative accuracy for any frequency and any ratio of α to β.
+
+    Returns ``log I`` and, for means under the integrand, the per-node kernel
+    (normalised weights times integrand), ``α + τ``, ``β + τ`` and the kernel's
+    sums ``K``.
+    """
+    e_a, e_b = np.asarray(e_a, dtype=float), np.asarray(e_b, dtype=float)
+    m, big = min(alpha, beta), max(alpha, beta)
+    e_m = e_a if alpha <= beta else e_b
+    y0, y1 = np.log(m + lo), np.log(m + hi)
+    z = np.full_like(y0, np.log(big - m) if big > m else -np.inf)
+    knee = np.clip(z, y0, y1)
+    slope_a = 1.0 - e_m
+    base_a = np.minimum(1.0, 1.0 / np.maximum(np.abs(slope_a), 1e-300))
+    rises = slope_a > 0  # mass toward the knee: panels from it, downwards
+    ya, wa = _panels(
+        y0, knee, np.where(rises, knee, y0), base_a, np.where(rises, -1.0, 1.0)
+    )
+    q = e_a + e_b - 1.0
+    yb, wb = _panels(knee, y1, knee, np.minimum(1.0, 1.0 / q), np.ones_like(q))
+    y, w = np.hstack([ya, yb]), np.hstack([wa, wb])
+    m_tau = np.exp(y)
+    a_tau = m_tau + (alpha - m)
+    b_tau = m_tau + (beta - m)
+    log_f = y - e_a[:, None] * np.log(a_tau) - e_b[:, None] * np.log(b_tau)
+    top = np.max(np.where(w > 0, log_f, -np.inf), axis=1, initial=-np.inf)
+    top = np.where(np.isfinite(top), top, 0.0)
+    kernel = w * np.exp(log_f - top[:, None])
+    K = kernel.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        log_I = top + np.log(K)
+    return log_I, kernel, a_tau, b_tau, K
+
+
+def _integral_terms(r, alpha, s, beta, x, t_x, T, *, grad: bool):
+    """``log(s I)`` and, with ``grad``, ``dI/dθ / I`` for θ = (r, alpha, s, beta).
+
+    ``I = ∫_{t_x}^{T} (α+τ)^-(r+x) (β+τ)^-(s+1) dτ``; rows with ``t_x = T`` get
+    ``log(s I) = -inf`` and zero derivatives.
+    """
+    e_a = r + x
+    e_b = np.full_like(e_a, s + 1.0)
+    log_I, kernel, a_tau, b_tau, K = _power_integral(e_a, e_b, alpha, beta, t_x, T)
+    log_sI = np.log(s) + log_I
+    if not grad:
+        return log_sI, None
+    safe = np.where(K > 0, K, 1.0)
+
+    def mean(values):  # ∫ f g / ∫ f under the quadrature
+        return np.where(K > 0, (kernel * values).sum(axis=1) / safe, 0.0)
+
+    d_r = -mean(np.log(a_tau))
+    d_alpha = -(r + x) * mean(1.0 / a_tau)
+    d_s = -mean(np.log(b_tau))
+    d_beta = -(s + 1.0) * mean(1.0 / b_tau)
+    return log_sI, (d_r, d_alpha, d_s, d_beta)
+
+
+def _loglik_block(r, alpha, s, beta, x, t_x, T, lead, d_lead, *, grad: bool):
+    """Per-pattern log-likelihood (and gradient) given the x-only terms."""
+    log_aT = np.log(alpha + T)
+    log_bT = np.log(beta + T)
+    first = -(r + x) * log_aT - s * log_bT
+    log_sI, d_I = _integral_terms(r, alpha, s, beta, x, t_x, T, grad=grad)
+    mix = np.logaddexp(first, log_sI)
+    ll = lead + r * np.log(alpha) + s * np.log(beta) + mix
+    if not grad:
+        return ll, None
+    w1 = np.exp(first - mix)  # the share of the first term (= P(alive))
+    w2 = 1.0 - w1
+    d_r = d_lead + np.log(alpha) - w1 * log_aT + w2 * d_I[0]
+    d_alpha = r / alpha - w1 * (r + x) / (alpha + T) + w2 * d_I[1]
+    d_s = np.log(beta) - w1 * log_bT + w2 * (1.0 / s + d_I[2])
+    d_beta = s / beta - w1 * s / (beta + T) + w2 * d_I[3]
+    return ll, np.vstack([d_r, d_alpha, d_s, d_beta])
+
+
+def pnbd_loglik(params, x, t_x, T, *, grad: bool = False):
+    """Per-customer log-likelihood of the Pareto/NBD model.
+
+    Parameters
+    ----------
+    params : sequence of float
+        ``(r, alpha, s, beta)``.
+    x, t_x, T : array_like
+        Frequency (integer), recency and age, in the time unit of ``alpha``.
+    grad : bool
+        Also return the gradient, shape (4, n): d ll / d (r, alpha, s, beta).
+
+    Examples
+    --------
+    >>> ll = pnbd_loglik((0.5534, 10.5802, 0.6061, 11.6562), [2], [30.43], [38.86])
+    >>> round(float(ll[0]), 4)
+    -9.4056
+    """
+    r, alpha, s, beta = _params(params)
+    x = np.atleast_1d(np.asarray(x)).astype(np.int64)
+    t_x = np.atleast_1d(np.asarray(t_x, dtype=float))
+    T = np.atleast_1d(np.asarray(T, dtype=float))
+    xf = x.astype(float)
+    lead = gammaln(r + xf) - gammaln(r)
+    d_lead = None
+    if grad:
+        from scipy.special import digamma
+
+        d_lead = digamma(r + xf) - digamma(r)
+    lls, grads = [], []
+    for start in range(0, x.size, _CHUNK):
+        block = slice(start, start + _CHUNK)
+        ll, g = _loglik_block(
+            r, alpha, s, beta, xf[block], t_x[block], T[block], lead[block],
+            None if d_lead is None else d_lead[block], grad=grad,
+        )
+        lls.append(ll)
+        grads.append(g)
+    ll = np.concatenate(lls) if lls else np.zeros(0)
+    if not grad:
+        return ll
+    return ll, (np.hstack(grads) if grads else np.zeros((4, 0)))
+
+
+def p_alive(params, x, t_x, T) -> np.ndarray:
+    """Probability that each customer is still alive at ``T``.
+
+    Examples
+    --------
+    >>> p_alive((0.5534, 10.5802, 0.6061, 11.6562), [26], [30.86], [31.0]).round(3)
+    array([0.998])
+    """
+    r, alpha, s, beta = _params(params)
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    t_x = np.atleast_1d(np.asarray(t_x, dtype=float))
+    T = np.atleast_1d(np.asarray(T, dtype=float))
+    out = np.empty(x.size)
+    for start in range(0, x.size, _CHUNK):
+        b = slice(start, start + _CHUNK)
+        first = -(r + x[b]) * np.log(alpha + T[b]) - s * np.log(beta + T[b])
+        log_sI, _ = _integral_terms(r, alpha, s, beta, x[b], t_x[b], T[b], grad=False)
+        out[b] = expit(first - log_sI)
+    return out
+
+
+def p_alive_at(params, t, x, t_x, T) -> np.ndarray:
+    """Probability of being alive at ``T + t`` given the history to ``T``.
+
+    ``P(alive at T) · ((β+T)/(β+T+t))^s``: alive customers' dropout rates have
+    the posterior Gamma(s, β + T).
+
+    Examples
+    --------
+    >>> p_alive_at((0.5534, 10.5802, 0.6061, 11.6562), 52, [26], [30.86], [31.0]).round(3)
+    array([0.535])
+    """
+    r, alpha, s, beta = _params(params)
+    T = np.atleast_1d(np.asarray(T, dtype=float))
+    t = np.asarray(t, dtype=float)
+    survive = np.exp(-s * np.log1p(t / (beta + T)))
+    return p_alive(params, x, t_x, T) * survive
+
+
+def purchases_if_alive(params, t, x, T) -> np.ndarray:
+    """Return expected purchases in ``(T, T + t]`` of a customer known to be alive at ``T``.
+
+    ``(r+x)(β+T) / ((α+T)(s−1)) · [1 − ((β+T)/(β+T+t))^(s−1)]``, and its limit
+    ``(r+x)(β+T)/(α+T) · ln(1 + t/(β+T))`` at ``s = 1``. Depends on ``x`` and ``T``
+    only.
+
+    Examples
+    --------
+    >>> params = (0.5534, 10.5802, 0.6061, 11.6562)
+    >>> e = purchases_if_alive(params, 52, [26], [31.0]) * p_alive(params, [26], [30.86], [31.0])
+    >>> round(float(e[0]), 2)
+    25.46
+    """
+    r, alpha, s, beta = _params(params)
+    x = np.asarray(x, dtype=float)
+    T = np.asarray(T, dtype=float)
+    t = np.asarray(t, dtype=float)
+    span = np.log1p(t / (beta + T))
+    if abs(s - 1.0) < 1e-10:
+        bracket = span
+    else:
+        bracket = -np.expm1(-(s - 1.0) * span) / (s - 1.0)
+    return (r + x) * (beta + T) / (alpha + T) * bracket
+
+
+def conditional_expected_purchases(params, t, x, t_x, T) -> np.ndarray:
+    """Return the expected number of purchases in ``(T, T + t]`` given the history.
+
+    Examples
+    --------
+    >>> e = conditional_expected_purchases((0.5534, 10.5802, 0.6061, 11.6562), 52, [26],
+    ...                                    [30.86], [31.0])
+    >>> round(float(e[0]), 2)
+    25.46
+    """
+    return purchases_if_alive(params, t, x, T) * p_alive(params, x, t_x, T)
+
+
+def expected_purchases(params, t) -> np.ndarray:
+    """Return E[X(t)], the expected purchases of a new customer by age ``t``.
+
+    ``rβ / (α(s−1)) · [1 − (β/(β+t))^(s−1)]``.
+
+    Examples
+    --------
+    >>> expected_purchases((0.5534, 10.5802, 0.6061, 11.6562), [39.0]).round(4)
+    array([1.4729])
+    """
+    return purchases_if_alive(params, t, 0.0, 0.0)
+
+
+def prob_no_purchase(params, t, x, t_x, T, *, alive=None) -> np.ndarray:
+    """Probability of no purchase in ``(T, T + t]``.
+
+    ``1 − P(alive) + P(alive) · P(no purchase | alive)``, where for a customer
+    alive at ``T`` (posteriors λ ~ Gamma(r+x, α+T), μ ~ Gamma(s, β+T)) the first
+    purchase comes before both the horizon's end and the dropout with probability
+    ``∫_0^t (r+x)/(α+T) (1+v/(α+T))^-(r+x+1) (1+v/(β+T))^-s dv``, taken in
+    ``w = (r+x) ln(1 + v/(α+T))`` as the likelihood's integral is.
+
+    Examples
+    --------
+    >>> prob_no_purchase((0.5534, 10.5802, 0.6061, 11.6562), 39, [0], [0.0], [38.86]).round(4)
+    array([0.8595])
+    """
+    r, alpha, s, beta = _params(params)
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    T = np.atleast_1d(np.asarray(T, dtype=float))
+    t = np.broadcast_to(np.asarray(t, dtype=float), x.shape)
+    if alive is None:
+        alive = p_alive(params, x, t_x, T)
+    first = np.empty(x.size)
+    for start in range(0, x.size, _CHUNK):
+        b = slice(start, start + _CHUNK)
+        rx, aT, bT = r + x[b], alpha + T[b], beta + T[b]
+        # (r+x)(α+T)^(r+x)(β+T)^s ∫_T^{T+t} (α+τ)^-(r+x+1) (β+τ)^-s dτ
+        log_I, *_ = _power_integral(rx + 1.0, np.full_like(rx, s), alpha, beta, T[b], T[b] + t[b])
+        first[b] = np.exp(np.log(rx) + rx * np.log(aT) + s * np.log(bT) + log_I)
+    return np.clip(1.0 - alive * first, 0.0, 1.0)
+
+
+class ParetoNBDPatterns:
+    """Weighted (x, t_x, T) patterns for repeated Pareto/NBD likelihood evaluations.
+
+    :meth:`objective` returns the weighted mean negative log-likelihood plus an L2
+    penalty, and its gradient in log-parameters (the contract of
+    :func:`cx_models.models._fitting.minimise`).
+
+    Examples
+    --------
+    >>> data = ParetoNBDPatterns([2, 0], [30.43, 0.0], [38.86, 38.86], [1, 1])
+    >>> f, g = data.objective(np.log([0.55, 10.6, 0.61, 11.7]))
+    >>> g.shape
+    (4,)
+    """
+
+    def __init__(self, x, t_x, T, weights):
+        self.x = np.asarray(x).astype(np.int64)
+        self.t_x = np.asarray(t_x, dtype=float)
+        self.T = np.asarray(T, dtype=float)
+        self.w = np.asarray(weights, dtype=float)
+        self.total = self.w.sum()
+        self.x_values, self.x_index = np.unique(self.x, return_inverse=True)
+        self.x_weight = np.bincount(self.x_index, weights=self.w)
+
+    def objective(self, log_params, penalizer: float = 0.0):
+        """Return the penalised mean negative log-likelihood and its gradient in log-parameters."""
+        params = np.exp(log_params)
+        r, alpha, s, beta = params
+        table = {"max_x": int(self.x_values.max(initial=0)) + 2}
+        lead = _log_rising(r, self.x_values, table)[self.x_index]
+        d_lead = _rising_digamma(r, self.x_values, table)[self.x_index]
+        xf = self.x.astype(float)
+        value, grad = 0.0, np.zeros(4)
+        for start in range(0, self.x.size, _CHUNK):
+            b = slice(start, start + _CHUNK)
+            ll, g = _loglik_block(
+                r, alpha, s, beta, xf[b], self.t_x[b], self.T[b], lead[b], d_lead[b], grad=True
+            )
+            value += self.w[b] @ ll
+            grad += g @ self.w[b]
+        value = -value / self.total + penalizer * np.sum(params**2)
+        gradient = (-grad / self.total + 2.0 * penalizer * params) * params
+        return value, gradient
