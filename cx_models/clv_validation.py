@@ -17,7 +17,7 @@ import polars as pl
 
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
-from cx_models.models import bgnbd as btyd
+from cx_models.models._families import family
 from cx_models.models.clv import CLVModel
 from cx_models.schemas import validate_transactions
 from cx_models.settings import EventFormat, FeatureSpec, from_keywords
@@ -208,11 +208,12 @@ def _plots(out: Path, clv: CLVModel, tx, features, report, start, end) -> list[s
     )
     cohort = firsts.group_by("first").len()
     unit_days = DAYS_PER_UNIT[clv.time_unit_]
-    params = tuple(clv.params_[k] for k in ("r", "alpha", "a", "b"))
+    model = family(clv.model)
+    params = tuple(clv.params_[k] for k in model.params)
     grid = np.array([(d - days[0]).days for d in days.to_list()], dtype=float)
     offsets = np.array([(d - days[0]).days for d in cohort["first"].to_list()], dtype=float)
     age = np.clip(grid[:, None] - offsets[None, :], 0, None) / unit_days
-    expected = btyd.expected_purchases(params, age, model=clv.model) @ cohort["len"].to_numpy()
+    expected = model.expected_purchases(params, age) @ cohort["len"].to_numpy()
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(days.to_list(), actual.to_numpy(), label="actual")
     ax.plot(days.to_list(), expected, "--", label="model")
@@ -227,13 +228,12 @@ def _plots(out: Path, clv: CLVModel, tx, features, report, start, end) -> list[s
     T_max = float(features["T"].max())
     max_f = int(min(features["frequency"].quantile(0.99), 60))
     f_grid, r_grid = np.meshgrid(np.arange(max_f + 1), np.linspace(0, T_max, 80))
-    alive = btyd.p_alive(
+    alive = model.p_alive(
         params,
-        f_grid,
-        np.where(f_grid == 0, 0.0, r_grid),
-        np.full_like(r_grid, T_max),
-        model=clv.model,
-    )
+        f_grid.ravel(),
+        np.where(f_grid == 0, 0.0, r_grid).ravel(),
+        np.full(f_grid.size, T_max),
+    ).reshape(f_grid.shape)
     fig, ax = plt.subplots(figsize=(6, 5))
     im = ax.imshow(
         alive,

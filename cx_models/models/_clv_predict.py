@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 
 from cx_models.errors import CXDataError, NotFittedError
-from cx_models.models import bgnbd as btyd
 from cx_models.models import gamma_gamma
+from cx_models.models._families import family
 from cx_models.models._patterns import (
     SPEND_PARAMS,
-    TRANSACTION_PARAMS,
     discounted_clv,
     distinct_pairs,
     month_ends,
@@ -34,7 +33,7 @@ class CLVPredictions:
             raise NotFittedError("this CLVModel is not fitted yet: call fit(features) first")
 
     def _params(self) -> tuple:
-        return tuple(self.params_[k] for k in TRANSACTION_PARAMS)
+        return tuple(self.params_[k] for k in family(self.model).params)
 
     def _in_model_units(self, features) -> dict[str, np.ndarray]:
         rfm = rfm_arrays(features)
@@ -112,15 +111,16 @@ class CLVPredictions:
         horizon = horizon_days / DAYS_PER_UNIT[self.time_unit_]
         spend = tuple(self.spend_params_[k] for k in SPEND_PARAMS)
         eov = gamma_gamma.gg_expected_spend(spend, np.where(x > 0, x, 0), rfm["monetary_value"])
-        alive = btyd.p_alive(params, x, t_x, T, model=self.model)
+        model = family(self.model)
+        alive = model.p_alive(params, x, t_x, T)
         # at the horizon and at the end of every CLV month, in one evaluation per pair
         times = np.concatenate([[horizon], month_ends(clv_months, self.time_unit_)])
         if_alive, pair_of = self._if_alive_by_pair(x, T, times)
         return {
             "p_alive": alive,
             "expected_purchases": if_alive[pair_of, 0] * alive,
-            "prob_no_purchase": btyd.prob_no_purchase(
-                params, horizon, x, t_x, T, model=self.model, alive=alive
+            "prob_no_purchase": model.prob_no_purchase(
+                params, horizon, x, t_x, T, alive=alive
             ),
             "expected_order_value": eov,
             "clv": discounted_clv(if_alive[:, 1:], pair_of, alive, eov, discount_rate),
@@ -134,8 +134,8 @@ class CLVPredictions:
         (pairs, times) array and each customer's pair.
         """
         pair_x, pair_T, pair_of = distinct_pairs(x, T)
-        if_alive = btyd.purchases_if_alive(
-            self._params(), times[None, :], pair_x[:, None], pair_T[:, None], model=self.model
+        if_alive = family(self.model).purchases_if_alive(
+            self._params(), times[None, :], pair_x[:, None], pair_T[:, None]
         )
         return if_alive, pair_of
 
@@ -151,7 +151,7 @@ class CLVPredictions:
         if int(clv_months) < 1:
             return np.zeros(np.size(x))
         if_alive, pair_of = self._if_alive_by_pair(x, T, month_ends(clv_months, self.time_unit_))
-        alive = btyd.p_alive(self._params(), x, t_x, T, model=self.model)
+        alive = family(self.model).p_alive(self._params(), x, t_x, T)
         return discounted_clv(if_alive, pair_of, alive, np.asarray(order_value), discount_rate)
 
     # -------------------------------------------------------------- persistence

@@ -17,7 +17,6 @@ __all__ = [
     "DAYS_PER_MONTH",
     "RFM_COLUMNS",
     "SPEND_PARAMS",
-    "TRANSACTION_PARAMS",
     "discounted_clv",
     "distinct_pairs",
     "month_ends",
@@ -35,8 +34,7 @@ __all__ = [
 DAYS_PER_MONTH = 365.25 / 12
 #: Columns the model reads from a feature table.
 RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value")
-#: Parameter names of the transaction models and of Gamma-Gamma, in order.
-TRANSACTION_PARAMS = ("r", "alpha", "a", "b")
+#: Parameter names of Gamma-Gamma, in order (the transaction models' are in _families).
 SPEND_PARAMS = ("p", "q", "v")
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "conditional_expected_purchases",
     "expected_purchases",
     "p_alive",
+    "p_alive_at",
     "prob_no_purchase",
     "purchases_if_alive",
 ]
@@ -146,6 +147,33 @@ def p_alive(params, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:
         log_div = ratio + np.log(a) - np.log(b + np.maximum(x, 1) - 1)
         return np.where(x == 0, 1.0, expit(-log_div))
     return expit(-(ratio + np.log(a) - np.log(b + x)))
+
+
+def p_alive_at(params, t, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:
+    """Probability of being alive at ``T + t`` given the history to ``T``.
+
+    An alive customer drops out only right after a purchase (probability ``p``),
+    so given ``λ`` and ``p`` they survive ``t`` with ``E[(1-p)^N(t)] = exp(-λ p t)``.
+    Alive at ``T``, the posteriors are ``λ ~ Gamma(r+x, α+T)`` and
+    ``p ~ Beta(a, b+x)`` (``b+x+1`` for MBG/NBD), independent, which gives
+    ``P(alive at T) · 2F1(r+x, a; a+b'; −t/(α+T))``, evaluated by Pfaff's
+    transformation as ``(1+c)^-a · 2F1(a, a+b'−r−x; a+b'; c/(1+c))``, ``c = t/(α+T)``.
+
+    Examples
+    --------
+    >>> p = p_alive_at((0.243, 4.414, 0.793, 2.426), [0.0, 52.0], [2], [30.43], [38.86])
+    >>> p.round(4)
+    array([0.7266, 0.5316])
+    """
+    _check_transaction_model(model)
+    r, alpha, a, b = (float(v) for v in params)
+    x = np.asarray(x, dtype=float)
+    T = np.asarray(T, dtype=float)
+    t = np.asarray(t, dtype=float)
+    b_post = b + x + (1.0 if model == "mbgnbd" else 0.0)
+    c = t / (alpha + T)
+    survive = np.power(1.0 + c, -a) * hyp2f1(a, a + b_post - r - x, a + b_post, c / (1.0 + c))
+    return p_alive(params, x, t_x, T, model=model) * survive
 
 
 def conditional_expected_purchases(params, t, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:

@@ -1,9 +1,10 @@
-"""Customer lifetime value: BG/NBD (or MBG/NBD) + Gamma-Gamma.
+"""Customer lifetime value: BG/NBD, MBG/NBD or Pareto/NBD + Gamma-Gamma.
 
 This is the one module that imports lifetimes' fitters. The default engine fits
 the models on weighted unique customer patterns with the analytic-gradient
-likelihoods of :mod:`cx_models.models.bgnbd` and
-:mod:`cx_models.models.gamma_gamma`, which the tests hold to lifetimes'
+likelihoods of :mod:`cx_models.models.bgnbd`, :mod:`cx_models.models.pareto_nbd`
+and :mod:`cx_models.models.gamma_gamma` (the transaction models are listed in
+:mod:`cx_models.models._families`), which the tests hold to lifetimes'
 likelihood values and estimates; ``engine="lifetimes"`` fits with lifetimes
 itself (on the same weighted patterns) as the reference.
 
@@ -32,15 +33,14 @@ import pandas as pd
 
 from cx_models._version import __version__
 from cx_models.errors import CXDataError
-from cx_models.models import bgnbd as btyd
 from cx_models.models import gamma_gamma
 from cx_models.models._clv_predict import CLVPredictions
+from cx_models.models._families import family
 from cx_models.models._fitting import inverse_hessian, minimise, not_converged
 from cx_models.models._patterns import (
     DAYS_PER_MONTH,
     RFM_COLUMNS,
     SPEND_PARAMS,
-    TRANSACTION_PARAMS,
     pattern_columns,
     pattern_counts,
     rfm_arrays,
@@ -54,12 +54,15 @@ __all__ = ["CLVModel", "DAYS_PER_MONTH", "RFM_COLUMNS"]
 
 
 class CLVModel(CLVPredictions):
-    """BG/NBD (or MBG/NBD) transactions with Gamma-Gamma spend, scikit-learn style.
+    """BG/NBD, MBG/NBD or Pareto/NBD transactions with Gamma-Gamma spend, scikit-learn style.
 
     Parameters
     ----------
-    model : {"bgnbd", "mbgnbd"}
-        The transaction model.
+    model : {"bgnbd", "mbgnbd", "pnbd"}
+        The transaction model: BG/NBD (Fader, Hardie & Lee 2005), MBG/NBD
+        (Batislam et al. 2007) or Pareto/NBD (Schmittlein, Morrison & Colombo
+        1987). ``params_`` uses the literature's names: ``r, alpha, a, b`` or
+        ``r, alpha, s, beta``.
     penalizer : float
         L2 penalty on the transaction parameters, as lifetimes' ``penalizer_coef``
         (applied on lifetimes' scaled time axis). 0, the default, gives the
@@ -78,6 +81,9 @@ class CLVModel(CLVPredictions):
     >>> m = CLVModel().fit(load_cdnow_summary())  # weeks, calibration to 1997-09-30
     >>> {k: round(v, 3) for k, v in m.params_.items()}
     {'r': 0.243, 'alpha': 4.414, 'a': 0.793, 'b': 2.426}
+    >>> p = CLVModel(model="pnbd").fit(load_cdnow_summary())
+    >>> {k: round(v, 3) for k, v in p.params_.items()}, round(p.log_likelihood_, 2)
+    ({'r': 0.553, 'alpha': 10.578, 's': 0.606, 'beta': 11.668}, -9594.97)
     """
 
     def __init__(
@@ -97,8 +103,7 @@ class CLVModel(CLVPredictions):
 
     # ------------------------------------------------------------------ fitting
     def _check_settings(self) -> None:
-        if self.model not in ("bgnbd", "mbgnbd"):
-            raise CXDataError(f"model must be 'bgnbd' or 'mbgnbd', got {self.model!r}")
+        family(self.model)  # names the valid models
         if self.engine not in ("fast", "lifetimes"):
             raise CXDataError(f"engine must be 'fast' or 'lifetimes', got {self.engine!r}")
         for name in ("penalizer", "spend_penalizer", "tol"):
@@ -221,8 +226,8 @@ class CLVModel(CLVPredictions):
             params, se = self._fit_transactions_fast(px, pr, pT, w, n)
         else:
             params, se = self._fit_transactions_lifetimes(px, pr, pT, w, n)
-        self.params_ = dict(zip(TRANSACTION_PARAMS, map(float, params), strict=True))
-        ll = btyd.bgnbd_loglik(params, px, pr, pT, model=self.model)
+        self.params_ = dict(zip(family(self.model).params, map(float, params), strict=True))
+        ll = family(self.model).loglik(params, px, pr, pT)
         self.log_likelihood_ = float(w @ ll)
 
         n_repeat = int(gw.sum())
@@ -238,7 +243,7 @@ class CLVModel(CLVPredictions):
         self.spend_params_ = dict(zip(SPEND_PARAMS, map(float, spend), strict=True))
         self.spend_log_likelihood_ = float(gw @ gamma_gamma.gg_loglik(spend, gx, gm))
         self.standard_errors_ = {
-            **dict(zip(TRANSACTION_PARAMS, map(float, se), strict=True)),
+            **dict(zip(family(self.model).params, map(float, se), strict=True)),
             **dict(zip(SPEND_PARAMS, map(float, spend_se), strict=True)),
         }
         self.n_customers_ = n
@@ -256,19 +261,16 @@ class CLVModel(CLVPredictions):
 
     def _fit_transactions_fast(self, x, t_x, T, w, n):
         scale = 1.0 / T.max() if T.max() > 0 else 1.0
-        what = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD"}[self.model]
-
-        def make(x, t_x, T, w):
-            return btyd.BGNBDPatterns(x, t_x, T, w, model=self.model)
-
+        model = family(self.model)
         log_params, hessian = self._optimise(
-            make, (x, t_x * scale, T * scale, w), np.full(4, 0.1), what, n
+            model.patterns, (x, t_x * scale, T * scale, w), np.full(4, 0.1), model.label, n
         )
         params = np.exp(log_params)
-        cov = np.outer(params, params) * inverse_hessian(hessian, what, n) / w.sum()
+        cov = np.outer(params, params) * inverse_hessian(hessian, model.label, n) / w.sum()
         se = np.sqrt(np.diag(cov))
-        params[1] /= scale
-        se[1] /= scale
+        for i in model.time_params:  # back from the unit time axis
+            params[i] /= scale
+            se[i] /= scale
         return params, se
 
     def _fit_spend_fast(self, x, m, w):
@@ -285,18 +287,23 @@ class CLVModel(CLVPredictions):
     def _fit_transactions_lifetimes(self, x, t_x, T, w, n):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter
+            from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
             from lifetimes.fitters import ConvergenceError as LifetimesConvergenceError
 
-            cls = BetaGeoFitter if self.model == "bgnbd" else ModifiedBetaGeoFitter
+            cls = {
+                "bgnbd": BetaGeoFitter,
+                "mbgnbd": ModifiedBetaGeoFitter,
+                "pnbd": ParetoNBDFitter,
+            }[self.model]
             fitter = cls(penalizer_coef=self.penalizer)
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
                     fitter.fit(x, t_x, T, weights=w, tol=self.tol)
             except LifetimesConvergenceError:
                 raise not_converged(self.model, n, "lifetimes") from None
-            se = fitter.standard_errors_[list(TRANSACTION_PARAMS)].to_numpy()
-        return fitter.params_[list(TRANSACTION_PARAMS)].to_numpy(), se
+            names = list(family(self.model).params)
+            se = fitter.standard_errors_[names].to_numpy()
+        return fitter.params_[names].to_numpy(), se
 
     def _fit_spend_lifetimes(self, x, m, w):
         with warnings.catch_warnings():
@@ -342,7 +349,8 @@ class CLVModel(CLVPredictions):
         try:
             settings = data.get("settings", {})
             model = cls(model=data["model"], **settings)
-            model.params_ = {k: float(data["params"][k]) for k in TRANSACTION_PARAMS}
+            names = family(data["model"]).params
+            model.params_ = {k: float(data["params"][k]) for k in names}
             model.spend_params_ = {k: float(data["spend_params"][k]) for k in SPEND_PARAMS}
             model.standard_errors_ = {k: float(v) for k, v in data["standard_errors"].items()}
             model.log_likelihood_ = float(data["log_likelihood"])
