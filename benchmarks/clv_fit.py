@@ -1,16 +1,18 @@
-"""Benchmark: fitting BG/NBD + Gamma-Gamma on 1 M customers, cx-models vs lifetimes.
+"""Benchmark: fitting BG/NBD (or Pareto/NBD) + Gamma-Gamma, cx-models vs lifetimes.
 
 Customer features at day resolution (so most (frequency, recency, T) triples are
 unique) come from the synthetic base of ``benchmarks/features.py`` (generated
 on first use). Times, in one process and the same run:
 
-* cx-models ``CLVModel().fit`` (weighted unique patterns, analytic gradients,
-  standard errors included);
-* lifetimes' plain ``BetaGeoFitter().fit`` + ``GammaGammaFitter().fit``, row by
-  row, as a user of lifetimes would call them.
+* cx-models ``CLVModel(model=...).fit`` (weighted unique patterns, analytic
+  gradients, standard errors included);
+* lifetimes' plain ``BetaGeoFitter().fit`` (``ParetoNBDFitter`` for ``--model
+  pnbd``) + ``GammaGammaFitter().fit``, row by row, as a user of lifetimes would
+  call them.
 
-Prints both times, the ratio and the largest relative parameter difference.
-Run: ``python benchmarks/clv_fit.py [--customers N]``.
+Prints both times, the ratio, both log-likelihoods at the same data and the
+largest relative parameter difference.
+Run: ``python benchmarks/clv_fit.py [--customers N] [--model bgnbd|pnbd]``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="cx-models runs (median).")
+    parser.add_argument("--model", choices=("bgnbd", "pnbd"), default="bgnbd")
     args = parser.parse_args()
 
     from cx_models.features import build_customer_features
@@ -47,7 +50,7 @@ def main() -> None:
     runs = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        ours = CLVModel().fit(features)
+        ours = CLVModel(model=args.model).fit(features)
         runs.append(time.perf_counter() - t0)
     t_ours = float(np.median(runs))
     print(
@@ -57,23 +60,30 @@ def main() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from lifetimes import BetaGeoFitter, GammaGammaFitter
+        from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 
+        fitter = {"bgnbd": BetaGeoFitter, "pnbd": ParetoNBDFitter}[args.model]
         t0 = time.perf_counter()
-        bg = BetaGeoFitter().fit(features["frequency"], features["recency"], features["T"])
+        bg = fitter().fit(features["frequency"], features["recency"], features["T"])
         repeat = features[(features["frequency"] > 0) & (features["monetary_value"] > 0)]
         gg = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
         t_ref = time.perf_counter() - t0
-    print(f"lifetimes BetaGeoFitter + GammaGammaFitter: {t_ref:.2f} s")
+    print(f"lifetimes {fitter.__name__} + GammaGammaFitter: {t_ref:.2f} s")
     print(f"ratio lifetimes / cx-models: {t_ref / t_ours:.1f}x")
     worst = 0.0
-    for name in ("r", "alpha", "a", "b"):
+    for name in ours.params_:
         worst = max(worst, abs(ours.params_[name] / bg.params_[name] - 1))
     for name in ("p", "q", "v"):
         worst = max(worst, abs(ours.spend_params_[name] / gg.params_[name] - 1))
     print("cx-models:", {k: round(v, 6) for k, v in {**ours.params_, **ours.spend_params_}.items()})
     print("lifetimes:", {k: round(float(v), 6) for k, v in {**bg.params_, **gg.params_}.items()})
     print(f"largest relative parameter difference: {worst:.2e}")
+    from cx_models.models._families import family
+
+    x, t_x, T = (features[c].to_numpy() for c in ("frequency", "recency", "T"))
+    theirs = family(args.model).loglik(tuple(bg.params_[k] for k in ours.params_), x, t_x, T)
+    print(f"log-likelihood at lifetimes' estimates: {theirs.sum():,.4f} (ours minus theirs "
+          f"{ours.log_likelihood_ - theirs.sum():+.4f})")
     print(
         f"log-likelihood (days): {ours.log_likelihood_:,.2f}; spend: "
         f"{ours.spend_log_likelihood_:,.2f}; fitted in {np.nan if t_ours == 0 else t_ours:.2f} s"

@@ -198,25 +198,26 @@ def snapshot_features(
     as_of,
     horizon_days: int,
     spec: FeatureSpec | None = None,
-    clv_model: CLVModel | None = None,
+    clv_model: CLVModel | str = "bgnbd",
 ) -> tuple[pd.DataFrame, CLVModel]:
     """Features of every customer acquired by ``as_of``, from events at or before it.
 
-    The features follow ``spec``; the CLV model is fitted on this snapshot unless
-    one is given (with :data:`FALLBACK_PENALIZER` when the plain fit is not
-    identified; the model's ``penalizer`` says which).
+    The features follow ``spec``; ``clv_model`` is a fitted CLV model, or the name
+    of the transaction model to fit on this snapshot (with
+    :data:`FALLBACK_PENALIZER` when the plain fit is not identified; the model's
+    ``penalizer`` says which).
     """
     as_of = parse_as_of(as_of)
     spec = spec or FeatureSpec()
     feats, _ = features_from_validated(transactions, surveys, as_of=as_of, spec=spec)
     frame = to_pandas_features(feats, as_of=as_of, spec=spec)
-    if clv_model is not None:
+    if isinstance(clv_model, CLVModel):
         clv = clv_model
     else:
         try:
-            clv = CLVModel().fit(frame)
-        except ConvergenceError:
-            clv = CLVModel(penalizer=FALLBACK_PENALIZER).fit(frame)  # raises if still not
+            clv = CLVModel(model=clv_model).fit(frame)
+        except ConvergenceError:  # raises if still not identified
+            clv = CLVModel(model=clv_model, penalizer=FALLBACK_PENALIZER).fit(frame)
     return add_model_features(frame, clv, horizon_days=horizon_days), clv
 
 
@@ -245,7 +246,8 @@ def training_snapshots(
     for day in design.dates:
         try:
             frame, clv = snapshot_features(
-                visible, surveys, as_of=day, horizon_days=horizon_days, spec=spec
+                visible, surveys, as_of=day, horizon_days=horizon_days, spec=spec,
+                clv_model=plan.clv_model,
             )
         except ConvergenceError as exc:
             design.dropped.append({"snapshot": day.isoformat(), "reason": str(exc)})

@@ -4,8 +4,9 @@ Train with data up to ``as_of - horizon`` (its snapshots' label windows end
 there), score every customer at ``as_of - horizon`` and compare with what
 happened in the window after it. The model is therefore always scored at a later
 date, on older customers, than any snapshot it was trained on. Baselines on the
-same rows: the BG/NBD ``prob_no_purchase``, days since last purchase, and a
-logistic regression on the same features; with the generator's ground truth, the
+same rows: the BG/NBD ``prob_no_purchase`` (and the configured transaction
+model's, when it is another), days since last purchase, and a logistic
+regression on the same features; with the generator's ground truth, the
 ceiling: the same probability computed from each customer's true purchase rate
 and dropout probability.
 """
@@ -30,6 +31,7 @@ from cx_models.campaign_outcomes import EVALUATION_CAMPAIGN, plot_realised, real
 from cx_models.churn_data import churn_labels, snapshot_features, training_snapshots
 from cx_models.emp import emp_score
 from cx_models.models.churn import ChurnModel
+from cx_models.models.clv import CLVModel
 from cx_models.settings import SnapshotPlan
 from cx_models.timeutil import parse_as_of
 
@@ -154,7 +156,8 @@ def evaluate_churn(
     model.fit(snaps)
     visible = transactions.filter(pl.col("timestamp") < dt.datetime.combine(as_of, dt.time.max))
     current, _ = snapshot_features(
-        transactions, surveys, as_of=day, horizon_days=horizon_days, spec=spec
+        transactions, surveys, as_of=day, horizon_days=horizon_days, spec=spec,
+        clv_model=plan.clv_model,
     )
     y = churn_labels(
         visible, current["customer_id"].to_numpy(), as_of=day, horizon_days=horizon_days
@@ -169,13 +172,16 @@ def evaluate_churn(
     scores = {
         "model": (model.predict_proba(current), True),
         "model_uncalibrated": (model.predict_proba_raw(current), True),
-        "bgnbd_prob_no_purchase": (current["prob_no_purchase"].to_numpy(), True),
+        "bgnbd_prob_no_purchase": (_bgnbd_prob_no_purchase(current, plan), True),
         "days_since_last_purchase": (current["days_since_last_purchase"].to_numpy(), False),
         "logistic_regression": (
             logistic.predict_proba(current[features].to_numpy(dtype=float))[:, 1],
             True,
         ),
     }
+    if plan.clv_model != "bgnbd":  # the chosen transaction model's own, beside BG/NBD's
+        own = current["prob_no_purchase"].to_numpy()
+        scores[f"{plan.clv_model}_prob_no_purchase"] = (own, True)
     if truth is not None:
         scores["ceiling_true_parameters"] = (
             true_prob_no_purchase(current, truth, horizon_days),
@@ -225,6 +231,20 @@ def evaluate_churn(
     report["_labels"] = y
     report["_features"] = current  # the window's first day, for the promotion gate
     return report
+
+
+def _bgnbd_prob_no_purchase(current: pd.DataFrame, plan: SnapshotPlan) -> np.ndarray:
+    """BG/NBD P(no purchase in the horizon) at the evaluation day: the BTYD baseline."""
+    if plan.clv_model == "bgnbd":
+        return current["prob_no_purchase"].to_numpy()
+    from cx_models.churn_data import FALLBACK_PENALIZER
+    from cx_models.errors import ConvergenceError
+
+    try:
+        bg = CLVModel().fit(current)
+    except ConvergenceError:
+        bg = CLVModel(penalizer=FALLBACK_PENALIZER).fit(current)
+    return bg.predict_arrays(current, horizon_days=plan.horizon_days)["prob_no_purchase"]
 
 
 def _replay(current: pd.DataFrame, y, scores: dict, settings: CampaignSettings) -> dict:

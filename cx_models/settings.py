@@ -172,6 +172,10 @@ class SnapshotPlan:
         At most this many snapshots (all that fit by default).
     spec : FeatureSpec
         The feature definition of every snapshot (and of the model trained on them).
+    clv_model : str
+        The transaction model each snapshot's CLV fit uses (``bgnbd``, ``mbgnbd``,
+        ``pnbd``): the one the scorer's CLV model is, so that the churn features a
+        model is trained on and scored with come from the same model.
 
     Examples
     --------
@@ -187,8 +191,12 @@ class SnapshotPlan:
     step_days: int | None = None
     max_snapshots: int | None = None
     spec: FeatureSpec = field(default_factory=FeatureSpec)
+    clv_model: str = "bgnbd"
 
     def __post_init__(self):
+        from cx_models.models._families import family
+
+        family(self.clv_model)  # names the valid models
         for name, high in (
             ("horizon_days", HORIZON_DAYS_MAX),
             ("step_days", HORIZON_DAYS_MAX),

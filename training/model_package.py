@@ -26,6 +26,7 @@ def pip_requirements() -> list[str]:
         "xgboost>=2.1",
         "lifetimes>=0.11.3",
         "pydantic>=2.7",
+        "numba>=0.60",  # the Pareto/NBD quadrature kernel
     ]
 
 

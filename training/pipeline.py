@@ -100,6 +100,7 @@ class TrainingConfig:
             step_days=self.step_days,
             max_snapshots=self.max_snapshots,
             spec=self.feature_spec,
+            clv_model=self.clv_model,
         )
 
 

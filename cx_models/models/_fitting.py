@@ -34,7 +34,9 @@ def minimise(make, columns, theta0, *, penalty: float, tol: float, what: str, n:
 
     On large inputs a fit on a seeded subsample of the patterns gives the
     starting point and, through its Hessian, BFGS's initial inverse Hessian,
-    so the full-data optimisation needs only a few steps.
+    so the full-data optimisation needs only a few steps. "Large" is more than
+    ``make.WARM_START_ABOVE`` patterns (100,000 unless the pattern class says;
+    its ``WARM_START_SAMPLE`` is the subsample's size, 20,000 by default).
 
     Examples
     --------
@@ -59,9 +61,11 @@ def _minimise(make, columns, theta0, penalty, tol, what, n):
     full = make(*columns)
     hess_inv0 = None
     size = columns[0].size
-    if size > _WARM_START_ABOVE:
+    above = getattr(make, "WARM_START_ABOVE", _WARM_START_ABOVE)
+    if size > above:
         rng = np.random.default_rng(0)
-        pick = np.sort(rng.choice(size, _WARM_START_SAMPLE, replace=False))
+        sample = getattr(make, "WARM_START_SAMPLE", _WARM_START_SAMPLE)
+        pick = np.sort(rng.choice(size, sample, replace=False))
         sub = make(*(c[pick] for c in columns))
         warm = minimize(
             sub.objective,

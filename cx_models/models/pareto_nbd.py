@@ -44,92 +44,28 @@ __all__ = [
 #: Parameter names, in order.
 PARAMS = ("r", "alpha", "s", "beta")
 
-# Composite Gauss-Legendre rule: from an anchor, panels 0.5 local scales wide growing
-# by half each time (11 panels reach 85 scales), 8 nodes each.
-_BREAKS = np.concatenate([[0.0], np.cumsum(0.5 * 1.5 ** np.arange(11))])
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
-_CHUNK = 10_000  # rows per block of quadrature nodes
-
-
-def _panels(lo, hi, anchor, scale, direction):
-    """Nodes and weights of growing panels from ``anchor`` (in units of ``scale``), in [lo, hi].
-
-    ``direction`` (per row) is +1 (panels run upwards from ``anchor``) or −1.
-    Panels empty in every row are dropped.
-    """
-    edges = anchor[:, None] + (direction * scale)[:, None] * _BREAKS[None, :]
-    a = np.clip(np.minimum(edges[:, :-1], edges[:, 1:]), lo[:, None], hi[:, None])
-    b = np.clip(np.maximum(edges[:, :-1], edges[:, 1:]), lo[:, None], hi[:, None])
-    used = np.any(b > a, axis=0)
-    a, b = a[:, used], b[:, used]
-    half, mid = (b - a) / 2.0, (b + a) / 2.0
-    y = mid[:, :, None] + half[:, :, None] * _GL_NODES[None, None, :]
-    w = half[:, :, None] * _GL_WEIGHTS[None, None, :]
-    return y.reshape(lo.size, -1), w.reshape(lo.size, -1)
-
-
 def _params(params):
     r, alpha, s, beta = (float(v) for v in params)
     return r, alpha, s, beta
 
 
-def _power_integral(e_a, e_b, alpha: float, beta: float, lo, hi):
-    """``∫_lo^hi (α+τ)^-e_a (β+τ)^-e_b dτ`` per row, in the variable ``y = ln(m + τ)``.
+def _power_integral(e_a, e_b, alpha: float, beta: float, lo, hi, *, grad: bool = False):
+    """``log ∫_lo^hi (α+τ)^-e_a (β+τ)^-e_b dτ`` per row, and the means for its gradient.
 
-    With ``m = min(α, β)``, ``M = max(α, β)``, ``D = M − m`` and ``e_m``, ``e_M`` the
-    exponents of the smaller and larger base, the log of the integrand in ``y``
-    (``dτ = (m+τ) dy``) has slope ``σ(y) = 1 − e_m − e_M e^y / (e^y + D)``, which
-    falls with ``y``: the integrand is log-concave, with its mode where ``σ = 0``
-    and its sharpest bend at ``y = ln D``. Split at those two points, it is
-    monotone on each piece; each piece gets panels growing away from its higher
-    end, sized by the local scale there (``1/|σ|`` or ``1/sqrt|σ'|``), so the rule
-    keeps ~1e-10 relative accuracy for any frequency and any ratio of α to β.
-
-    Returns ``log I`` and, for means under the integrand, the per-node kernel
-    (weights times integrand, rescaled), ``α + τ``, ``β + τ`` and the kernel's
-    sums ``K``.
+    The rule of the module docstring, compiled
+    (:func:`cx_models.models._pnbd_kernels.power_integral`). With ``grad`` the
+    second result holds, per row, the means under the integrand of ``ln(α+τ)``,
+    ``1/(α+τ)``, ``ln(β+τ)`` and ``1/(β+τ)``.
     """
-    e_a, e_b = np.asarray(e_a, dtype=float), np.asarray(e_b, dtype=float)
-    m, big = min(alpha, beta), max(alpha, beta)
-    D = big - m
-    e_m, e_M = (e_a, e_b) if alpha <= beta else (e_b, e_a)
-    q = e_a + e_b - 1.0
-    y0, y1 = np.log(m + lo), np.log(m + hi)
+    from cx_models.models import _pnbd_kernels as kernels
 
-    def slope(y):
-        return 1.0 - e_m - e_M * (np.exp(y) / (np.exp(y) + D))
-
-    def bend(y):  # |σ'(y)|
-        return e_M * D * np.exp(y) / (np.exp(y) + D) ** 2
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mode = np.log(D) + np.log(1.0 - e_m) - np.log(q)
-    mode = np.clip(np.where(np.isfinite(mode), mode, -np.inf), y0, y1)
-    knee = np.clip(np.full_like(y0, np.log(D) if D > 0 else -np.inf), y0, y1)
-    cuts = np.sort(np.stack([mode, knee]), axis=0)
-    edges = [y0, cuts[0], cuts[1], y1]
-    ys, ws = [], []
-    for lo_k, hi_k in zip(edges[:-1], edges[1:], strict=True):
-        rising = hi_k <= mode  # left of the mode: the integrand grows towards hi_k
-        anchor = np.where(rising, hi_k, lo_k)
-        scale = 1.0 / np.maximum.reduce(
-            [np.ones_like(anchor), np.abs(slope(anchor)), np.sqrt(bend(anchor))]
-        )
-        y, w = _panels(lo_k, hi_k, anchor, scale, np.where(rising, -1.0, 1.0))
-        ys.append(y)
-        ws.append(w)
-    y, w = np.hstack(ys), np.hstack(ws)
-    m_tau = np.exp(y)
-    a_tau = m_tau + (alpha - m)
-    b_tau = m_tau + (beta - m)
-    log_f = y - e_a[:, None] * np.log(a_tau) - e_b[:, None] * np.log(b_tau)
-    top = np.max(np.where(w > 0, log_f, -np.inf), axis=1, initial=-np.inf)
-    top = np.where(np.isfinite(top), top, 0.0)
-    kernel = w * np.exp(log_f - top[:, None])
-    K = kernel.sum(axis=1)
-    with np.errstate(divide="ignore"):
-        log_I = top + np.log(K)
-    return log_I, kernel, a_tau, b_tau, K
+    n = np.size(lo)
+    as_rows = [np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=float), (n,)))
+               for v in (e_a, e_b, lo, hi)]
+    return kernels.power_integral(
+        as_rows[0], as_rows[1], float(alpha), float(beta), as_rows[2], as_rows[3], bool(grad),
+        kernels.BREAKS, kernels.GL_NODES, kernels.GL_WEIGHTS,
+    )
 
 
 def _integral_terms(r, alpha, s, beta, x, t_x, T, *, grad: bool):
@@ -138,21 +74,14 @@ def _integral_terms(r, alpha, s, beta, x, t_x, T, *, grad: bool):
     ``I = ∫_{t_x}^{T} (α+τ)^-(r+x) (β+τ)^-(s+1) dτ``; rows with ``t_x = T`` get
     ``log(s I) = -inf`` and zero derivatives.
     """
-    e_a = r + x
-    e_b = np.full_like(e_a, s + 1.0)
-    log_I, kernel, a_tau, b_tau, K = _power_integral(e_a, e_b, alpha, beta, t_x, T)
+    log_I, means = _power_integral(r + x, s + 1.0, alpha, beta, t_x, T, grad=grad)
     log_sI = np.log(s) + log_I
     if not grad:
         return log_sI, None
-    safe = np.where(K > 0, K, 1.0)
-
-    def mean(values):  # ∫ f g / ∫ f under the quadrature
-        return np.where(K > 0, (kernel * values).sum(axis=1) / safe, 0.0)
-
-    d_r = -mean(np.log(a_tau))
-    d_alpha = -(r + x) * mean(1.0 / a_tau)
-    d_s = -mean(np.log(b_tau))
-    d_beta = -(s + 1.0) * mean(1.0 / b_tau)
+    d_r = -means[:, 0]
+    d_alpha = -(r + x) * means[:, 1]
+    d_s = -means[:, 2]
+    d_beta = -(s + 1.0) * means[:, 3]
     return log_sI, (d_r, d_alpha, d_s, d_beta)
 
 
@@ -204,19 +133,8 @@ def pnbd_loglik(params, x, t_x, T, *, grad: bool = False):
         from scipy.special import digamma
 
         d_lead = digamma(r + xf) - digamma(r)
-    lls, grads = [], []
-    for start in range(0, x.size, _CHUNK):
-        block = slice(start, start + _CHUNK)
-        ll, g = _loglik_block(
-            r, alpha, s, beta, xf[block], t_x[block], T[block], lead[block],
-            None if d_lead is None else d_lead[block], grad=grad,
-        )
-        lls.append(ll)
-        grads.append(g)
-    ll = np.concatenate(lls) if lls else np.zeros(0)
-    if not grad:
-        return ll
-    return ll, (np.hstack(grads) if grads else np.zeros((4, 0)))
+    ll, g = _loglik_block(r, alpha, s, beta, xf, t_x, T, lead, d_lead, grad=grad)
+    return (ll, g) if grad else ll
 
 
 def p_alive(params, x, t_x, T) -> np.ndarray:
@@ -231,13 +149,9 @@ def p_alive(params, x, t_x, T) -> np.ndarray:
     x = np.atleast_1d(np.asarray(x, dtype=float))
     t_x = np.atleast_1d(np.asarray(t_x, dtype=float))
     T = np.atleast_1d(np.asarray(T, dtype=float))
-    out = np.empty(x.size)
-    for start in range(0, x.size, _CHUNK):
-        b = slice(start, start + _CHUNK)
-        first = -(r + x[b]) * np.log(alpha + T[b]) - s * np.log(beta + T[b])
-        log_sI, _ = _integral_terms(r, alpha, s, beta, x[b], t_x[b], T[b], grad=False)
-        out[b] = expit(first - log_sI)
-    return out
+    first = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+    log_sI, _ = _integral_terms(r, alpha, s, beta, x, t_x, T, grad=False)
+    return expit(first - log_sI)
 
 
 def p_alive_at(params, t, x, t_x, T) -> np.ndarray:
@@ -330,13 +244,10 @@ def prob_no_purchase(params, t, x, t_x, T, *, alive=None) -> np.ndarray:
     t = np.broadcast_to(np.asarray(t, dtype=float), x.shape)
     if alive is None:
         alive = p_alive(params, x, t_x, T)
-    first = np.empty(x.size)
-    for start in range(0, x.size, _CHUNK):
-        b = slice(start, start + _CHUNK)
-        rx, aT, bT = r + x[b], alpha + T[b], beta + T[b]
-        # (r+x)(α+T)^(r+x)(β+T)^s ∫_T^{T+t} (α+τ)^-(r+x+1) (β+τ)^-s dτ
-        log_I, *_ = _power_integral(rx + 1.0, np.full_like(rx, s), alpha, beta, T[b], T[b] + t[b])
-        first[b] = np.exp(np.log(rx) + rx * np.log(aT) + s * np.log(bT) + log_I)
+    rx, aT, bT = r + x, alpha + T, beta + T
+    # (r+x)(α+T)^(r+x)(β+T)^s ∫_T^{T+t} (α+τ)^-(r+x+1) (β+τ)^-s dτ
+    log_I, _ = _power_integral(rx + 1.0, s, alpha, beta, T, T + t)
+    first = np.exp(np.log(rx) + rx * np.log(aT) + s * np.log(bT) + log_I)
     return np.clip(1.0 - alive * first, 0.0, 1.0)
 
 
@@ -355,6 +266,11 @@ class ParetoNBDPatterns:
     (4,)
     """
 
+    #: Fits on more patterns start from a fit on a seeded subsample (see ``minimise``):
+    #: each evaluation costs a quadrature per pattern.
+    WARM_START_ABOVE = 20_000
+    WARM_START_SAMPLE = 10_000
+
     def __init__(self, x, t_x, T, weights):
         self.x = np.asarray(x).astype(np.int64)
         self.t_x = np.asarray(t_x, dtype=float)
@@ -372,14 +288,9 @@ class ParetoNBDPatterns:
         lead = _log_rising(r, self.x_values, table)[self.x_index]
         d_lead = _rising_digamma(r, self.x_values, table)[self.x_index]
         xf = self.x.astype(float)
-        value, grad = 0.0, np.zeros(4)
-        for start in range(0, self.x.size, _CHUNK):
-            b = slice(start, start + _CHUNK)
-            ll, g = _loglik_block(
-                r, alpha, s, beta, xf[b], self.t_x[b], self.T[b], lead[b], d_lead[b], grad=True
-            )
-            value += self.w[b] @ ll
-            grad += g @ self.w[b]
-        value = -value / self.total + penalizer * np.sum(params**2)
-        gradient = (-grad / self.total + 2.0 * penalizer * params) * params
+        ll, g = _loglik_block(
+            r, alpha, s, beta, xf, self.t_x, self.T, lead, d_lead, grad=True
+        )
+        value = -(self.w @ ll) / self.total + penalizer * np.sum(params**2)
+        gradient = (-(g @ self.w) / self.total + 2.0 * penalizer * params) * params
         return value, gradient
