@@ -204,3 +204,27 @@ def test_bgnbd_p_alive_at_a_future_day_by_quadrature(x, tx, T, t):
     got = bgnbd.p_alive_at(params, t, [x], [tx], [T])[0]
     assert got == pytest.approx(alive * float(survive), rel=1e-9)
     assert bgnbd.p_alive_at(params, 0.0, [x], [tx], [T])[0] == pytest.approx(alive)
+
+
+def test_churn_snapshots_and_the_forward_evaluation_use_the_configured_model():
+    from cx_models.churn_data import training_snapshots
+    from cx_models.churn_eval import evaluate_churn
+    from cx_models.schemas import validate_transactions
+    from cx_models.settings import SnapshotPlan
+    from cx_models.synthetic import generate_customer_base
+
+    base = generate_customer_base(3_000, seed=5)
+    tx = validate_transactions(base.transactions, as_of="2025-12-31").data
+    plan = SnapshotPlan(horizon_days=90, max_snapshots=2, clv_model="pnbd")
+    snaps = training_snapshots(tx, None, as_of="2025-12-31", plan=plan)
+    one_timers = (snaps["frequency"] == 0) & (snaps["T"] > 0)  # T = 0: just acquired
+    # BG/NBD gives every one-time buyer P(alive) = 1; Pareto/NBD lets them drop out
+    assert one_timers.any() and (snaps.loc[one_timers, "p_alive"] < 1).all()
+    bg = training_snapshots(tx, None, as_of="2025-12-31",
+                            plan=SnapshotPlan(horizon_days=90, max_snapshots=2))
+    assert (bg.loc[bg["frequency"] == 0, "p_alive"] == 1).all()
+    report = evaluate_churn(tx, None, as_of="2025-12-31", plan=plan)
+    assert {"bgnbd_prob_no_purchase", "pnbd_prob_no_purchase"} <= set(report["metrics"])
+    assert report["metrics"]["pnbd_prob_no_purchase"]["roc_auc"] > 0.8
+    with pytest.raises(CXDataError, match="model must be one of"):
+        SnapshotPlan(clv_model="nbd")
