@@ -13,9 +13,11 @@ from cx_models.errors import CXDataError, NotFittedError
 from cx_models.models import gamma_gamma
 from cx_models.models._families import family
 from cx_models.models._patterns import (
+    DAYS_PER_MONTH,
     SPEND_PARAMS,
     discounted_clv,
     distinct_pairs,
+    fit_table,
     month_ends,
     rfm_arrays,
     table_unit,
@@ -35,8 +37,22 @@ class CLVPredictions:
     def _params(self) -> tuple:
         return tuple(self.params_[k] for k in family(self.model).params)
 
+    def _unit_days(self) -> float:
+        """Days per model time unit (a BG/BB period: ``period_days``)."""
+        if self.time_unit_ != "P":
+            return DAYS_PER_UNIT[self.time_unit_]
+        if self.period_days is None:
+            raise CXDataError(
+                "BG/BB predictions over days need the period length: "
+                "CLVModel(model='bgbb', period_days=...)"
+            )
+        return float(self.period_days)
+
     def _in_model_units(self, features) -> dict[str, np.ndarray]:
-        rfm = rfm_arrays(features)
+        table, _, _ = fit_table(features, allow_no_spend=not self.spend_params_)
+        rfm = rfm_arrays(table)
+        if self.time_unit_ == "P":  # BG/BB tables count periods already
+            return rfm
         factor = DAYS_PER_UNIT[table_unit(features)] / DAYS_PER_UNIT[self.time_unit_]
         rfm["recency"] = rfm["recency"] * factor
         rfm["T"] = rfm["T"] * factor
@@ -69,7 +85,8 @@ class CLVPredictions:
         pandas.DataFrame
             ``customer_id`` (when the table has it), ``p_alive``,
             ``expected_purchases``, ``prob_no_purchase``,
-            ``expected_order_value`` and ``clv``.
+            ``expected_order_value`` and ``clv`` (the last two only when the
+            model was fitted with spend).
         """
         columns = self.predict_arrays(
             features,
@@ -108,23 +125,57 @@ class CLVPredictions:
         rfm = self._in_model_units(features)
         x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
         params = self._params()
-        horizon = horizon_days / DAYS_PER_UNIT[self.time_unit_]
-        spend = tuple(self.spend_params_[k] for k in SPEND_PARAMS)
-        eov = gamma_gamma.gg_expected_spend(spend, np.where(x > 0, x, 0), rfm["monetary_value"])
+        horizon = horizon_days / self._unit_days()
         model = family(self.model)
         alive = model.p_alive(params, x, t_x, T)
         # at the horizon and at the end of every CLV month, in one evaluation per pair
-        times = np.concatenate([[horizon], month_ends(clv_months, self.time_unit_)])
+        times = np.concatenate([[horizon], self._month_ends(clv_months)])
         if_alive, pair_of = self._if_alive_by_pair(x, T, times)
-        return {
+        out = {
             "p_alive": alive,
             "expected_purchases": if_alive[pair_of, 0] * alive,
             "prob_no_purchase": model.prob_no_purchase(
                 params, horizon, x, t_x, T, alive=alive
             ),
-            "expected_order_value": eov,
-            "clv": discounted_clv(if_alive[:, 1:], pair_of, alive, eov, discount_rate),
         }
+        if not self.spend_params_:  # fitted without spend: purchases only
+            return out
+        spend = tuple(self.spend_params_[k] for k in SPEND_PARAMS)
+        eov = gamma_gamma.gg_expected_spend(spend, np.where(x > 0, x, 0), rfm["monetary_value"])
+        out["expected_order_value"] = eov
+        out["clv"] = discounted_clv(if_alive[:, 1:], pair_of, alive, eov, discount_rate)
+        return out
+
+    def p_alive_at(self, features, *, days: float) -> np.ndarray:
+        """Probability that each customer is alive ``days`` after the table's as-of day.
+
+        Every model: BG/NBD and MBG/NBD through the posterior of the dropout
+        probability, Pareto/NBD through that of the dropout rate, BG/BB in periods
+        (``days / period_days``). ``days = 0`` gives ``p_alive``.
+
+        Examples
+        --------
+        >>> from cx_models.datasets import load_donations
+        >>> from cx_models.models.clv import CLVModel
+        >>> m = CLVModel(model="bgbb", period_days=365.25).fit(load_donations())
+        >>> import pandas as pd
+        >>> who = pd.DataFrame({"frequency": [0, 2, 6], "recency": [0, 4, 6], "periods": 6})
+        >>> m.p_alive_at(who, days=365.25).round(2)  # alive in 2002 (the paper: 0.11, 0.59, 0.93)
+        array([0.11, 0.59, 0.93])
+        """
+        self._require_fitted()
+        if not np.isfinite(days) or days < 0:
+            raise CXDataError(f"days must be a number of days >= 0, got {days}")
+        rfm = self._in_model_units(features)
+        return family(self.model).p_alive_at(
+            self._params(), days / self._unit_days(), rfm["frequency"], rfm["recency"], rfm["T"]
+        )
+
+    def _month_ends(self, clv_months: int) -> np.ndarray:
+        """Return the end of each CLV month 1..clv_months, in model time units."""
+        if self.time_unit_ != "P":
+            return month_ends(clv_months, self.time_unit_)
+        return np.arange(1, int(clv_months) + 1) * DAYS_PER_MONTH / self._unit_days()
 
     def _if_alive_by_pair(self, x, T, times: np.ndarray):
         """Return expected purchases by each of ``times`` if alive, per distinct (x, T) pair.
@@ -148,9 +199,11 @@ class CLVPredictions:
         """
         self._require_fitted()
         x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+        if not self.spend_params_:
+            raise CXDataError("this CLV model was fitted without spend (no monetary_value)")
         if int(clv_months) < 1:
             return np.zeros(np.size(x))
-        if_alive, pair_of = self._if_alive_by_pair(x, T, month_ends(clv_months, self.time_unit_))
+        if_alive, pair_of = self._if_alive_by_pair(x, T, self._month_ends(clv_months))
         alive = family(self.model).p_alive(self._params(), x, t_x, T)
         return discounted_clv(if_alive, pair_of, alive, np.asarray(order_value), discount_rate)
 

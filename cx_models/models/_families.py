@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from cx_models.errors import CXDataError
-from cx_models.models import bgnbd, pareto_nbd
+from cx_models.models import bgbb, bgnbd, pareto_nbd
 
 __all__ = ["FAMILIES", "TransactionFamily", "family"]
 
@@ -69,6 +69,19 @@ FAMILIES: dict[str, TransactionFamily] = {
         expected_purchases=pareto_nbd.expected_purchases,
         p_alive_at=pareto_nbd.p_alive_at,
     ),
+    "bgbb": TransactionFamily(  # discrete periods: frequency, recency and T count periods
+        name="bgbb",
+        label="BG/BB",
+        params=bgbb.PARAMS,
+        time_params=(),
+        loglik=bgbb.bgbb_loglik,
+        patterns=bgbb.BGBBPatterns,
+        p_alive=bgbb.p_alive,
+        purchases_if_alive=bgbb.purchases_if_alive,
+        prob_no_purchase=bgbb.prob_no_purchase,
+        expected_purchases=bgbb.expected_purchases,
+        p_alive_at=bgbb.p_alive_at,
+    ),
 }
 
 
@@ -82,7 +95,7 @@ def family(name: str) -> TransactionFamily:
     >>> family("nbd")
     Traceback (most recent call last):
     ...
-    cx_models.errors.CXDataError: model must be one of bgnbd, mbgnbd, pnbd; got 'nbd'
+    cx_models.errors.CXDataError: model must be one of bgnbd, mbgnbd, pnbd, bgbb; got 'nbd'
     """
     try:
         return FAMILIES[name]

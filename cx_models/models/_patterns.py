@@ -26,7 +26,9 @@ __all__ = [
     "positive_inverse",
     "rfm_arrays",
     "sort_order",
+    "spend_patterns",
     "table_unit",
+    "transaction_patterns",
     "weighted_patterns",
 ]
 
@@ -111,11 +113,44 @@ def rfm_arrays(features, *, source: str = "features") -> dict[str, np.ndarray]:
     return out
 
 
-def weighted_patterns(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Return the unique rows of the columns and how many customers share each."""
+def weighted_patterns(*columns: np.ndarray, weights=None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Return the unique rows of the columns and how many customers share each.
+
+    ``weights``: how many customers each row stands for (one each by default).
+    """
     frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
-    grouped = frame.group_by(frame.columns).len()
-    return [grouped[f"c{i}"].to_numpy() for i in range(len(columns))], grouped["len"].to_numpy()
+    keys = frame.columns
+    w = np.ones(frame.height) if weights is None else weights
+    frame = frame.with_columns(pl.Series("w", w))
+    grouped = frame.group_by(keys).agg(pl.col("w").sum())
+    return [grouped[f"c{i}"].to_numpy() for i in range(len(columns))], grouped["w"].to_numpy()
+
+
+def fit_table(features, *, allow_no_spend: bool = True):
+    """Return a pandas RFM table, its row weights and whether it has spend.
+
+    ``periods`` stands for ``T`` (BG/BB tables), a ``weights`` column counts the
+    customers of each row, and a missing ``monetary_value`` is filled with 0 (the
+    third result is then false, so that no spend model is fitted) — unless
+    ``allow_no_spend`` is false, when it is an error naming the column.
+    """
+    if isinstance(features, pl.DataFrame):
+        features = features.to_pandas()
+    if "T" not in features.columns and "periods" in features.columns:
+        features = features.rename(columns={"periods": "T"})
+    has_spend = "monetary_value" in features.columns
+    if not has_spend:
+        if not allow_no_spend:
+            rfm_arrays(features)  # the error that names the missing column
+        features = features.assign(monetary_value=0.0)
+    weights = None
+    if "weights" in features.columns:
+        weights = as_float(features["weights"])
+        if not (np.isfinite(weights).all() and (weights >= 0).all()):
+            raise CXDataError("features: column 'weights' must hold counts >= 0")
+    else:
+        weights = np.ones(len(features))
+    return features, weights, has_spend
 
 
 def sort_order(*keys: np.ndarray) -> np.ndarray:
@@ -192,3 +227,57 @@ def pattern_columns(table, names: tuple[str, ...], source: str) -> list[np.ndarr
     if missing:
         raise CXDataError(f"{source}: pattern column(s) {', '.join(missing)} missing")
     return [np.asarray(table[name]) for name in names]
+
+
+def transaction_patterns(patterns, source: str, *, periods: bool = False):
+    """Return checked (frequency, recency, T, count) arrays of a pattern table, canonical order.
+
+    ``periods``: BG/BB's discrete histories, whole numbers with frequency <= recency
+    (the last period with a transaction) <= T (the periods observed).
+    """
+    frequency, recency, T, counts = pattern_columns(
+        patterns, ("frequency", "recency", "T", "count"), source
+    )
+    rfm = rfm_arrays(
+        pd.DataFrame(
+            {
+                "frequency": np.asarray(frequency, dtype=float),
+                "recency": np.asarray(recency, dtype=float),
+                "T": np.asarray(T, dtype=float),
+                "monetary_value": 0.0,
+            }
+        ),
+        source=source,
+    )
+    px, pr, pT = rfm["frequency"].astype(np.int64), rfm["recency"], rfm["T"]
+    if periods:
+        if (pr != np.round(pr)).any() or (pT != np.round(pT)).any():
+            raise CXDataError(f"{source}: BG/BB needs whole periods in recency and T")
+        if (px > pr).any():
+            raise CXDataError(
+                f"{source}: BG/BB needs frequency <= recency (the last period with a "
+                "transaction) for every customer"
+            )
+    w = pattern_counts(counts, px.size, source)
+    # one canonical order: the estimates do not depend on how patterns were aggregated
+    order = sort_order(px, pr, pT)
+    return px[order], pr[order], pT[order], w[order]
+
+
+def spend_patterns(spend, source: str):
+    """Return checked (frequency, monetary_value, count) arrays of a spend table, sorted."""
+    spend_frequency, spend_monetary_value, spend_counts = pattern_columns(
+        spend, ("frequency", "monetary_value", "count"), source
+    )
+    gx = np.asarray(spend_frequency, dtype=float)
+    gm = np.asarray(spend_monetary_value, dtype=float)
+    gw = pattern_counts(spend_counts, gx.size, source)
+    if gx.size != gm.size:
+        raise CXDataError(f"{source}: spend frequency and monetary_value differ in length")
+    if not (np.isfinite(gm).all() and (gm > 0).all() and (gx > 0).all()):
+        raise CXDataError(
+            f"{source}: spend patterns need frequency > 0 and a finite monetary_value > 0"
+        )
+    gx = gx.astype(np.int64)
+    order = sort_order(gx, gm)
+    return gx[order], gm[order], gw[order]

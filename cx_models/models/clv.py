@@ -1,12 +1,13 @@
 """Customer lifetime value: BG/NBD, MBG/NBD or Pareto/NBD + Gamma-Gamma.
 
-This is the one module that imports lifetimes' fitters. The default engine fits
+The default engine fits
 the models on weighted unique customer patterns with the analytic-gradient
 likelihoods of :mod:`cx_models.models.bgnbd`, :mod:`cx_models.models.pareto_nbd`
 and :mod:`cx_models.models.gamma_gamma` (the transaction models are listed in
 :mod:`cx_models.models._families`), which the tests hold to lifetimes'
 likelihood values and estimates; ``engine="lifetimes"`` fits with lifetimes
-itself (on the same weighted patterns) as the reference.
+itself (on the same weighted patterns) as the reference
+(:mod:`cx_models.models._lifetimes_engine`, the one module that imports lifetimes).
 
 Time units: the feature table's ``recency`` and ``T`` are in its ``time_unit``
 (``attrs["time_unit"]``, days when absent); the model records the unit it was
@@ -22,30 +23,26 @@ assumption, not evidence of loyalty — churn risk must not be read as
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from cx_models._version import __version__
 from cx_models.errors import CXDataError
 from cx_models.models import gamma_gamma
 from cx_models.models._clv_predict import CLVPredictions
 from cx_models.models._families import family
-from cx_models.models._fitting import inverse_hessian, minimise, not_converged
+from cx_models.models._fitting import inverse_hessian, minimise
 from cx_models.models._patterns import (
     DAYS_PER_MONTH,
     RFM_COLUMNS,
     SPEND_PARAMS,
-    pattern_columns,
-    pattern_counts,
+    fit_table,
     rfm_arrays,
-    sort_order,
+    spend_patterns,
     table_unit,
+    transaction_patterns,
     weighted_patterns,
 )
 from cx_models.timeutil import check_time_unit
@@ -94,12 +91,14 @@ class CLVModel(CLVPredictions):
         spend_penalizer: float = 0.0,
         tol: float = 1e-8,
         engine: str = "fast",
+        period_days: float | None = None,
     ):
         self.model = model
         self.penalizer = penalizer
         self.spend_penalizer = spend_penalizer
         self.tol = tol
         self.engine = engine
+        self.period_days = period_days
 
     # ------------------------------------------------------------------ fitting
     def _check_settings(self) -> None:
@@ -110,6 +109,10 @@ class CLVModel(CLVPredictions):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise CXDataError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.period_days is not None and not (
+            np.isfinite(self.period_days) and self.period_days > 0
+        ):
+            raise CXDataError(f"period_days must be a number of days > 0, got {self.period_days!r}")
 
     def fit(self, features) -> CLVModel:
         """Fit both models on a customer feature table.
@@ -119,7 +122,10 @@ class CLVModel(CLVPredictions):
         features : pandas.DataFrame or polars.DataFrame
             One row per customer with ``frequency``, ``recency``, ``T`` and
             ``monetary_value`` (other columns are ignored), in the table's
-            ``attrs["time_unit"]`` (days when absent).
+            ``attrs["time_unit"]`` (days when absent). For BG/BB they count
+            periods (``T`` may be called ``periods``), and without
+            ``monetary_value`` no spend model is fitted. A ``weights`` column
+            counts the customers each row stands for.
 
         Returns
         -------
@@ -128,18 +134,22 @@ class CLVModel(CLVPredictions):
             ``log_likelihood_``, ``spend_log_likelihood_``, ``n_customers_``,
             ``n_repeat_customers_`` and ``time_unit_``.
         """
-        unit = table_unit(features)
+        unit = "P" if self.model == "bgbb" else table_unit(features)
+        features, weights, has_spend = fit_table(features, allow_no_spend=self.model == "bgbb")
         rfm = rfm_arrays(features)
         x = rfm["frequency"].astype(np.int64)
         if x.size == 0:
             raise CXDataError("features: no customers to fit")
-        (px, pr, pT), w = weighted_patterns(x, rfm["recency"], rfm["T"])
-        repeat = (x > 0) & (rfm["monetary_value"] > 0)
-        (gx, gm), gw = weighted_patterns(x[repeat], rfm["monetary_value"][repeat])
+        (px, pr, pT), w = weighted_patterns(x, rfm["recency"], rfm["T"], weights=weights)
+        spend = None
+        if has_spend:
+            repeat = (x > 0) & (rfm["monetary_value"] > 0)
+            (gx, gm), gw = weighted_patterns(
+                x[repeat], rfm["monetary_value"][repeat], weights=weights[repeat]
+            )
+            spend = {"frequency": gx, "monetary_value": gm, "count": gw}
         return self.fit_patterns(
-            {"frequency": px, "recency": pr, "T": pT, "count": w},
-            {"frequency": gx, "monetary_value": gm, "count": gw},
-            time_unit=unit,
+            {"frequency": px, "recency": pr, "T": pT, "count": w}, spend, time_unit=unit
         )
 
     def fit_patterns(
@@ -158,12 +168,14 @@ class CLVModel(CLVPredictions):
             ``frequency, recency, T, count``: the unique (frequency, recency, T)
             triples in ``time_unit`` and the number of customers with each (a
             pandas or polars frame, or a dict of arrays).
-        spend : table or mapping of columns
+        spend : table or mapping of columns, or None
             ``frequency, monetary_value, count``: the unique (frequency,
             monetary_value) pairs of the repeat customers with
-            ``monetary_value > 0``, and their counts.
+            ``monetary_value > 0``, and their counts. ``None``: no spend model
+            (predictions then stop at purchases: no order value, no CLV).
         time_unit : {"D", "W"}
-            The unit of ``recency`` and ``T``.
+            The unit of ``recency`` and ``T`` (BG/BB: whole periods, whatever is
+            given).
         source : str
             Name used in error messages.
 
@@ -184,41 +196,8 @@ class CLVModel(CLVPredictions):
         (0.243, 2357, True)
         """
         self._check_settings()
-        unit = check_time_unit(time_unit)
-        frequency, recency, T, counts = pattern_columns(
-            patterns, ("frequency", "recency", "T", "count"), source
-        )
-        spend_frequency, spend_monetary_value, spend_counts = pattern_columns(
-            spend, ("frequency", "monetary_value", "count"), source
-        )
-        rfm = rfm_arrays(
-            pd.DataFrame(
-                {
-                    "frequency": np.asarray(frequency, dtype=float),
-                    "recency": np.asarray(recency, dtype=float),
-                    "T": np.asarray(T, dtype=float),
-                    "monetary_value": 0.0,
-                }
-            ),
-            source=source,
-        )
-        px, pr, pT = rfm["frequency"].astype(np.int64), rfm["recency"], rfm["T"]
-        w = pattern_counts(counts, px.size, source)
-        gx = np.asarray(spend_frequency, dtype=float)
-        gm = np.asarray(spend_monetary_value, dtype=float)
-        gw = pattern_counts(spend_counts, gx.size, source)
-        if gx.size != gm.size:
-            raise CXDataError(f"{source}: spend frequency and monetary_value differ in length")
-        if not (np.isfinite(gm).all() and (gm > 0).all() and (gx > 0).all()):
-            raise CXDataError(
-                f"{source}: spend patterns need frequency > 0 and a finite monetary_value > 0"
-            )
-        gx = gx.astype(np.int64)
-        # one canonical order: the estimates do not depend on how patterns were aggregated
-        order = sort_order(px, pr, pT)
-        px, pr, pT, w = px[order], pr[order], pT[order], w[order]
-        order = sort_order(gx, gm)
-        gx, gm, gw = gx[order], gm[order], gw[order]
+        unit = "P" if self.model == "bgbb" else check_time_unit(time_unit)
+        px, pr, pT, w = transaction_patterns(patterns, source, periods=unit == "P")
         n = int(w.sum())
         if n == 0:
             raise CXDataError(f"{source}: no customers to fit")
@@ -226,10 +205,19 @@ class CLVModel(CLVPredictions):
             params, se = self._fit_transactions_fast(px, pr, pT, w, n)
         else:
             params, se = self._fit_transactions_lifetimes(px, pr, pT, w, n)
-        self.params_ = dict(zip(family(self.model).params, map(float, params), strict=True))
-        ll = family(self.model).loglik(params, px, pr, pT)
-        self.log_likelihood_ = float(w @ ll)
+        names = family(self.model).params
+        self.params_ = dict(zip(names, map(float, params), strict=True))
+        self.log_likelihood_ = float(w @ family(self.model).loglik(params, px, pr, pT))
+        self.standard_errors_ = dict(zip(names, map(float, se), strict=True))
+        self.spend_params_, self.spend_log_likelihood_, self.n_repeat_customers_ = {}, None, 0
+        if spend is not None:
+            self._fit_spend_patterns(spend, source, n)
+        self.n_customers_ = n
+        self.time_unit_ = unit
+        return self
 
+    def _fit_spend_patterns(self, spend, source: str, n: int) -> None:
+        gx, gm, gw = spend_patterns(spend, source)
         n_repeat = int(gw.sum())
         if n_repeat < 2:
             raise CXDataError(
@@ -242,14 +230,8 @@ class CLVModel(CLVPredictions):
             spend, spend_se = self._fit_spend_lifetimes(gx, gm, gw)
         self.spend_params_ = dict(zip(SPEND_PARAMS, map(float, spend), strict=True))
         self.spend_log_likelihood_ = float(gw @ gamma_gamma.gg_loglik(spend, gx, gm))
-        self.standard_errors_ = {
-            **dict(zip(family(self.model).params, map(float, se), strict=True)),
-            **dict(zip(SPEND_PARAMS, map(float, spend_se), strict=True)),
-        }
-        self.n_customers_ = n
+        self.standard_errors_.update(zip(SPEND_PARAMS, map(float, spend_se), strict=True))
         self.n_repeat_customers_ = n_repeat
-        self.time_unit_ = unit
-        return self
 
     def _optimise(self, make, columns, theta0, what: str, n: int):
         return minimise(
@@ -260,8 +242,9 @@ class CLVModel(CLVPredictions):
         return self.spend_penalizer if what == "Gamma-Gamma" else self.penalizer
 
     def _fit_transactions_fast(self, x, t_x, T, w, n):
-        scale = 1.0 / T.max() if T.max() > 0 else 1.0
         model = family(self.model)
+        # fit on a unit time axis (lifetimes' convention); BG/BB counts whole periods
+        scale = 1.0 / T.max() if T.max() > 0 and model.time_params else 1.0
         log_params, hessian = self._optimise(
             model.patterns, (x, t_x * scale, T * scale, w), np.full(4, 0.1), model.label, n
         )
@@ -285,40 +268,19 @@ class CLVModel(CLVPredictions):
         return np.array([p, 1.0 + q1, v]), np.sqrt(np.diag(cov))
 
     def _fit_transactions_lifetimes(self, x, t_x, T, w, n):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
-            from lifetimes.fitters import ConvergenceError as LifetimesConvergenceError
+        from cx_models.models import _lifetimes_engine
 
-            cls = {
-                "bgnbd": BetaGeoFitter,
-                "mbgnbd": ModifiedBetaGeoFitter,
-                "pnbd": ParetoNBDFitter,
-            }[self.model]
-            fitter = cls(penalizer_coef=self.penalizer)
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    fitter.fit(x, t_x, T, weights=w, tol=self.tol)
-            except LifetimesConvergenceError:
-                raise not_converged(self.model, n, "lifetimes") from None
-            names = list(family(self.model).params)
-            se = fitter.standard_errors_[names].to_numpy()
-        return fitter.params_[names].to_numpy(), se
+        return _lifetimes_engine.fit_transactions(
+            self.model, family(self.model).params, (x, t_x, T, w),
+            penalizer=self.penalizer, tol=self.tol, n=n,
+        )
 
     def _fit_spend_lifetimes(self, x, m, w):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from lifetimes import GammaGammaFitter
-            from lifetimes.fitters import ConvergenceError as LifetimesConvergenceError
+        from cx_models.models import _lifetimes_engine
 
-            fitter = GammaGammaFitter(penalizer_coef=self.spend_penalizer)
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    fitter.fit(x, m, weights=w, tol=self.tol, q_constraint=True)
-            except LifetimesConvergenceError:
-                raise not_converged("Gamma-Gamma", int(w.sum()), "lifetimes") from None
-            se = fitter.standard_errors_[list(SPEND_PARAMS)].to_numpy()
-        return fitter.params_[list(SPEND_PARAMS)].to_numpy(), se
+        return _lifetimes_engine.fit_spend(
+            (x, m, w), penalizer=self.spend_penalizer, tol=self.tol
+        )
 
     # -------------------------------------------------------------- predictions
     def to_dict(self) -> dict:
@@ -339,6 +301,7 @@ class CLVModel(CLVPredictions):
                 "spend_penalizer": self.spend_penalizer,
                 "tol": self.tol,
                 "engine": self.engine,
+                "period_days": self.period_days,
             },
             "cx_models_version": __version__,
         }
@@ -351,13 +314,16 @@ class CLVModel(CLVPredictions):
             model = cls(model=data["model"], **settings)
             names = family(data["model"]).params
             model.params_ = {k: float(data["params"][k]) for k in names}
-            model.spend_params_ = {k: float(data["spend_params"][k]) for k in SPEND_PARAMS}
+            spend = data["spend_params"]
+            model.spend_params_ = {k: float(spend[k]) for k in SPEND_PARAMS} if spend else {}
             model.standard_errors_ = {k: float(v) for k, v in data["standard_errors"].items()}
             model.log_likelihood_ = float(data["log_likelihood"])
-            model.spend_log_likelihood_ = float(data["spend_log_likelihood"])
+            spend_ll = data["spend_log_likelihood"]
+            model.spend_log_likelihood_ = None if spend_ll is None else float(spend_ll)
             model.n_customers_ = int(data["n_customers"])
             model.n_repeat_customers_ = int(data.get("n_repeat_customers", 0))
-            model.time_unit_ = check_time_unit(data["time_unit"])
+            unit = data["time_unit"]
+            model.time_unit_ = "P" if data["model"] == "bgbb" else check_time_unit(unit)
         except (KeyError, TypeError, ValueError) as exc:
             raise CXDataError(f"not a CLV model description: {exc}") from None
         model._check_settings()
