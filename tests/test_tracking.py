@@ -370,6 +370,10 @@ def test_promotion_gate_through_train_and_promote(base_dir, store):
     late = json.loads(res.stdout)
     run = client.get_run(late["run_id"])
     assert run.data.params["campaign.contact_cost"] == "2.0"
+    # train's default --clv-model auto: the choice and every candidate's figures are logged
+    assert run.data.params["clv_model"] == "auto"
+    assert run.data.tags["clv.model"] in {"bgnbd", "mbgnbd", "pnbd"}
+    assert "clv.choice.pnbd.purchases_mae" in run.data.metrics
     assert run.data.params["campaign.save_rate"] == "0.25"
     metrics = run.data.metrics
     # the challenger's side of the comparison is its own forward evaluation

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import polars as pl
@@ -30,6 +30,7 @@ from cx_models.campaign import CampaignSettings, campaign_from_mapping
 from cx_models.campaign_outcomes import EVALUATION_CAMPAIGN
 from cx_models.churn_data import training_snapshots
 from cx_models.churn_eval import evaluate_churn
+from cx_models.clv_choice import choose_clv_model
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.models.churn import ChurnModel
@@ -75,6 +76,10 @@ class TrainingConfig:
             self.campaign = campaign_from_mapping(self.campaign)
         self.as_of = parse_as_of(self.as_of).isoformat()
         self.time_unit = check_time_unit(self.time_unit)
+        if self.clv_model != "auto":
+            from cx_models.models._families import family
+
+            family(self.clv_model)  # names the valid models
         self.nco_weights = validate_weights(self.nco_weights)
         # the bounds every scoring path uses (horizon, CLV months, discount rate)
         ScoreParams(
@@ -142,6 +147,17 @@ class TrainingResult:
     snapshot_counts: dict
     timings: dict
     design: dict = field(default_factory=dict)
+    clv_choice: dict | None = None  # with clv_model="auto": the candidates and the choice
+
+    def choice_metrics(self) -> dict:
+        """Each candidate's holdout figures of the CLV model choice, as flat metrics."""
+        candidates = (self.clv_choice or {}).get("candidates") or {}
+        return {
+            f"clv.choice.{name}.{key}": value
+            for name, figures in candidates.items()
+            for key, value in figures.items()
+            if isinstance(value, int | float)
+        }
 
 
 def train_scorer(
@@ -156,6 +172,16 @@ def train_scorer(
     """Run the pipeline in the module docstring on validated canonical frames."""
     say = progress or (lambda message: None)
     timings = {}
+    asked, choice = config, None
+    if config.clv_model == "auto":
+        t0 = time.perf_counter()
+        say("choosing the CLV model on a holdout inside the training data")
+        choice = choose_clv_model(
+            transactions, as_of=config.as_of, spec=config.feature_spec, penalizer=config.penalizer
+        )
+        say(f"CLV model: {choice['chosen']} ({choice['reason']})")
+        config = replace(config, clv_model=choice["chosen"])
+        timings["clv_choice_s"] = time.perf_counter() - t0
 
     def churn_model() -> ChurnModel:
         return ChurnModel(
@@ -245,7 +271,8 @@ def train_scorer(
     }
     return TrainingResult(
         scorer=scorer,
-        config=config,
+        config=asked,
+        clv_choice=choice,
         evaluation=evaluation,
         features=features,
         snapshot_counts=snapshot_counts,

@@ -247,6 +247,8 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target, ar
         metrics.update({f"clv.se.{k}": v for k, v in scorer.clv.standard_errors_.items()})
         metrics["clv.log_likelihood"] = scorer.clv.log_likelihood_
         metrics["clv.spend_log_likelihood"] = scorer.clv.spend_log_likelihood_
+        mlflow.set_tag("clv.model", scorer.clv.model)
+        metrics.update(result.choice_metrics())
         if clv_validation is not None:
             for key, value in clv_validation["holdout"].items():
                 if value is not None:

@@ -77,7 +77,7 @@ def train(
                 tx.data,
                 calibration_end=calibration_end,
                 holdout_end=as_of,
-                model=config.clv_model,
+                model=result.scorer.clv.model,
                 penalizer=config.penalizer,
                 spec=config.feature_spec,
                 plots_dir=plots_dir,
@@ -97,6 +97,8 @@ def train(
             "feature_importance": _importance(result.scorer.churn),
             "snapshot_design": result.design,
         }
+        if result.clv_choice is not None:
+            tables["clv_choice"] = result.clv_choice
         if clv_report is not None:
             tables["clv_validation"] = clv_report
         data = {

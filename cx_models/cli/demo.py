@@ -64,7 +64,7 @@ def demo(
     run = run_training(
         data / "transactions.parquet",
         data / "surveys.parquet",
-        settings={"as_of": as_of.isoformat(), "horizon_days": 90},
+        settings={"as_of": as_of.isoformat(), "horizon_days": 90, "clv_model": "auto"},
         fmt=EventFormat(),
         target={"tracking_uri": tracking_uri},
         truth=data / "truth.parquet",

@@ -118,7 +118,12 @@ DiscountRateOpt = Annotated[
     typer.Option("--discount-rate", help="ANNUAL discount rate of the CLV, e.g. 0.10 for 10 %."),
 ]
 ClvModelOpt = Annotated[
-    str, typer.Option("--clv-model", help="Transaction model: bgnbd, mbgnbd or pnbd (Pareto/NBD).")
+    str,
+    typer.Option(
+        "--clv-model",
+        help="Transaction model: bgnbd, mbgnbd, pnbd (Pareto/NBD); train also takes auto "
+        "(the lowest holdout error; its default).",
+    ),
 ]
 #: The old spelling of --clv-model (and of --model-file in `clv predict`).
 LegacyModelOpt = Annotated[str | None, typer.Option("--model", hidden=True)]

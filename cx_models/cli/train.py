@@ -117,7 +117,7 @@ def train(
     max_snapshots: MaxSnapshotsOpt = None,
     truth: TruthOpt = None,
     quarantine_out: QuarantineOut = None,
-    clv_model: ClvModelOpt = "bgnbd",
+    clv_model: ClvModelOpt = "auto",
     penalizer: PenalizerOpt = 0.0,
     contact_cost: ContactCostOpt = None,
     save_rate: SaveRateOpt = None,
