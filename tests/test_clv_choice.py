@@ -1,12 +1,12 @@
 """Choosing the transaction model on a holdout inside the training data."""
 
 import pytest
+from cx_models.training.pipeline import TrainingConfig, train_scorer
 
 from cx_models.clv_choice import MIN_HOLDOUT_DAYS, choose_clv_model, pick_model
 from cx_models.datasets import load_cdnow
 from cx_models.schemas import validate_transactions
 from cx_models.synthetic import generate_customer_base
-from cx_models.training.pipeline import TrainingConfig, train_scorer
 
 
 @pytest.fixture(scope="module")
