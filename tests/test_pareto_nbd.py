@@ -145,6 +145,7 @@ def _simulate(n, params, T_max, seed):
     return pd.DataFrame({"frequency": x, "recency": tx, "T": T, "monetary_value": spend})
 
 
+@pytest.mark.slow  # ~4 s; CI runs the slow tests
 def test_recovers_simulated_parameters():
     truth = {"r": 0.8, "alpha": 12.0, "s": 0.7, "beta": 30.0}
     data = _simulate(12_000, tuple(truth.values()), 100.0, seed=11)
