@@ -110,3 +110,57 @@ def test_bad_period_tables_are_named():
         model.predict(load_donations(), horizon_days=365)
     with pytest.raises(CXDataError, match="period_days must be"):
         CLVModel(model="bgbb", period_days=0).fit(load_donations())
+
+
+# -- from transactions -----------------------------------------------------------------------
+def test_period_histories_equal_a_hand_count_and_fit_through_the_cli(tmp_path):
+    import json
+
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from cx_models.cli import app
+    from cx_models.period_features import period_features
+    from cx_models.schemas import validate_transactions
+    from cx_models.synthetic import generate_customer_base
+
+    base = generate_customer_base(2_000, seed=4)
+    tx = validate_transactions(base.transactions, as_of="2025-12-31").data
+    table = period_features(tx, as_of="2025-12-31", period_days=91)
+    assert len(table) == tx["customer_id"].n_unique()  # every customer, none dropped
+    assert ((table["frequency"] <= table["recency"]) & (table["recency"] <= table["T"])).all()
+    # by hand for 40 customers: periods of 91 days from the first purchase day
+    import datetime as dt
+
+    days = tx.with_columns(pl.col("timestamp").dt.date().alias("day")).to_pandas()
+    days["day"] = pd.to_datetime(days["day"]).dt.date
+    end = dt.date(2025, 12, 31)
+    for cid in table["customer_id"].iloc[::50]:
+        own = days[days["customer_id"] == cid]
+        first = own["day"].min()
+        n = max((end - first).days + 1, 0) // 91 - 1
+        k = own["day"].map(lambda d, f=first: (d - f).days // 91)
+        seen = k[(k >= 1) & (k <= n)]
+        row = table.set_index("customer_id").loc[cid]
+        assert row["T"] == max(n, 0)
+        assert row["frequency"] == seen.nunique()
+        assert row["recency"] == (seen.max() if len(seen) else 0)
+    path = tmp_path / "tx.parquet"
+    base.transactions.write_parquet(path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["clv", "fit", "--transactions", str(path), "--as-of", "2025-12-31",
+                              "--period-days", "91", "--out", str(tmp_path / "bgbb.json")])
+    assert res.exit_code == 0, res.stderr
+    model = json.loads((tmp_path / "bgbb.json").read_text())
+    assert model["model"] == "bgbb" and model["settings"]["period_days"] == 91
+    assert set(model["params"]) == set(PUBLISHED) and model["spend_params"]
+    out = tmp_path / "pred.parquet"
+    res = runner.invoke(app, ["clv", "predict", "--transactions", str(path), "--as-of",
+                              "2025-12-31", "--model-file", str(tmp_path / "bgbb.json"),
+                              "--horizon-days", "182", "--out", str(out)])
+    assert res.exit_code == 0, res.stderr
+    pred = pd.read_parquet(out)
+    assert len(pred) == len(table) and pred["clv"].ge(0).all()
+    res = runner.invoke(app, ["clv", "fit", "--transactions", str(path), "--as-of", "2025-12-31",
+                              "--clv-model", "bgbb", "--out", str(tmp_path / "x.json")])
+    assert res.exit_code != 0 and "give --period-days" in res.stderr

@@ -35,10 +35,36 @@ from cx_models.timeutil import parse_as_of
 __all__ = ["clv_app"]
 
 clv_app = typer.Typer(
-    help="CLV on its own: BG/NBD (or MBG/NBD) + Gamma-Gamma from a transaction file.",
+    help="CLV on its own: BG/NBD, MBG/NBD, Pareto/NBD or BG/BB (with --period-days) + "
+    "Gamma-Gamma from a transaction file.",
     no_args_is_help=True,
 )
 app.add_typer(clv_app, name="clv")
+
+PeriodDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--period-days",
+        min=1,
+        help="Discrete opportunities of this many days (BG/BB): counts periods with a "
+        "purchase after each customer's first.",
+    ),
+]
+
+
+def _period_table(transactions, *, as_of, period_days: int, fmt, quarantine_out):
+    """Validate the transactions and build BG/BB's period histories (with the counts)."""
+    from cx_models.cli._app import report_table, say_quarantine
+    from cx_models.io import table_format
+    from cx_models.period_features import period_features
+    from cx_models.schemas import validate_transactions
+
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    validated = validate_transactions(transactions, as_of=as_of, fmt=fmt)
+    err.print(report_table({"transactions": validated.report.to_dict(), "surveys": None}))
+    say_quarantine(quarantine_out, validated.report, None)
+    return period_features(validated.data, as_of=as_of, period_days=period_days)
 
 
 @clv_app.command("fit")
@@ -53,26 +79,35 @@ def clv_fit(
     legacy_model: LegacyModelOpt = None,
     penalizer: PenalizerOpt = 0.0,
     quarantine_out: QuarantineOut = None,
+    period_days: PeriodDaysOpt = None,
     *,
     fmt: EventFormat,
 ) -> None:
-    """Fit BG/NBD + Gamma-Gamma on transactions up to --as-of; write and print the JSON."""
+    """Fit the transaction model + Gamma-Gamma on transactions up to --as-of; write the JSON."""
     from cx_models.io import write_text_atomic
     from cx_models.models.clv import CLVModel
 
     family = renamed("--model", "--clv-model", legacy_model, clv_model)
-    built = build(
-        transactions,
-        None,
-        as_of=parse_as_of(as_of, name="--as-of"),
-        spec=FeatureSpec(time_unit=time_unit.value),
-        fmt=fmt,
-        quarantine_out=quarantine_out,
-    )
-    with err.status(f"fitting {family} + Gamma-Gamma on {len(built.features):,} customers"):
-        fitted = CLVModel(model=family, penalizer=penalizer).fit(built.features)
+    day = parse_as_of(as_of, name="--as-of")
+    if period_days is not None:
+        if family not in ("bgnbd", "bgbb"):  # bgnbd: the default, not a choice
+            raise CXDataError(f"--period-days fits BG/BB; --clv-model {family} is continuous-time")
+        family = "bgbb"
+        table = _period_table(
+            transactions, as_of=day, period_days=period_days, fmt=fmt,
+            quarantine_out=quarantine_out,
+        )
+    elif family == "bgbb":
+        raise CXDataError("BG/BB counts discrete opportunities: give --period-days")
+    else:
+        table = build(
+            transactions, None, as_of=day, spec=FeatureSpec(time_unit=time_unit.value),
+            fmt=fmt, quarantine_out=quarantine_out,
+        ).features
+    with err.status(f"fitting {family} + Gamma-Gamma on {len(table):,} customers"):
+        fitted = CLVModel(model=family, penalizer=penalizer, period_days=period_days).fit(table)
     data = fitted.to_dict()
-    data["as_of"] = built.features.attrs["as_of"]
+    data["as_of"] = table.attrs["as_of"]
     write_text_atomic(out, json.dumps(data, indent=2) + "\n")
     err.print(f"wrote the CLV model to {out}")
     print_json(data)
@@ -108,16 +143,19 @@ def clv_predict(
     )
     table_format(out, what="output")
     fitted = CLVModel.load(path)
-    built = build(
-        transactions,
-        None,
-        as_of=parse_as_of(as_of, name="--as-of"),
-        spec=FeatureSpec(time_unit=fitted.time_unit_),
-        fmt=fmt,
-        quarantine_out=quarantine_out,
-    )
+    day = parse_as_of(as_of, name="--as-of")
+    if fitted.model == "bgbb":
+        table = _period_table(
+            transactions, as_of=day, period_days=int(fitted.period_days), fmt=fmt,
+            quarantine_out=quarantine_out,
+        )
+    else:
+        table = build(
+            transactions, None, as_of=day, spec=FeatureSpec(time_unit=fitted.time_unit_),
+            fmt=fmt, quarantine_out=quarantine_out,
+        ).features
     pred = fitted.predict(
-        built.features,
+        table,
         horizon_days=params.horizon_days,
         clv_months=params.clv_months,
         discount_rate=params.discount_rate,
@@ -126,7 +164,7 @@ def clv_predict(
         pred,
         out,
         metadata={
-            "as_of": built.features.attrs["as_of"],
+            "as_of": table.attrs["as_of"],
             "horizon_days": params.horizon_days,
             "clv_months": params.clv_months,
             "discount_rate": params.discount_rate,
