@@ -171,6 +171,37 @@ class CLVPredictions:
             self._params(), days / self._unit_days(), rfm["frequency"], rfm["recency"], rfm["T"]
         )
 
+    def purchase_distribution(self, features, *, horizon_days: float, n_max: int = 20):
+        """P(N = n) of each customer's purchases in the horizon, n = 0..n_max (every model).
+
+        Returns an array (customers, n_max + 1); ``1 − row sum`` is the mass above
+        ``n_max``. See :mod:`cx_models.models._purchase_counts`.
+
+        Examples
+        --------
+        >>> from cx_models.datasets import load_cdnow_summary
+        >>> from cx_models.models.clv import CLVModel
+        >>> table = load_cdnow_summary().head(2)
+        >>> pmf = CLVModel().fit(load_cdnow_summary()).purchase_distribution(
+        ...     table, horizon_days=39 * 7, n_max=3)
+        >>> pmf.round(3)
+        array([[0.445, 0.239, 0.144, 0.081],
+               [0.883, 0.068, 0.028, 0.012]])
+        """
+        self._require_fitted()
+        if not np.isfinite(horizon_days) or horizon_days <= 0:
+            raise CXDataError(f"horizon_days must be a positive number of days, got {horizon_days}")
+        if int(n_max) != n_max or n_max < 0:
+            raise CXDataError(f"n_max must be a whole number >= 0, got {n_max}")
+        rfm = self._in_model_units(features)
+        model = family(self.model)
+        params = self._params()
+        x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
+        alive = model.p_alive(params, x, t_x, T)
+        return model.purchase_pmf(
+            params, horizon_days / self._unit_days(), x, t_x, T, int(n_max), alive=alive
+        )
+
     def _month_ends(self, clv_months: int) -> np.ndarray:
         """Return the end of each CLV month 1..clv_months, in model time units."""
         if self.time_unit_ != "P":

@@ -5,7 +5,8 @@ those measured in time units (rescaled when the fit works on a unit time axis),
 and the functions every model gives: the per-customer log-likelihood, weighted
 patterns with an ``objective`` for :func:`~cx_models.models._fitting.minimise`,
 P(alive), expected purchases if alive (a function of frequency and ``T`` only),
-P(no purchase in a horizon), and the expected purchases of a new customer.
+P(no purchase in a horizon), the expected purchases of a new customer, P(alive at
+a later day) and the distribution of the number of purchases in a horizon.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from cx_models.errors import CXDataError
+from cx_models.models import _purchase_counts as counts
 from cx_models.models import bgbb, bgnbd, pareto_nbd
 
 __all__ = ["FAMILIES", "TransactionFamily", "family"]
@@ -35,6 +37,7 @@ class TransactionFamily:
     prob_no_purchase: Callable
     expected_purchases: Callable
     p_alive_at: Callable
+    purchase_pmf: Callable  # (params, t, x, t_x, T, n_max, *, alive) -> (customers, n_max + 1)
 
 
 def _bgnbd(name: str, label: str) -> TransactionFamily:
@@ -50,6 +53,7 @@ def _bgnbd(name: str, label: str) -> TransactionFamily:
         prob_no_purchase=partial(bgnbd.prob_no_purchase, model=name),
         expected_purchases=partial(bgnbd.expected_purchases, model=name),
         p_alive_at=partial(bgnbd.p_alive_at, model=name),
+        purchase_pmf=partial(counts.bgnbd_pmf, model=name),
     )
 
 
@@ -68,6 +72,7 @@ FAMILIES: dict[str, TransactionFamily] = {
         prob_no_purchase=pareto_nbd.prob_no_purchase,
         expected_purchases=pareto_nbd.expected_purchases,
         p_alive_at=pareto_nbd.p_alive_at,
+        purchase_pmf=counts.pnbd_pmf,
     ),
     "bgbb": TransactionFamily(  # discrete periods: frequency, recency and T count periods
         name="bgbb",
@@ -81,6 +86,7 @@ FAMILIES: dict[str, TransactionFamily] = {
         prob_no_purchase=bgbb.prob_no_purchase,
         expected_purchases=bgbb.expected_purchases,
         p_alive_at=bgbb.p_alive_at,
+        purchase_pmf=counts.bgbb_pmf,
     ),
 }
 
