@@ -128,6 +128,16 @@ def clv_predict(
     clv_months: ClvMonthsOpt = 12,
     discount_rate: DiscountRateOpt = 0.10,
     quarantine_out: QuarantineOut = None,
+    intervals: Annotated[
+        float | None,
+        typer.Option(
+            "--intervals",
+            min=0.0,
+            max=1.0,
+            help="Central level, e.g. 0.9: adds purchases_lower/upper (predictive) and "
+            "clv_lower/upper (parameter uncertainty).",
+        ),
+    ] = None,
     *,
     fmt: EventFormat,
 ) -> None:
@@ -159,6 +169,7 @@ def clv_predict(
         horizon_days=params.horizon_days,
         clv_months=params.clv_months,
         discount_rate=params.discount_rate,
+        intervals=intervals,
     )
     write_table(
         pred,
@@ -168,6 +179,7 @@ def clv_predict(
             "horizon_days": params.horizon_days,
             "clv_months": params.clv_months,
             "discount_rate": params.discount_rate,
+            "intervals": intervals,
             "model": str(path),
             "cx_models_version": __version__,
         },

@@ -65,6 +65,7 @@ class CLVPredictions:
         horizon_days: float,
         clv_months: int = 12,
         discount_rate: float = 0.10,
+        intervals: float | None = None,
     ) -> pd.DataFrame:
         """Predict P(alive), purchases, order value and discounted CLV per customer.
 
@@ -79,6 +80,12 @@ class CLVPredictions:
         discount_rate : float
             **Annual** discount rate; month ``m`` is discounted by
             ``(1 + discount_rate) ** (-m / 12)``.
+        intervals : float, optional
+            A central level (e.g. 0.9): adds ``purchases_lower``, ``purchases_upper``
+            (a predictive interval of the purchase occasions in the horizon),
+            ``purchases_interval_mass`` (its exact probability, counts being whole),
+            ``clv_lower`` and ``clv_upper`` (the expected CLV's interval from
+            parameter uncertainty); see :mod:`cx_models.models._intervals`.
 
         Returns
         -------
@@ -86,7 +93,7 @@ class CLVPredictions:
             ``customer_id`` (when the table has it), ``p_alive``,
             ``expected_purchases``, ``prob_no_purchase``,
             ``expected_order_value`` and ``clv`` (the last two only when the
-            model was fitted with spend).
+            model was fitted with spend), and the intervals when asked.
         """
         columns = self.predict_arrays(
             features,
@@ -94,6 +101,13 @@ class CLVPredictions:
             clv_months=clv_months,
             discount_rate=discount_rate,
         )
+        if intervals is not None:
+            from cx_models.models._intervals import prediction_intervals
+
+            columns.update(prediction_intervals(
+                self, features, horizon_days=horizon_days, clv_months=clv_months,
+                discount_rate=discount_rate, level=float(intervals),
+            ))
         out = pd.DataFrame(columns)
         if "customer_id" in features.columns:
             ids = pd.Series(np.asarray(features["customer_id"])).astype(
@@ -198,9 +212,13 @@ class CLVPredictions:
         params = self._params()
         x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
         alive = model.p_alive(params, x, t_x, T)
-        return model.purchase_pmf(
-            params, horizon_days / self._unit_days(), x, t_x, T, int(n_max), alive=alive
-        )
+        horizon = horizon_days / self._unit_days()
+        step = max(1, 4_000_000 // (int(n_max) + 1) // 64)  # rows per block: ~32 MB of nodes
+        return np.vstack([
+            model.purchase_pmf(params, horizon, x[i:i + step], t_x[i:i + step], T[i:i + step],
+                               int(n_max), alive=alive[i:i + step])
+            for i in range(0, max(x.size, 1), step)
+        ]) if x.size else np.zeros((0, int(n_max) + 1))
 
     def _month_ends(self, clv_months: int) -> np.ndarray:
         """Return the end of each CLV month 1..clv_months, in model time units."""

@@ -40,17 +40,20 @@ def _nb_log(n, shape, q):
 def bgnbd_pmf(params, t, x, t_x, T, n_max: int, *, model: str = "bgnbd", alive) -> np.ndarray:
     """BG/NBD (or MBG/NBD) P(N = n) in ``(T, T + t]``, n = 0..n_max."""
     r, alpha, a, b = (float(v) for v in params)
-    x = np.asarray(x, dtype=float)[:, None]
-    T = np.asarray(T, dtype=float)[:, None]
+    values, index = np.unique(np.asarray(x, dtype=float), return_inverse=True)
+    xv = values[:, None]  # the terms of x alone, once per distinct frequency
     n = np.arange(n_max + 1, dtype=float)[None, :]
-    b_post = b + x + (1.0 if model == "mbgnbd" else 0.0)
-    q = (alpha + T) / (alpha + T + t)
-    nb = np.exp(_nb_log(n, r + x, q))
+    b_post = b + xv + (1.0 if model == "mbgnbd" else 0.0)
+    with np.errstate(invalid="ignore"):
+        drop = np.exp(betaln(a + 1.0, b_post + n - 1.0) - betaln(a, b_post))[index]
+        stay = np.exp(betaln(a, b_post + n) - betaln(a, b_post))[index]
+    shape = r + xv
+    log_coef = (gammaln(shape + n) - gammaln(shape) - gammaln(n + 1.0))[index]
+    q = ((alpha + np.asarray(T, dtype=float)) / (alpha + np.asarray(T, dtype=float) + t))[:, None]
+    nb = np.exp(log_coef + (r + np.asarray(x, dtype=float))[:, None] * np.log(q)
+                + n * np.log1p(-q))
     at_least = 1.0 - np.concatenate([np.zeros((nb.shape[0], 1)), np.cumsum(nb, axis=1)[:, :-1]],
                                     axis=1)
-    with np.errstate(invalid="ignore"):
-        drop = np.exp(betaln(a + 1.0, b_post + n - 1.0) - betaln(a, b_post))
-        stay = np.exp(betaln(a, b_post + n) - betaln(a, b_post))
     if_alive = np.where(n == 0, nb, drop * np.clip(at_least, 0.0, 1.0) + stay * nb)
     return _mix(if_alive, alive)
 

@@ -196,6 +196,7 @@ class CLVModel(CLVPredictions):
         (0.243, 2357, True)
         """
         self._check_settings()
+        self.covariance_ = {}
         unit = "P" if self.model == "bgbb" else check_time_unit(time_unit)
         px, pr, pT, w = transaction_patterns(patterns, source, periods=unit == "P")
         n = int(w.sum())
@@ -249,7 +250,9 @@ class CLVModel(CLVPredictions):
             model.patterns, (x, t_x * scale, T * scale, w), np.full(4, 0.1), model.label, n
         )
         params = np.exp(log_params)
-        cov = np.outer(params, params) * inverse_hessian(hessian, model.label, n) / w.sum()
+        theta_cov = inverse_hessian(hessian, model.label, n) / w.sum()  # of the log-parameters
+        self.covariance_ = {"transaction": theta_cov.tolist()}  # (the axis scale only shifts)
+        cov = np.outer(params, params) * theta_cov
         se = np.sqrt(np.diag(cov))
         for i in model.time_params:  # back from the unit time axis
             params[i] /= scale
@@ -264,7 +267,9 @@ class CLVModel(CLVPredictions):
         )
         p, q1, v = np.exp(theta)
         jac = np.array([p, q1, v])  # d(p, q, v) / d theta
-        cov = np.outer(jac, jac) * inverse_hessian(hessian, "Gamma-Gamma", n) / w.sum()
+        theta_cov = inverse_hessian(hessian, "Gamma-Gamma", n) / w.sum()
+        self.covariance_["spend"] = theta_cov.tolist()  # of (log p, log(q - 1), log v)
+        cov = np.outer(jac, jac) * theta_cov
         return np.array([p, 1.0 + q1, v]), np.sqrt(np.diag(cov))
 
     def _fit_transactions_lifetimes(self, x, t_x, T, w, n):
@@ -296,6 +301,7 @@ class CLVModel(CLVPredictions):
             "spend_log_likelihood": self.spend_log_likelihood_,
             "n_customers": self.n_customers_,
             "n_repeat_customers": self.n_repeat_customers_,
+            "covariance": getattr(self, "covariance_", {}),
             "settings": {
                 "penalizer": self.penalizer,
                 "spend_penalizer": self.spend_penalizer,
@@ -322,6 +328,7 @@ class CLVModel(CLVPredictions):
             model.spend_log_likelihood_ = None if spend_ll is None else float(spend_ll)
             model.n_customers_ = int(data["n_customers"])
             model.n_repeat_customers_ = int(data.get("n_repeat_customers", 0))
+            model.covariance_ = dict(data.get("covariance") or {})
             unit = data["time_unit"]
             model.time_unit_ = "P" if data["model"] == "bgbb" else check_time_unit(unit)
         except (KeyError, TypeError, ValueError) as exc:

@@ -1,0 +1,64 @@
+"""Per-customer intervals on the synthetic base, where the model is true."""
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from cx_models.errors import CXDataError
+from cx_models.features import build_customer_features
+from cx_models.models.clv import CLVModel
+from cx_models.synthetic import generate_customer_base
+
+
+@pytest.fixture(scope="module")
+def holdout():
+    base = generate_customer_base(20_000, seed=0)
+    tx = base.transactions
+    end = tx["timestamp"].max().date()
+    cut = end - dt.timedelta(days=210)
+    features = build_customer_features(tx, as_of=cut.isoformat())
+    model = CLVModel().fit(features)
+    day = pl.col("timestamp").dt.date()
+    held = (
+        tx.filter((day > cut) & (day <= cut + dt.timedelta(days=180)))
+        .select("customer_id", day.alias("d")).unique().group_by("customer_id").len()
+    )
+    actual = (pl.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+              .join(held, on="customer_id", how="left")["len"].fill_null(0).to_numpy())
+    return model, features, actual.astype(np.int64)
+
+
+def test_purchase_intervals_cover_what_their_mass_says(holdout):
+    model, features, actual = holdout
+    pred = model.predict(features, horizon_days=180, intervals=0.9)
+    inside = (actual >= pred["purchases_lower"]) & (actual <= pred["purchases_upper"])
+    mass = pred["purchases_interval_mass"].mean()
+    assert mass >= 0.9 and (pred["purchases_interval_mass"] >= 0.9 - 1e-9).all()
+    assert abs(inside.mean() - mass) <= 0.02
+    assert 0.88 <= inside.mean() <= 0.98  # the issue's 0.97: see the note, counts are whole
+    assert (pred["purchases_lower"] <= pred["purchases_upper"]).all()
+    # the expected CLV lies inside its own interval, which is narrow for a 20,000 base
+    assert ((pred["clv_lower"] <= pred["clv"] * (1 + 1e-9))
+            & (pred["clv"] <= pred["clv_upper"] * (1 + 1e-9))).all()
+    few = features.head(500)  # seeded draws: the same intervals again
+    assert model.predict(few, horizon_days=180, intervals=0.9).equals(
+        model.predict(few, horizon_days=180, intervals=0.9))
+
+
+def test_randomised_pit_is_uniform(holdout):
+    model, features, actual = holdout
+    pmf = model.purchase_distribution(features, horizon_days=180, n_max=int(actual.max()) + 40)
+    cdf = np.cumsum(pmf, axis=1)
+    rows = np.arange(actual.size)
+    below = np.where(actual > 0, cdf[rows, np.maximum(actual - 1, 0)], 0.0)
+    pit = below + np.random.default_rng(0).random(actual.size) * (cdf[rows, actual] - below)
+    shares = np.histogram(pit, bins=10, range=(0, 1))[0] / actual.size
+    np.testing.assert_allclose(shares, 0.1, atol=0.015)
+
+
+def test_interval_level_is_checked(holdout):
+    model, features, _ = holdout
+    with pytest.raises(CXDataError, match="central level between 0 and 1"):
+        model.predict(features.head(5), horizon_days=30, intervals=1.5)
