@@ -173,7 +173,16 @@ class CXScorer:
         columns["drivers"] = ""
         if not explain:
             drivers = lambda: pa.array([""] * n, type=pa.string())  # noqa: E731 - as the texts
-        return pd.DataFrame(columns)[list(SCORE_COLUMNS)], drivers
+        scored = pd.DataFrame(columns)[list(SCORE_COLUMNS)]
+        if params.intervals is not None:  # after the contract's columns
+            from cx_models.models._intervals import prediction_intervals
+
+            extra = prediction_intervals(
+                self.clv, table, horizon_days=horizon, clv_months=months, discount_rate=rate,
+                level=params.intervals,
+            )
+            scored = scored.assign(**extra)
+        return scored, drivers
 
     def drift_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Return the columns drift is measured on: the churn features and the scores."""

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from cx_models.contract import SurveyColumns, SurveyScale, TransactionColumns, survey_scales
 from cx_models.errors import CXDataError
-from cx_models.timeutil import check_time_unit
+from cx_models.timeutil import check_time_format, check_time_unit
 
 __all__ = [
     "CLV_MONTHS_MAX",
@@ -39,44 +39,6 @@ __all__ = [
 HORIZON_DAYS_MAX = 36_525
 #: The longest CLV horizon accepted, in months (50 years).
 CLV_MONTHS_MAX = 600
-
-# strptime directives that pandas / Python accept when parsing (others fail or mislead)
-_DIRECTIVES = set("aAbBcdfGHIjmMpSuUVwWxXyYzZ%")
-
-
-def check_time_format(time_format: str | None, *, name: str = "time_format") -> str | None:
-    """Return a ``strptime`` format after checking its directives, or ``None``.
-
-    Examples
-    --------
-    >>> check_time_format("%Y%m%d")
-    '%Y%m%d'
-    >>> check_time_format("%Q")
-    Traceback (most recent call last):
-    ...
-    cx_models.errors.CXDataError: time_format '%Q' has the unknown directive %Q; use \
-strptime directives such as %Y-%m-%d %H:%M:%S
-    """
-    if time_format is None:
-        return None
-    text = str(time_format)
-    if not text.strip():
-        raise CXDataError(f"{name} is empty; leave it out for ISO 8601 timestamps")
-    i = 0
-    while i < len(text):
-        if text[i] == "%":
-            directive = text[i + 1 : i + 2]
-            if directive not in _DIRECTIVES:
-                shown = f"%{directive}" if directive else "a lone %"
-                raise CXDataError(
-                    f"{name} {time_format!r} has the unknown directive {shown}; use "
-                    "strptime directives such as %Y-%m-%d %H:%M:%S"
-                )
-            i += 2
-        else:
-            i += 1
-    return text
-
 
 @dataclass(frozen=True)
 class EventFormat:
@@ -240,14 +202,17 @@ class ScoreParams:
     ``horizon_days`` (> 0, at most 100 years) is the horizon of ``expected_purchases``
     and ``prob_no_purchase``; ``churn_risk`` is always for the trained horizon.
     ``clv_months`` (0-600) and ``discount_rate`` (annual, 0-1) set the ``clv``
-    column; ``explain`` adds the driver texts.
+    column; ``explain`` adds the driver texts; ``intervals`` (a central level in
+    (0, 1), e.g. 0.9) adds the per-customer intervals of
+    :mod:`cx_models.models._intervals` after the contract's columns.
 
     Examples
     --------
     >>> ScoreParams(horizon_days=30).to_pyfunc()
     {'explain': True, 'horizon_days': 30.0}
     >>> ScoreParams.from_pyfunc({"horizon_days": 30.0, "explain": False})
-    ScoreParams(horizon_days=30.0, clv_months=None, discount_rate=None, explain=False)
+    ScoreParams(horizon_days=30.0, clv_months=None, discount_rate=None, explain=False, \
+intervals=None)
     >>> ScoreParams(horizon_days=0)
     Traceback (most recent call last):
     ...
@@ -259,6 +224,7 @@ trained horizon), got 0
     clv_months: int | None = None
     discount_rate: float | None = None
     explain: bool = True
+    intervals: float | None = None
 
     def __post_init__(self):
         if self.horizon_days is not None:
@@ -287,6 +253,14 @@ trained horizon), got 0
             object.__setattr__(self, "discount_rate", rate)
         if not isinstance(self.explain, bool):
             raise CXDataError(f"explain must be true or false, got {self.explain!r}")
+        if self.intervals is not None:
+            level = _number(self.intervals, "intervals")
+            if not 0 < level < 1:
+                raise CXDataError(
+                    f"intervals is a central level between 0 and 1 (0.9 for 90 %), got "
+                    f"{self.intervals!r}"
+                )
+            object.__setattr__(self, "intervals", level)
 
     def to_pyfunc(self) -> dict:
         """Return the pyfunc model's ``params``: only what was set, plus ``explain``."""
@@ -297,17 +271,20 @@ trained horizon), got 0
             params["clv_months"] = int(self.clv_months)
         if self.discount_rate is not None:
             params["discount_rate"] = float(self.discount_rate)
+        if self.intervals is not None:
+            params["intervals"] = float(self.intervals)
         return params
 
     @classmethod
     def from_pyfunc(cls, params: dict | None) -> ScoreParams:
         """Read the pyfunc model's ``params`` (unknown names are an error)."""
         params = dict(params or {})
-        unknown = sorted(set(params) - {"horizon_days", "clv_months", "discount_rate", "explain"})
+        valid = {"horizon_days", "clv_months", "discount_rate", "explain", "intervals"}
+        unknown = sorted(set(params) - valid)
         if unknown:
             raise CXDataError(
-                f"unknown scoring parameter(s) {', '.join(unknown)}; valid: clv_months, "
-                "discount_rate, explain, horizon_days"
+                f"unknown scoring parameter(s) {', '.join(unknown)}; valid: "
+                f"{', '.join(sorted(valid))}"
             )
         explain = params.get("explain", True)
         if isinstance(explain, str):
@@ -317,6 +294,7 @@ trained horizon), got 0
             clv_months=params.get("clv_months"),
             discount_rate=params.get("discount_rate"),
             explain=bool(explain),
+            intervals=params.get("intervals"),
         )
 
     def resolved(self, *, horizon_days, clv_months, discount_rate) -> ScoreParams:
@@ -326,6 +304,7 @@ trained horizon), got 0
             clv_months=clv_months if self.clv_months is None else self.clv_months,
             discount_rate=discount_rate if self.discount_rate is None else self.discount_rate,
             explain=self.explain,
+            intervals=self.intervals,
         )
 
 

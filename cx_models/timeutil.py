@@ -20,6 +20,7 @@ __all__ = [
     "DAYS_PER_UNIT",
     "TimeUnit",
     "as_of_cutoff",
+    "check_time_format",
     "check_time_unit",
     "days_to_units",
     "parse_as_of",
@@ -114,3 +115,41 @@ def as_of_cutoff(as_of: dt.date) -> dt.datetime:
     datetime.datetime(2024, 2, 1, 0, 0)
     """
     return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+
+
+# strptime directives that pandas / Python accept when parsing (others fail or mislead)
+_DIRECTIVES = set("aAbBcdfGHIjmMpSuUVwWxXyYzZ%")
+
+
+def check_time_format(time_format: str | None, *, name: str = "time_format") -> str | None:
+    """Return a ``strptime`` format after checking its directives, or ``None``.
+
+    Examples
+    --------
+    >>> check_time_format("%Y%m%d")
+    '%Y%m%d'
+    >>> check_time_format("%Q")
+    Traceback (most recent call last):
+    ...
+    cx_models.errors.CXDataError: time_format '%Q' has the unknown directive %Q; use \
+strptime directives such as %Y-%m-%d %H:%M:%S
+    """
+    if time_format is None:
+        return None
+    text = str(time_format)
+    if not text.strip():
+        raise CXDataError(f"{name} is empty; leave it out for ISO 8601 timestamps")
+    i = 0
+    while i < len(text):
+        if text[i] == "%":
+            directive = text[i + 1 : i + 2]
+            if directive not in _DIRECTIVES:
+                shown = f"%{directive}" if directive else "a lone %"
+                raise CXDataError(
+                    f"{name} {time_format!r} has the unknown directive {shown}; use "
+                    "strptime directives such as %Y-%m-%d %H:%M:%S"
+                )
+            i += 2
+        else:
+            i += 1
+    return text

@@ -152,3 +152,22 @@ def test_a_table_with_an_infinite_value_names_the_customers(trained):
     assert "'monetary_value', 'total_spend'" in message
     ids = features["customer_id"].iloc[[7, 9]].tolist()
     assert f"customer_id {ids[0]}, {ids[1]}" in message
+
+
+def test_intervals_come_after_the_contract_and_match_the_clv_models(trained):
+    from cx_models.errors import CXDataError
+    from cx_models.settings import ScoreParams
+
+    _, result = trained
+    few = result.features.head(300)
+    params = ScoreParams(horizon_days=60, intervals=0.8, explain=False)
+    scored = result.scorer.score(few, params)
+    extra = ["purchases_lower", "purchases_upper", "purchases_interval_mass", "clv_lower",
+             "clv_upper"]
+    assert list(scored.columns) == list(SCORE_COLUMNS) + extra
+    direct = result.scorer.clv.predict(few, horizon_days=60, intervals=0.8)
+    for col in extra:
+        np.testing.assert_array_equal(scored[col].to_numpy(), direct[col].to_numpy())
+    assert ScoreParams.from_pyfunc(params.to_pyfunc()) == params
+    with pytest.raises(CXDataError, match="central level between 0 and 1"):
+        ScoreParams(intervals=1.0)

@@ -18,6 +18,7 @@ from cx_models.cli.options import (
     ClvMonthsOpt,
     DiscountRateOpt,
     HorizonDaysOpt,
+    IntervalsOpt,
     LegacyModelOpt,
     PenalizerOpt,
     PlotsOpt,
@@ -128,16 +129,7 @@ def clv_predict(
     clv_months: ClvMonthsOpt = 12,
     discount_rate: DiscountRateOpt = 0.10,
     quarantine_out: QuarantineOut = None,
-    intervals: Annotated[
-        float | None,
-        typer.Option(
-            "--intervals",
-            min=0.0,
-            max=1.0,
-            help="Central level, e.g. 0.9: adds purchases_lower/upper (predictive) and "
-            "clv_lower/upper (parameter uncertainty).",
-        ),
-    ] = None,
+    intervals: IntervalsOpt = None,
     *,
     fmt: EventFormat,
 ) -> None:

@@ -281,9 +281,20 @@ FEATURE_SPEC = OptionGroup(
 )
 
 #: How to score: every option left out means "as trained".
+IntervalsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--intervals",
+        min=0.0,
+        max=1.0,
+        help="Central level, e.g. 0.9: adds purchases_lower/upper (predictive) and "
+        "clv_lower/upper (parameter uncertainty).",
+    ),
+]
 SCORE_PARAMS = OptionGroup(
     {
         "horizon_days": (HorizonDaysOpt, None),
+        "intervals": (IntervalsOpt, None),
         "clv_months": (ClvMonthsOpt, None),
         "discount_rate": (DiscountRateOpt, None),
         "no_drivers": (
@@ -296,6 +307,7 @@ SCORE_PARAMS = OptionGroup(
         clv_months=v["clv_months"],
         discount_rate=v["discount_rate"],
         explain=not v["no_drivers"],
+        intervals=v["intervals"],
     ),
 )
 
