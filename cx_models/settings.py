@@ -294,7 +294,7 @@ trained horizon), got 0
             clv_months=params.get("clv_months"),
             discount_rate=params.get("discount_rate"),
             explain=bool(explain),
-            intervals=params.get("intervals"),
+            intervals=params.get("intervals") or None,  # 0, the signature's default: none
         )
 
     def resolved(self, *, horizon_days, clv_months, discount_rate) -> ScoreParams:

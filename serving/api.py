@@ -44,6 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cx_models.contract import feature_columns
 from cx_models.errors import CXDataError
+from cx_models.settings import ScoreParams
 
 __all__ = ["create_app"]
 
@@ -274,12 +275,12 @@ def create_app(
             "nco_weights": scorer.weights,
         }
 
-    def score_frame(request: Request, frame: pd.DataFrame):
+    def score_frame(request: Request, frame: pd.DataFrame, intervals: float | None = None):
         not_ready = ready_or_503(request)
         if not_ready:
             return not_ready
         try:
-            scored = state.scorer.score(frame)
+            scored = state.scorer.score(frame, ScoreParams(intervals=intervals))
         except CXDataError as exc:
             return JSONResponse(
                 {
@@ -299,7 +300,7 @@ def create_app(
                 frame[col] = np.nan
         frame = frame[feature_columns()]
         frame.attrs["time_unit"] = "D"
-        return score_frame(request, frame)
+        return score_frame(request, frame, body.intervals)
 
     @app.post("/score/history")
     def score_history(body: HistoryRequest, request: Request):
@@ -326,7 +327,7 @@ def create_app(
                 },
                 status_code=422,
             )
-        return score_frame(request, frame)
+        return score_frame(request, frame, body.intervals)
 
     app.state.model_state = state
     return app

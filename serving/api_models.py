@@ -118,6 +118,8 @@ class ScoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     customers: Annotated[list[CustomerFeatures], Field(min_length=1, max_length=MAX_CUSTOMERS)]
+    #: A central level (e.g. 0.9): adds each customer's purchase and CLV intervals.
+    intervals: Annotated[float | None, Field(gt=0.0, lt=1.0)] = None
 
 
 def _text_timestamp(value):
@@ -191,6 +193,7 @@ class HistoryRequest(BaseModel):
     as_of: dt.date
     transactions: Annotated[list[TransactionRecord], Field(min_length=1)]
     surveys: list[SurveyRecord] = []
+    intervals: Annotated[float | None, Field(gt=0.0, lt=1.0)] = None
 
     @model_validator(mode="after")
     def _few_customers(self):

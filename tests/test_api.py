@@ -321,3 +321,18 @@ def test_deeply_nested_json_is_the_documented_422(client):
     r = client.post("/score", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "body" and r.json()["request_id"]
+
+
+def test_intervals_on_request(client, trained):
+    _, scorer, features = trained
+    body = {"customers": records(features, 10), "intervals": 0.9}
+    r = client.post("/score", json=body)
+    assert r.status_code == 200, r.text
+    scores = r.json()["scores"]
+    direct = scorer.clv.predict(features.head(10), horizon_days=scorer.horizon_days,
+                                clv_months=scorer.clv_months, discount_rate=scorer.discount_rate,
+                                intervals=0.9)
+    assert [s["purchases_upper"] for s in scores] == direct["purchases_upper"].tolist()
+    np.testing.assert_allclose([s["clv_upper"] for s in scores], direct["clv_upper"])
+    bad = client.post("/score", json={"customers": records(features, 1), "intervals": 1.5})
+    assert bad.status_code == 422 and "intervals" in bad.text

@@ -53,6 +53,9 @@ def test_log_load_round_trip_gives_identical_scores(first_run, store):
     again = model.predict(features.head(50), params={"horizon_days": 30.0, "explain": False})
     assert (again["drivers"] == "").all()
     assert (again["expected_purchases"] < loaded["expected_purchases"].head(50)).all()
+    with_intervals = model.predict(features.head(20), params={"intervals": 0.9})
+    assert list(with_intervals.columns)[: len(SCORE_COLUMNS)] == list(SCORE_COLUMNS)
+    assert (with_intervals["purchases_lower"] <= with_intervals["purchases_upper"]).all()
 
 
 def test_no_pickle_in_the_logged_model(first_run, store):

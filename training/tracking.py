@@ -150,14 +150,10 @@ def _experiment(mlflow, name: str, tracking_uri: str) -> str:
 
 
 def _flat_params(config: dict) -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            for sub, inner in value.items():
-                flat[f"{key}.{sub}"] = "" if inner is None else inner
-        else:
-            flat[key] = "" if value is None else value
-    return flat
+    nested = {k: v for k, v in config.items() if isinstance(v, dict)}
+    flat = {f"{k}.{sub}": inner for k, v in nested.items() for sub, inner in v.items()}
+    flat.update({k: v for k, v in config.items() if k not in nested})
+    return {k: "" if v is None else v for k, v in flat.items()}
 
 
 def _log_dataset(mlflow, frame, report: dict, *, name: str, source: str, digest: str) -> None:
@@ -296,6 +292,7 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target, ar
                         "clv_months": int(scorer.clv_months),
                         "discount_rate": float(scorer.discount_rate),
                         "explain": True,
+                        "intervals": 0.0,  # 0: none; a level in (0, 1) adds them
                     },
                 )
             )
