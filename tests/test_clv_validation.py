@@ -179,6 +179,19 @@ def test_clv_cli_fit_predict_validate(tmp_path, sample):
     assert rep["holdout"]["purchases_actual"] == 1882
     assert "purchases actual 1,882" in res.stderr
 
+    # every model side by side, each validated as alone
+    res = runner.invoke(app, ["clv", "validate", "--transactions", str(tx), "--calibration-end",
+                              "1997-09-30", "--holdout-end", "1998-06-30", "--clv-model", "all",
+                              "--plots", str(tmp_path / "plots"), "--out",
+                              str(tmp_path / "all.json"), *mapping])
+    assert res.exit_code == 0, res.stderr
+    every = json.loads((tmp_path / "all.json").read_text())
+    assert set(every["models"]) == {"bgnbd", "mbgnbd", "pnbd"}
+    assert every["models"]["bgnbd"]["holdout"] == rep["holdout"]
+    maes = {k: v["holdout"]["purchases_mae"] for k, v in every["models"].items()}
+    assert every["lowest_purchases_mae"] == min(maes, key=maes.get)
+    assert (tmp_path / "plots" / "pnbd" / "tracking.png").exists()
+
 
 def test_clv_cli_errors(tmp_path):
     res = runner.invoke(

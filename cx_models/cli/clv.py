@@ -201,29 +201,43 @@ def clv_validate(
     *,
     fmt: EventFormat,
 ) -> None:
-    """Fit on the calibration period, predict the holdout, compare with what happened."""
+    """Fit on the calibration period, predict the holdout, compare with what happened.
+
+    --clv-model all compares BG/NBD, MBG/NBD and Pareto/NBD side by side (plots in one
+    folder per model under --plots).
+    """
+    from cx_models.clv_choice import CANDIDATES
     from cx_models.clv_validation import validate_clv
     from cx_models.io import write_text_atomic
 
     family = renamed("--model", "--clv-model", legacy_model, clv_model)
-    with err.status("fitting on the calibration period and predicting the holdout"):
-        report = validate_clv(
-            transactions,
-            calibration_end=calibration_end,
-            holdout_end=holdout_end,
-            model=family,
-            penalizer=penalizer,
-            spec=FeatureSpec(time_unit=time_unit.value),
-            fmt=fmt,
-            plots_dir=plots,
+    models = CANDIDATES if family == "all" else (family,)
+    reports = {}
+    for name in models:
+        with err.status(f"{name}: fitting on the calibration period and predicting the holdout"):
+            reports[name] = validate_clv(
+                transactions,
+                calibration_end=calibration_end,
+                holdout_end=holdout_end,
+                model=name,
+                penalizer=penalizer,
+                spec=FeatureSpec(time_unit=time_unit.value),
+                fmt=fmt,
+                plots_dir=None if plots is None else (plots / name if len(models) > 1 else plots),
+            )
+    for name, report in reports.items():
+        h = report["holdout"]
+        err.print(
+            f"{name}: holdout {report['calibration_end']} -> {report['holdout_end']}: purchases "
+            f"actual {h['purchases_actual']:,.0f} vs predicted {h['purchases_predicted']:,.1f} "
+            f"(MAE {h['purchases_mae']:.3f}, corr {h['purchases_corr'] or float('nan'):.3f}); "
+            f"spend actual {h['spend_actual']:,.2f} vs predicted {h['spend_predicted']:,.2f}",
+            highlight=False, soft_wrap=True,
         )
-    h = report["holdout"]
-    err.print(
-        f"holdout {report['calibration_end']} -> {report['holdout_end']}: purchases actual "
-        f"{h['purchases_actual']:,.0f} vs predicted {h['purchases_predicted']:,.1f} "
-        f"(corr {h['purchases_corr'] or float('nan'):.3f}); spend actual {h['spend_actual']:,.2f} "
-        f"vs predicted {h['spend_predicted']:,.2f}"
-    )
+    report = reports[family] if family != "all" else {
+        "models": reports,
+        "lowest_purchases_mae": min(reports, key=lambda k: reports[k]["holdout"]["purchases_mae"]),
+    }
     if out is not None:
         write_text_atomic(out, json.dumps(report, indent=2) + "\n")
         err.print(f"wrote the report to {out}")

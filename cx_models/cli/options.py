@@ -122,7 +122,7 @@ ClvModelOpt = Annotated[
     typer.Option(
         "--clv-model",
         help="Transaction model: bgnbd, mbgnbd, pnbd (Pareto/NBD); train also takes auto "
-        "(the lowest holdout error; its default).",
+        "(the lowest holdout error; its default), clv validate all (side by side).",
     ),
 ]
 #: The old spelling of --clv-model (and of --model-file in `clv predict`).
