@@ -33,6 +33,7 @@ from cx_models.errors import CXDataError
 __all__ = [
     "CampaignSettings",
     "campaign_from_mapping",
+    "contact_gain",
     "estimate_save_rate",
     "plan_campaign",
     "profit_curve",
@@ -85,6 +86,21 @@ class CampaignSettings:
             raise CXDataError(f"max_contacts must be >= 0, got {self.max_contacts}")
         if self.budget is not None and self.max_contacts is not None:
             raise CXDataError("give a budget or a maximum number of contacts, not both")
+
+
+def contact_gain(p, save_rate, clv, settings: CampaignSettings) -> np.ndarray:
+    """Net gain of one contact: ``p·γ·(CLV·m − d) − (1 − p)·d − f`` (module docstring).
+
+    ``p`` is the churn risk for the plan, or what happened (0/1) for its replay.
+
+    Examples
+    --------
+    >>> contact_gain(0.9, 0.15, 400.0, CampaignSettings(contact_cost=5)).item()
+    49.0
+    """
+    d, f, m = settings.incentive_cost, settings.contact_cost, settings.margin
+    with np.errstate(invalid="ignore"):
+        return np.asarray(p * save_rate * (clv * m - d) - (1 - p) * d - f, dtype=float)
 
 
 def campaign_from_mapping(values) -> CampaignSettings:
@@ -192,8 +208,8 @@ def plan_campaign(
     usable = np.isfinite(p) & np.isfinite(clv) & (p >= 0) & (p <= 1) & (clv >= 0)
     gamma = _save_rates(scored, settings, save_rates, segment)
     d, f, m = settings.incentive_cost, settings.contact_cost, settings.margin
+    gain = contact_gain(p, gamma, clv, settings)
     with np.errstate(invalid="ignore"):
-        gain = p * gamma * (clv * m - d) - (1 - p) * d - f
         cost = f + d * (p * gamma + (1 - p))  # contact, plus the expected incentives
         value = p * gamma * clv * m
     gain = np.where(usable, gain, np.nan)

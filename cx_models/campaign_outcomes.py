@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cx_models.campaign import CampaignSettings, plan_campaign
+from cx_models.campaign import CampaignSettings, contact_gain, plan_campaign, profit_curve
 from cx_models.errors import CXDataError
 
 __all__ = ["CURVE_POINTS", "EVALUATION_CAMPAIGN", "plot_realised", "realised_campaign"]
@@ -78,13 +78,11 @@ def realised_campaign(scored: pd.DataFrame, churned, settings: CampaignSettings)
     outcome = y[position.loc[plan["customer_id"].to_numpy()].to_numpy()]
     gamma = plan["save_rate"].to_numpy(dtype=float)
     clv = plan["clv"].to_numpy(dtype=float)
-    d, f, m = settings.incentive_cost, settings.contact_cost, settings.margin
     usable = np.isfinite(plan["expected_gain"].to_numpy(dtype=float))
-    realised = np.where(usable, outcome * gamma * (clv * m - d) - (1 - outcome) * d - f, 0.0)
+    realised = np.where(usable, contact_gain(outcome, gamma, clv, settings), 0.0)
     expected = np.nan_to_num(plan["expected_gain"].to_numpy(dtype=float), nan=0.0)
-    contacted = np.arange(len(plan) + 1)
+    contacted, expected_curve = profit_curve(plan)
     realised_curve = np.concatenate([[0.0], np.cumsum(realised)])
-    expected_curve = np.concatenate([[0.0], np.cumsum(expected)])
     contact = plan["contact"].to_numpy(dtype=bool)
     best = int(np.argmax(realised_curve))
     points = min(CURVE_POINTS, len(plan) + 1)

@@ -32,6 +32,7 @@ __all__ = [
     "FALLBACK_PENALIZER",
     "add_model_features",
     "churn_labels",
+    "fit_snapshot_clv",
     "snapshot_dates",
     "snapshot_features",
     "training_snapshots",
@@ -211,14 +212,19 @@ def snapshot_features(
     spec = spec or FeatureSpec()
     feats, _ = features_from_validated(transactions, surveys, as_of=as_of, spec=spec)
     frame = to_pandas_features(feats, as_of=as_of, spec=spec)
-    if isinstance(clv_model, CLVModel):
-        clv = clv_model
-    else:
-        try:
-            clv = CLVModel(model=clv_model).fit(frame)
-        except ConvergenceError:  # raises if still not identified
-            clv = CLVModel(model=clv_model, penalizer=FALLBACK_PENALIZER).fit(frame)
+    clv = clv_model if isinstance(clv_model, CLVModel) else fit_snapshot_clv(frame, clv_model)
     return add_model_features(frame, clv, horizon_days=horizon_days), clv
+
+
+def fit_snapshot_clv(frame: pd.DataFrame, model: str = "bgnbd") -> CLVModel:
+    """Fit ``model`` on a snapshot's features, retried with :data:`FALLBACK_PENALIZER`.
+
+    A fit that is not identified even with the penalizer raises ``ConvergenceError``.
+    """
+    try:
+        return CLVModel(model=model).fit(frame)
+    except ConvergenceError:
+        return CLVModel(model=model, penalizer=FALLBACK_PENALIZER).fit(frame)
 
 
 def training_snapshots(

@@ -28,10 +28,14 @@ from sklearn.preprocessing import StandardScaler
 
 from cx_models.campaign import CampaignSettings
 from cx_models.campaign_outcomes import EVALUATION_CAMPAIGN, plot_realised, realised_campaign
-from cx_models.churn_data import churn_labels, snapshot_features, training_snapshots
+from cx_models.churn_data import (
+    churn_labels,
+    fit_snapshot_clv,
+    snapshot_features,
+    training_snapshots,
+)
 from cx_models.emp import emp_score
 from cx_models.models.churn import ChurnModel
-from cx_models.models.clv import CLVModel
 from cx_models.settings import SnapshotPlan
 from cx_models.timeutil import parse_as_of
 
@@ -237,13 +241,7 @@ def _bgnbd_prob_no_purchase(current: pd.DataFrame, plan: SnapshotPlan) -> np.nda
     """BG/NBD P(no purchase in the horizon) at the evaluation day: the BTYD baseline."""
     if plan.clv_model == "bgnbd":
         return current["prob_no_purchase"].to_numpy()
-    from cx_models.churn_data import FALLBACK_PENALIZER
-    from cx_models.errors import ConvergenceError
-
-    try:
-        bg = CLVModel().fit(current)
-    except ConvergenceError:
-        bg = CLVModel(penalizer=FALLBACK_PENALIZER).fit(current)
+    bg = fit_snapshot_clv(current, "bgnbd")
     return bg.predict_arrays(current, horizon_days=plan.horizon_days)["prob_no_purchase"]
 
 

@@ -18,6 +18,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from cx_models.clv_validation import holdout_actuals
 from cx_models.errors import ConvergenceError, CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.models.clv import CLVModel
@@ -32,19 +33,6 @@ CANDIDATES = ("bgnbd", "mbgnbd", "pnbd")
 MIN_HOLDOUT_DAYS = 56
 #: MAEs within this share of the best are a tie, broken by the total's error.
 TIE = 0.01
-
-
-def _holdout_days_by_customer(tx: pl.DataFrame, ids, start: dt.date, end: dt.date) -> np.ndarray:
-    day = pl.col("timestamp").dt.date()
-    counts = (
-        tx.filter((day > start) & (day <= end))
-        .select("customer_id", day.alias("day"))
-        .unique()
-        .group_by("customer_id")
-        .len()
-    )
-    frame = pl.DataFrame({"customer_id": ids}).join(counts, on="customer_id", how="left")
-    return frame["len"].fill_null(0).to_numpy().astype(float)
 
 
 def pick_model(figures: dict) -> tuple[str, list[str]]:
@@ -122,7 +110,11 @@ def choose_clv_model(
     out["calibration_end"] = start.isoformat()
     table, _ = features_from_validated(transactions, None, as_of=start, spec=spec)
     features = to_pandas_features(table, as_of=start, spec=spec)
-    actual = _holdout_days_by_customer(transactions, table["customer_id"], start, as_of)
+    actual = (
+        table.select("customer_id")
+        .join(holdout_actuals(transactions, start, as_of), on="customer_id", how="left")
+        ["actual_purchases"].fill_null(0.0).to_numpy()
+    )
     for name in candidates:
         try:
             model = CLVModel(model=name, penalizer=penalizer).fit(features)

@@ -23,13 +23,13 @@ from cx_models.schemas import validate_transactions
 from cx_models.settings import EventFormat, FeatureSpec, from_keywords
 from cx_models.timeutil import DAYS_PER_UNIT, parse_as_of
 
-__all__ = ["validate_clv"]
+__all__ = ["holdout_actuals", "validate_clv"]
 
 _MAX_FREQUENCY_BIN = 7
 
 
-def _holdout_actuals(tx: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
-    """Holdout occasions and spend per customer."""
+def holdout_actuals(tx: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """Return holdout occasions (distinct purchase days) and spend per customer with any."""
     day = pl.col("timestamp").dt.date()
     return (
         tx.filter((day > start) & (day <= end))
@@ -120,7 +120,7 @@ def validate_clv(
     pred = clv.predict(features, horizon_days=horizon_days, clv_months=0)
     actual = (
         calib.select("customer_id")
-        .join(_holdout_actuals(tx, start, end), on="customer_id", how="left")
+        .join(holdout_actuals(tx, start, end), on="customer_id", how="left")
         .fill_null(0.0)
     )
     a_n = actual["actual_purchases"].to_numpy()
