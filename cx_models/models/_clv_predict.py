@@ -34,8 +34,15 @@ class CLVPredictions:
         if not hasattr(self, "params_"):
             raise NotFittedError("this CLVModel is not fitted yet: call fit(features) first")
 
-    def _params(self) -> tuple:
-        return tuple(self.params_[k] for k in family(self.model).params)
+    def _params(self, features=None) -> tuple:
+        """Return the transaction parameters (per customer of ``features`` with covariates)."""
+        if getattr(self, "covariates", None) is None:
+            return tuple(self.params_[k] for k in family(self.model).params)
+        if features is None:
+            raise CXDataError("a CLV model with covariates predicts from a feature table")
+        from cx_models.models.covariates import customer_params
+
+        return customer_params(self, features)
 
     def _unit_days(self) -> float:
         """Days per model time unit (a BG/BB period: ``period_days``)."""
@@ -138,13 +145,13 @@ class CLVPredictions:
             raise CXDataError(f"discount_rate must be an annual rate > -1, got {discount_rate}")
         rfm = self._in_model_units(features)
         x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
-        params = self._params()
+        params = self._params(features)
         horizon = horizon_days / self._unit_days()
         model = family(self.model)
         alive = model.p_alive(params, x, t_x, T)
         # at the horizon and at the end of every CLV month, in one evaluation per pair
         times = np.concatenate([[horizon], self._month_ends(clv_months)])
-        if_alive, pair_of = self._if_alive_by_pair(x, T, times)
+        if_alive, pair_of = self._if_alive_by_pair(x, T, times, params)
         out = {
             "p_alive": alive,
             "expected_purchases": if_alive[pair_of, 0] * alive,
@@ -182,7 +189,8 @@ class CLVPredictions:
             raise CXDataError(f"days must be a number of days >= 0, got {days}")
         rfm = self._in_model_units(features)
         return family(self.model).p_alive_at(
-            self._params(), days / self._unit_days(), rfm["frequency"], rfm["recency"], rfm["T"]
+            self._params(features), days / self._unit_days(), rfm["frequency"], rfm["recency"],
+            rfm["T"],
         )
 
     def purchase_distribution(self, features, *, horizon_days: float, n_max: int = 20):
@@ -209,13 +217,17 @@ class CLVPredictions:
             raise CXDataError(f"n_max must be a whole number >= 0, got {n_max}")
         rfm = self._in_model_units(features)
         model = family(self.model)
-        params = self._params()
+        params = self._params(features)
         x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
         alive = model.p_alive(params, x, t_x, T)
         horizon = horizon_days / self._unit_days()
         step = max(1, 4_000_000 // (int(n_max) + 1) // 64)  # rows per block: ~32 MB of nodes
+
+        def rows(i):
+            return tuple(p[i:i + step] if np.ndim(p) else p for p in params)
+
         return np.vstack([
-            model.purchase_pmf(params, horizon, x[i:i + step], t_x[i:i + step], T[i:i + step],
+            model.purchase_pmf(rows(i), horizon, x[i:i + step], t_x[i:i + step], T[i:i + step],
                                int(n_max), alive=alive[i:i + step])
             for i in range(0, max(x.size, 1), step)
         ]) if x.size else np.zeros((0, int(n_max) + 1))
@@ -226,17 +238,22 @@ class CLVPredictions:
             return month_ends(clv_months, self.time_unit_)
         return np.arange(1, int(clv_months) + 1) * DAYS_PER_MONTH / self._unit_days()
 
-    def _if_alive_by_pair(self, x, T, times: np.ndarray):
+    def _if_alive_by_pair(self, x, T, times: np.ndarray, params=None):
         """Return expected purchases by each of ``times`` if alive, per distinct (x, T) pair.
 
         They depend on the history through frequency and T only (not the
-        recency): one evaluation per pair, not per customer. Returns the
-        (pairs, times) array and each customer's pair.
+        recency): one evaluation per pair, not per customer (per customer when
+        covariates give each their own parameters). Returns the (pairs, times)
+        array and each customer's pair.
         """
+        params = self._params() if params is None else params
+        purchases_if_alive = family(self.model).purchases_if_alive
+        if any(np.ndim(p) for p in params):
+            columns = tuple(np.asarray(p)[:, None] if np.ndim(p) else p for p in params)
+            return (purchases_if_alive(columns, times[None, :], x[:, None], T[:, None]),
+                    np.arange(x.size))
         pair_x, pair_T, pair_of = distinct_pairs(x, T)
-        if_alive = family(self.model).purchases_if_alive(
-            self._params(), times[None, :], pair_x[:, None], pair_T[:, None]
-        )
+        if_alive = purchases_if_alive(params, times[None, :], pair_x[:, None], pair_T[:, None])
         return if_alive, pair_of
 
     def clv(self, x, t_x, T, order_value, *, clv_months: int, discount_rate: float) -> np.ndarray:
@@ -250,6 +267,7 @@ class CLVPredictions:
         x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
         if not self.spend_params_:
             raise CXDataError("this CLV model was fitted without spend (no monetary_value)")
+        self._params(None)  # a model with covariates needs their table: predict()
         if int(clv_months) < 1:
             return np.zeros(np.size(x))
         if_alive, pair_of = self._if_alive_by_pair(x, T, self._month_ends(clv_months))

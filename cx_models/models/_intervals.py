@@ -18,7 +18,8 @@ Two kinds, for a central level ``c`` (e.g. 0.9):
 
 The draws are seeded (``seed``): the same model and table give the same intervals.
 Models saved before covariances were stored fall back to independent normals
-from the standard errors.
+from the standard errors. With covariates the draws include the slopes (their
+covariance with the base parameters is stored too).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import copy
 import numpy as np
 
 from cx_models.errors import CXDataError
+from cx_models.models import covariates
 from cx_models.models._families import family
 from cx_models.models._patterns import SPEND_PARAMS
 
@@ -43,12 +45,15 @@ def _draws(model, n: int, seed: int):
     """Parameter dicts drawn from the asymptotic normal of the log-parameters."""
     rng = np.random.default_rng(seed)
     names = family(model.model).params
-    theta = np.log([model.params_[k] for k in names])
+    with_covariates = getattr(model, "covariates", None) is not None
+    theta = covariates.theta(model) if with_covariates else np.log(
+        [model.params_[k] for k in names]
+    )
     cov = (model.covariance_ or {}).get("transaction")
     if cov is None:  # an older model file: independent normals from the standard errors
         se = np.array([model.standard_errors_[k] / model.params_[k] for k in names])
         cov = np.diag(np.nan_to_num(se) ** 2)
-    t_draws = np.exp(rng.multivariate_normal(theta, np.asarray(cov), size=n))
+    t_draws = rng.multivariate_normal(theta, np.asarray(cov), size=n)
     spend = None
     if model.spend_params_:
         p, q, v = (model.spend_params_[k] for k in SPEND_PARAMS)
@@ -62,7 +67,10 @@ def _draws(model, n: int, seed: int):
         spend = np.column_stack([raw[:, 0], 1.0 + raw[:, 1], raw[:, 2]])
     for i in range(n):
         drawn = copy.copy(model)
-        drawn.params_ = dict(zip(names, map(float, t_draws[i]), strict=True))
+        if with_covariates:
+            covariates.with_theta(drawn, t_draws[i])
+        else:
+            drawn.params_ = dict(zip(names, map(float, np.exp(t_draws[i])), strict=True))
         if spend is not None:
             drawn.spend_params_ = dict(zip(SPEND_PARAMS, map(float, spend[i]), strict=True))
         yield drawn

@@ -1,6 +1,7 @@
 """Compiled kernel of the Pareto/NBD integrals (the one module that imports numba).
 
 ``power_integral`` evaluates, per row, ``I = ∫_lo^hi (α+τ)^-e_a (β+τ)^-e_b dτ``
+(every argument but the rule's constants is one value per row)
 by the rule described in :mod:`cx_models.models.pareto_nbd`: in ``y = ln(m + τ)``
 (``m = min(α, β)``) the integrand is log-concave, with its mode where its slope
 ``σ(y) = 1 − e_m − e_M e^y / (e^y + D)`` vanishes and its sharpest bend at
@@ -36,17 +37,17 @@ def _log_f(y, e_a, e_b, alpha, beta, m):
 
 
 @njit(cache=True, parallel=True, fastmath=False)
-def power_integral(e_a, e_b, alpha, beta, lo, hi, grad, breaks, nodes, weights):
+def power_integral(e_a, e_b, alphas, betas, lo, hi, grad, breaks, nodes, weights):
     """Return ``log I`` (n,) and, with ``grad``, the four means (n, 4); see the module."""
     n = lo.size
     log_I = np.empty(n)
     means = np.zeros((n, 4)) if grad else np.zeros((0, 4))
-    m = min(alpha, beta)
-    big = max(alpha, beta)
-    D = big - m
-    a_small = alpha <= beta
-    log_D = math.log(D) if D > 0 else -math.inf
     for i in prange(n):
+        alpha, beta = alphas[i], betas[i]
+        m = min(alpha, beta)
+        D = max(alpha, beta) - m
+        a_small = alpha <= beta
+        log_D = math.log(D) if D > 0 else -math.inf
         ea, eb = e_a[i], e_b[i]
         em, eM = (ea, eb) if a_small else (eb, ea)
         q = ea + eb - 1.0

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaln, gammaln
 
+from cx_models.models._maths import as_params
+
 __all__ = ["bgbb_pmf", "bgnbd_pmf", "pnbd_pmf"]
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(64)
@@ -39,9 +41,15 @@ def _nb_log(n, shape, q):
 
 def bgnbd_pmf(params, t, x, t_x, T, n_max: int, *, model: str = "bgnbd", alive) -> np.ndarray:
     """BG/NBD (or MBG/NBD) P(N = n) in ``(T, T + t]``, n = 0..n_max."""
-    r, alpha, a, b = (float(v) for v in params)
-    values, index = np.unique(np.asarray(x, dtype=float), return_inverse=True)
-    xv = values[:, None]  # the terms of x alone, once per distinct frequency
+    r, alpha, a, b = as_params(params)
+    x = np.asarray(x, dtype=float)
+    if np.ndim(a) or np.ndim(b):  # dropout covariates: every customer has their own a, b
+        index = np.arange(x.size)
+        xv = x[:, None]
+        a, b = np.broadcast_to(a, x.shape)[:, None], np.broadcast_to(b, x.shape)[:, None]
+    else:  # the terms of x alone, once per distinct frequency
+        values, index = np.unique(x, return_inverse=True)
+        xv = values[:, None]
     n = np.arange(n_max + 1, dtype=float)[None, :]
     b_post = b + xv + (1.0 if model == "mbgnbd" else 0.0)
     with np.errstate(invalid="ignore"):
@@ -49,8 +57,9 @@ def bgnbd_pmf(params, t, x, t_x, T, n_max: int, *, model: str = "bgnbd", alive) 
         stay = np.exp(betaln(a, b_post + n) - betaln(a, b_post))[index]
     shape = r + xv
     log_coef = (gammaln(shape + n) - gammaln(shape) - gammaln(n + 1.0))[index]
-    q = ((alpha + np.asarray(T, dtype=float)) / (alpha + np.asarray(T, dtype=float) + t))[:, None]
-    nb = np.exp(log_coef + (r + np.asarray(x, dtype=float))[:, None] * np.log(q)
+    aT = alpha + np.asarray(T, dtype=float)
+    q = (aT / (aT + t))[:, None]
+    nb = np.exp(log_coef + (r + x)[:, None] * np.log(q)
                 + n * np.log1p(-q))
     at_least = 1.0 - np.concatenate([np.zeros((nb.shape[0], 1)), np.cumsum(nb, axis=1)[:, :-1]],
                                     axis=1)
@@ -60,7 +69,9 @@ def bgnbd_pmf(params, t, x, t_x, T, n_max: int, *, model: str = "bgnbd", alive) 
 
 def pnbd_pmf(params, t, x, t_x, T, n_max: int, *, alive) -> np.ndarray:
     """Pareto/NBD P(N = n) in ``(T, T + t]``, n = 0..n_max."""
-    r, alpha, s, beta = (float(v) for v in params)
+    r, alpha, s, beta = as_params(params)
+    alpha, beta = (np.asarray(v, dtype=float).reshape(-1, 1, 1) if np.ndim(v) else v
+                   for v in (alpha, beta))
     x = np.asarray(x, dtype=float)[:, None, None]
     T = np.asarray(T, dtype=float)[:, None, None]
     n = np.arange(n_max + 1, dtype=float)[None, :, None]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, hyp2f1
 
+from cx_models.models._maths import as_params
 from cx_models.models._maths import log_rising as _log_rising
 from cx_models.models._maths import rising_digamma as _rising_digamma
 
@@ -69,7 +70,7 @@ def bgnbd_loglik(params, x, t_x, T, *, model: str = "bgnbd", grad: bool = False)
     -9.4586
     """
     _check_transaction_model(model)
-    r, alpha, a, b = (float(v) for v in params)
+    r, alpha, a, b = as_params(params)
     x = np.asarray(x).astype(np.int64)
     t_x = np.asarray(t_x, dtype=float)
     T = np.asarray(T, dtype=float)
@@ -138,7 +139,7 @@ def p_alive(params, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:
     array([1.    , 0.7266])
     """
     _check_transaction_model(model)
-    r, alpha, a, b = (float(v) for v in params)
+    r, alpha, a, b = as_params(params)
     x = np.asarray(x, dtype=float)
     t_x = np.asarray(t_x, dtype=float)
     T = np.asarray(T, dtype=float)
@@ -166,7 +167,7 @@ def p_alive_at(params, t, x, t_x, T, *, model: str = "bgnbd") -> np.ndarray:
     array([0.7266, 0.5316])
     """
     _check_transaction_model(model)
-    r, alpha, a, b = (float(v) for v in params)
+    r, alpha, a, b = as_params(params)
     x = np.asarray(x, dtype=float)
     T = np.asarray(T, dtype=float)
     t = np.asarray(t, dtype=float)
@@ -208,7 +209,7 @@ def purchases_if_alive(params, t, x, T, *, model: str = "bgnbd") -> np.ndarray:
     1.226
     """
     _check_transaction_model(model)
-    r, alpha, a, b = (float(v) for v in params)
+    r, alpha, a, b = as_params(params)
     x = np.asarray(x, dtype=float)
     t = np.asarray(t, dtype=float)
     T = np.asarray(T, dtype=float)
@@ -236,7 +237,7 @@ def expected_purchases(params, t, *, model: str = "bgnbd") -> np.ndarray:
     array([1.1967])
     """
     _check_transaction_model(model)
-    r, alpha, a, b = (float(v) for v in params)
+    r, alpha, a, b = as_params(params)
     t = np.asarray(t, dtype=float)
     z = t / (alpha + t)
     if model == "bgnbd":
@@ -260,7 +261,7 @@ def prob_no_purchase(params, t, x, t_x, T, *, model: str = "bgnbd", alive=None) 
     >>> prob_no_purchase((0.243, 4.414, 0.793, 2.426), 39, [0], [0.0], [38.86]).round(4)
     array([0.8554])
     """
-    r, alpha, a, b = (float(v) for v in params)
+    r, alpha, a, b = as_params(params)
     x = np.asarray(x, dtype=float)
     T = np.asarray(T, dtype=float)
     if alive is None:

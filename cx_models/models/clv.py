@@ -32,6 +32,7 @@ from cx_models._version import __version__
 from cx_models.errors import CXDataError
 from cx_models.models import gamma_gamma
 from cx_models.models._clv_predict import CLVPredictions
+from cx_models.models._covariate_fit import fit_covariates
 from cx_models.models._families import family
 from cx_models.models._fitting import inverse_hessian, minimise
 from cx_models.models._patterns import (
@@ -45,6 +46,7 @@ from cx_models.models._patterns import (
     transaction_patterns,
     weighted_patterns,
 )
+from cx_models.models.covariates import Covariates, blocks, covariate_matrix
 from cx_models.timeutil import check_time_unit
 
 __all__ = ["CLVModel", "DAYS_PER_MONTH", "RFM_COLUMNS"]
@@ -71,6 +73,12 @@ class CLVModel(CLVPredictions):
     engine : {"fast", "lifetimes"}
         ``"fast"``: analytic gradients on weighted unique patterns (default);
         ``"lifetimes"``: lifetimes' own fitters, the reference.
+    period_days : float, optional
+        BG/BB: the length of one period in days (for predictions over days).
+    covariates : Covariates or mapping, optional
+        Time-invariant purchase and dropout covariates (BG/NBD, MBG/NBD,
+        Pareto/NBD), columns of the feature table; see
+        :mod:`cx_models.models.covariates`. ``coefficients_`` then holds the slopes.
 
     Examples
     --------
@@ -92,6 +100,7 @@ class CLVModel(CLVPredictions):
         tol: float = 1e-8,
         engine: str = "fast",
         period_days: float | None = None,
+        covariates=None,
     ):
         self.model = model
         self.penalizer = penalizer
@@ -99,6 +108,7 @@ class CLVModel(CLVPredictions):
         self.tol = tol
         self.engine = engine
         self.period_days = period_days
+        self.covariates = covariates
 
     # ------------------------------------------------------------------ fitting
     def _check_settings(self) -> None:
@@ -113,6 +123,11 @@ class CLVModel(CLVPredictions):
             np.isfinite(self.period_days) and self.period_days > 0
         ):
             raise CXDataError(f"period_days must be a number of days > 0, got {self.period_days!r}")
+        self.covariates = Covariates.coerce(self.covariates)
+        if self.covariates is not None:
+            blocks(self.model, self.covariates)  # names the models that take covariates
+            if self.engine != "fast":
+                raise CXDataError("covariates need engine='fast' (lifetimes has no covariates)")
 
     def fit(self, features) -> CLVModel:
         """Fit both models on a customer feature table.
@@ -134,8 +149,10 @@ class CLVModel(CLVPredictions):
             ``log_likelihood_``, ``spend_log_likelihood_``, ``n_customers_``,
             ``n_repeat_customers_`` and ``time_unit_``.
         """
+        self._check_settings()
         unit = "P" if self.model == "bgbb" else table_unit(features)
         features, weights, has_spend = fit_table(features, allow_no_spend=self.model == "bgbb")
+        Z = None if self.covariates is None else covariate_matrix(features, self.covariates)
         rfm = rfm_arrays(features)
         x = rfm["frequency"].astype(np.int64)
         if x.size == 0:
@@ -148,9 +165,10 @@ class CLVModel(CLVPredictions):
                 x[repeat], rfm["monetary_value"][repeat], weights=weights[repeat]
             )
             spend = {"frequency": gx, "monetary_value": gm, "count": gw}
-        return self.fit_patterns(
-            {"frequency": px, "recency": pr, "T": pT, "count": w}, spend, time_unit=unit
-        )
+        self._fit_patterns({"frequency": px, "recency": pr, "T": pT, "count": w}, spend, unit)
+        if Z is not None:  # from the fit without covariates
+            fit_covariates(self, x, rfm["recency"], rfm["T"], weights, Z, self.n_customers_)
+        return self
 
     def fit_patterns(
         self, patterns, spend, *, time_unit: str = "D", source: str = "patterns"
@@ -196,6 +214,15 @@ class CLVModel(CLVPredictions):
         (0.243, 2357, True)
         """
         self._check_settings()
+        if self.covariates is not None:
+            raise CXDataError(
+                f"{source}: a model with covariates is fitted on one row per customer "
+                "(fit(features)), not on patterns"
+            )
+        return self._fit_patterns(patterns, spend, time_unit, source)
+
+    def _fit_patterns(self, patterns, spend, time_unit, source="features") -> CLVModel:
+        self.coefficients_ = {}
         self.covariance_ = {}
         unit = "P" if self.model == "bgbb" else check_time_unit(time_unit)
         px, pr, pT, w = transaction_patterns(patterns, source, periods=unit == "P")
@@ -302,6 +329,8 @@ class CLVModel(CLVPredictions):
             "n_customers": self.n_customers_,
             "n_repeat_customers": self.n_repeat_customers_,
             "covariance": getattr(self, "covariance_", {}),
+            "covariates": None if self.covariates is None else self.covariates.to_dict(),
+            "coefficients": getattr(self, "coefficients_", {}),
             "settings": {
                 "penalizer": self.penalizer,
                 "spend_penalizer": self.spend_penalizer,
@@ -317,7 +346,7 @@ class CLVModel(CLVPredictions):
         """Rebuild a fitted model from :meth:`to_dict` output."""
         try:
             settings = data.get("settings", {})
-            model = cls(model=data["model"], **settings)
+            model = cls(model=data["model"], covariates=data.get("covariates"), **settings)
             names = family(data["model"]).params
             model.params_ = {k: float(data["params"][k]) for k in names}
             spend = data["spend_params"]
@@ -329,6 +358,10 @@ class CLVModel(CLVPredictions):
             model.n_customers_ = int(data["n_customers"])
             model.n_repeat_customers_ = int(data.get("n_repeat_customers", 0))
             model.covariance_ = dict(data.get("covariance") or {})
+            model.coefficients_ = {
+                block: {c: float(v) for c, v in slopes.items()}
+                for block, slopes in (data.get("coefficients") or {}).items()
+            }
             unit = data["time_unit"]
             model.time_unit_ = "P" if data["model"] == "bgbb" else check_time_unit(unit)
         except (KeyError, TypeError, ValueError) as exc:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, gammaln
 
+from cx_models.models._maths import as_params
 from cx_models.models._maths import log_rising as _log_rising
 from cx_models.models._maths import rising_digamma as _rising_digamma
 
@@ -45,11 +46,11 @@ __all__ = [
 PARAMS = ("r", "alpha", "s", "beta")
 
 def _params(params):
-    r, alpha, s, beta = (float(v) for v in params)
+    r, alpha, s, beta = as_params(params)
     return r, alpha, s, beta
 
 
-def _power_integral(e_a, e_b, alpha: float, beta: float, lo, hi, *, grad: bool = False):
+def _power_integral(e_a, e_b, alpha, beta, lo, hi, *, grad: bool = False):
     """``log ∫_lo^hi (α+τ)^-e_a (β+τ)^-e_b dτ`` per row, and the means for its gradient.
 
     The rule of the module docstring, compiled
@@ -59,12 +60,11 @@ def _power_integral(e_a, e_b, alpha: float, beta: float, lo, hi, *, grad: bool =
     """
     from cx_models.models import _pnbd_kernels as kernels
 
-    n = np.size(lo)
-    as_rows = [np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=float), (n,)))
-               for v in (e_a, e_b, lo, hi)]
+    n = np.broadcast(e_a, e_b, alpha, beta, lo, hi).size
+    rows = [np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=float), (n,)))
+            for v in (e_a, e_b, alpha, beta, lo, hi)]
     return kernels.power_integral(
-        as_rows[0], as_rows[1], float(alpha), float(beta), as_rows[2], as_rows[3], bool(grad),
-        kernels.BREAKS, kernels.GL_NODES, kernels.GL_WEIGHTS,
+        *rows, bool(grad), kernels.BREAKS, kernels.GL_NODES, kernels.GL_WEIGHTS,
     )
 
 
