@@ -25,7 +25,9 @@ from cx_models.models.clv import CLVModel
 from cx_models.settings import FeatureSpec
 from cx_models.timeutil import parse_as_of
 
-__all__ = ["CANDIDATES", "MIN_HOLDOUT_DAYS", "TIE", "choose_clv_model", "pick_model"]
+__all__ = [
+    "CANDIDATES", "MIN_HOLDOUT_DAYS", "TIE", "choose_clv_model", "fit_transactions", "pick_model",
+]
 
 #: The models ``auto`` chooses from (BG/BB needs discrete periods: not a candidate here).
 CANDIDATES = ("bgnbd", "mbgnbd", "pnbd")
@@ -150,3 +152,30 @@ def choose_clv_model(
         f"after {start}"
     )
     return out
+
+
+def fit_transactions(model: CLVModel, transactions, *, as_of, fmt=None, spec=None) -> CLVModel:
+    """Fit ``model`` on raw transactions as of ``as_of``, choosing first when it is ``"auto"``.
+
+    The implementation of :meth:`CLVModel.fit_transactions
+    <cx_models.models.clv.CLVModel.fit_transactions>`.
+
+    Examples
+    --------
+    >>> from cx_models.datasets import load_cdnow
+    >>> m = CLVModel(model="auto").fit_transactions(load_cdnow("sample"), as_of="1998-06-30")
+    >>> m.model, m.choice_["calibration_end"], m.n_customers_
+    ('mbgnbd', '1997-12-31', 2357)
+    """
+    from cx_models.schemas import validate_transactions
+
+    spec = spec or FeatureSpec()
+    as_of = parse_as_of(as_of)
+    validated = validate_transactions(transactions, as_of=as_of, fmt=fmt).data
+    if model.model == "auto":
+        model.choice_ = choose_clv_model(
+            validated, as_of=as_of, spec=spec, penalizer=model.penalizer
+        )
+        model.model = model.choice_["chosen"]
+    table, _ = features_from_validated(validated, None, as_of=as_of, spec=spec)
+    return model.fit(to_pandas_features(table, as_of=as_of, spec=spec))

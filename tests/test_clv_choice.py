@@ -57,3 +57,17 @@ def test_auto_in_training_refits_the_chosen_model_everywhere(synthetic):
     )
     with pytest.raises(Exception, match="model must be one of"):
         TrainingConfig(as_of="2025-12-31", clv_model="pareto")
+
+
+def test_clvmodel_auto_chooses_on_transactions_and_matches_the_chosen_fit():
+    from cx_models.errors import CXDataError
+    from cx_models.models.clv import CLVModel
+
+    raw = load_cdnow("sample")
+    auto = CLVModel(model="auto").fit_transactions(raw, as_of="1998-06-30")
+    tx = validate_transactions(raw, as_of="1998-06-30").data
+    assert auto.choice_ == choose_clv_model(tx, as_of="1998-06-30")
+    direct = CLVModel(model=auto.model).fit_transactions(raw, as_of="1998-06-30")
+    assert auto.model == auto.choice_["chosen"] and auto.params_ == direct.params_
+    with pytest.raises(CXDataError, match="fit_transactions"):
+        CLVModel(model="auto").fit(load_cdnow("sample").head(0))

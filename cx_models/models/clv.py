@@ -23,14 +23,11 @@ assumption, not evidence of loyalty — churn risk must not be read as
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
-from cx_models._version import __version__
 from cx_models.errors import CXDataError
 from cx_models.models import gamma_gamma
+from cx_models.models._clv_persistence import CLVPersistence
 from cx_models.models._clv_predict import CLVPredictions
 from cx_models.models._covariate_fit import fit_covariates
 from cx_models.models._families import family
@@ -52,7 +49,7 @@ from cx_models.timeutil import check_time_unit
 __all__ = ["CLVModel", "DAYS_PER_MONTH", "RFM_COLUMNS"]
 
 
-class CLVModel(CLVPredictions):
+class CLVModel(CLVPredictions, CLVPersistence):
     """BG/NBD, MBG/NBD or Pareto/NBD transactions with Gamma-Gamma spend, scikit-learn style.
 
     Parameters
@@ -112,7 +109,8 @@ class CLVModel(CLVPredictions):
 
     # ------------------------------------------------------------------ fitting
     def _check_settings(self) -> None:
-        family(self.model)  # names the valid models
+        if self.model != "auto":
+            family(self.model)  # names the valid models
         if self.engine not in ("fast", "lifetimes"):
             raise CXDataError(f"engine must be 'fast' or 'lifetimes', got {self.engine!r}")
         for name in ("penalizer", "spend_penalizer", "tol"):
@@ -150,6 +148,11 @@ class CLVModel(CLVPredictions):
             ``n_repeat_customers_`` and ``time_unit_``.
         """
         self._check_settings()
+        if self.model == "auto":
+            raise CXDataError(
+                "model='auto' chooses on a holdout inside the purchase history, which a feature "
+                "table does not have: fit_transactions(transactions, as_of=...) does it"
+            )
         unit = "P" if self.model == "bgbb" else table_unit(features)
         features, weights, has_spend = fit_table(features, allow_no_spend=self.model == "bgbb")
         Z = None if self.covariates is None else covariate_matrix(features, self.covariates)
@@ -169,6 +172,20 @@ class CLVModel(CLVPredictions):
         if Z is not None:  # from the fit without covariates
             fit_covariates(self, x, rfm["recency"], rfm["T"], weights, Z, self.n_customers_)
         return self
+
+    def fit_transactions(self, transactions, *, as_of, fmt=None, spec=None) -> CLVModel:
+        """Validate transactions, build their table at ``as_of`` and fit; ``"auto"`` chooses first.
+
+        ``model="auto"`` fits BG/NBD, MBG/NBD and Pareto/NBD on a calibration
+        period and keeps the best on the holdout
+        (:func:`cx_models.clv_choice.choose_clv_model`, recorded in ``choice_``);
+        ``model`` is then the chosen one. ``fmt``: the columns and time format
+        (:class:`~cx_models.settings.EventFormat`); ``spec``: the feature table's
+        definition (its time unit is the fit's).
+        """
+        from cx_models.clv_choice import fit_transactions
+
+        return fit_transactions(self, transactions, as_of=as_of, fmt=fmt, spec=spec)
 
     def fit_patterns(
         self, patterns, spend, *, time_unit: str = "D", source: str = "patterns"
@@ -313,76 +330,3 @@ class CLVModel(CLVPredictions):
         return _lifetimes_engine.fit_spend(
             (x, m, w), penalizer=self.spend_penalizer, tol=self.tol
         )
-
-    # -------------------------------------------------------------- predictions
-    def to_dict(self) -> dict:
-        """Return the fitted model as JSON-serialisable data (no pickle)."""
-        self._require_fitted()
-        return {
-            "model": self.model,
-            "time_unit": self.time_unit_,
-            "params": dict(self.params_),
-            "spend_params": dict(self.spend_params_),
-            "standard_errors": dict(self.standard_errors_),
-            "log_likelihood": self.log_likelihood_,
-            "spend_log_likelihood": self.spend_log_likelihood_,
-            "n_customers": self.n_customers_,
-            "n_repeat_customers": self.n_repeat_customers_,
-            "covariance": getattr(self, "covariance_", {}),
-            "covariates": None if self.covariates is None else self.covariates.to_dict(),
-            "coefficients": getattr(self, "coefficients_", {}),
-            "settings": {
-                "penalizer": self.penalizer,
-                "spend_penalizer": self.spend_penalizer,
-                "tol": self.tol,
-                "engine": self.engine,
-                "period_days": self.period_days,
-            },
-            "cx_models_version": __version__,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> CLVModel:
-        """Rebuild a fitted model from :meth:`to_dict` output."""
-        try:
-            settings = data.get("settings", {})
-            model = cls(model=data["model"], covariates=data.get("covariates"), **settings)
-            names = family(data["model"]).params
-            model.params_ = {k: float(data["params"][k]) for k in names}
-            spend = data["spend_params"]
-            model.spend_params_ = {k: float(spend[k]) for k in SPEND_PARAMS} if spend else {}
-            model.standard_errors_ = {k: float(v) for k, v in data["standard_errors"].items()}
-            model.log_likelihood_ = float(data["log_likelihood"])
-            spend_ll = data["spend_log_likelihood"]
-            model.spend_log_likelihood_ = None if spend_ll is None else float(spend_ll)
-            model.n_customers_ = int(data["n_customers"])
-            model.n_repeat_customers_ = int(data.get("n_repeat_customers", 0))
-            model.covariance_ = dict(data.get("covariance") or {})
-            model.coefficients_ = {
-                block: {c: float(v) for c, v in slopes.items()}
-                for block, slopes in (data.get("coefficients") or {}).items()
-            }
-            unit = data["time_unit"]
-            model.time_unit_ = "P" if data["model"] == "bgbb" else check_time_unit(unit)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CXDataError(f"not a CLV model description: {exc}") from None
-        model._check_settings()
-        return model
-
-    def save(self, path) -> Path:
-        """Write :meth:`to_dict` as JSON."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, path) -> CLVModel:
-        """Read a model written by :meth:`save` (or ``cx-models clv fit``)."""
-        path = Path(path)
-        if not path.exists():
-            raise CXDataError(f"{path}: CLV model file not found")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CXDataError(f"{path}: not JSON ({exc})") from None
-        return cls.from_dict(data)
