@@ -62,3 +62,38 @@ def test_interval_level_is_checked(holdout):
     model, features, _ = holdout
     with pytest.raises(CXDataError, match="central level between 0 and 1"):
         model.predict(features.head(5), horizon_days=30, intervals=1.5)
+
+
+def _holdout_total(tx, features, cut, days):
+    day = pl.col("timestamp").dt.date()
+    ids = pl.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+    window = (day > cut) & (day <= cut + dt.timedelta(days=days))
+    return (tx.filter(window).select("customer_id", day.alias("d")).unique()
+            .join(ids, on="customer_id").height)
+
+
+def test_total_interval_is_ordered_and_checked(holdout):
+    model, features, actual = holdout
+    total = model.total_purchases(features, horizon_days=180, level=0.95)
+    narrow = model.total_purchases(features, horizon_days=180, level=0.5)
+    assert total["lower"] < narrow["lower"] < total["expected"] < narrow["upper"] < total["upper"]
+    assert total["expected"] == pytest.approx(
+        model.predict(features, horizon_days=180)["expected_purchases"].sum())
+    with pytest.raises(CXDataError, match="central level"):
+        model.total_purchases(features.head(5), horizon_days=30, level=0)
+
+
+@pytest.mark.slow
+def test_total_interval_covers_the_truth_in_34_of_40_replications():
+    hits, misses = 0, []
+    for seed in range(40):
+        tx = generate_customer_base(5_000, seed=1000 + seed).transactions
+        cut = tx["timestamp"].max().date() - dt.timedelta(days=210)
+        features = build_customer_features(tx, as_of=cut.isoformat())
+        total = CLVModel().fit(features).total_purchases(features, horizon_days=180)
+        truth = _holdout_total(tx, features, cut, 180)
+        inside = total["lower"] <= truth <= total["upper"]
+        hits += inside
+        if not inside:
+            misses.append((seed, truth, total))
+    assert hits >= 34, misses

@@ -167,6 +167,27 @@ class CLVPredictions:
         out["clv"] = discounted_clv(if_alive[:, 1:], pair_of, alive, eov, discount_rate)
         return out
 
+    def total_purchases(self, features, *, horizon_days: float, level: float = 0.95) -> dict:
+        """Total purchase occasions of the customers in the horizon, with a predictive interval.
+
+        ``expected``, ``lower`` and ``upper`` (the central ``level`` interval, from
+        the customers' count distributions and the parameters' uncertainty; see
+        :func:`cx_models.models._intervals.total_interval`).
+
+        Examples
+        --------
+        >>> from cx_models.datasets import load_cdnow_summary
+        >>> from cx_models.models.clv import CLVModel
+        >>> table = load_cdnow_summary()  # weeks, calibration to 1997-09-30
+        >>> total = CLVModel().fit(table).total_purchases(table, horizon_days=39 * 7)
+        >>> {k: round(v) for k, v in total.items()}
+        {'expected': 1653, 'lower': 1471, 'upper': 1861}
+        """
+        from cx_models.models._intervals import total_interval
+
+        self._require_fitted()
+        return total_interval(self, features, horizon_days=horizon_days, level=level)
+
     def p_alive_at(self, features, *, days: float) -> np.ndarray:
         """Probability that each customer is alive ``days`` after the table's as-of day.
 

@@ -33,7 +33,7 @@ from cx_models.models import covariates
 from cx_models.models._families import family
 from cx_models.models._patterns import SPEND_PARAMS
 
-__all__ = ["DRAWS", "prediction_intervals"]
+__all__ = ["DRAWS", "prediction_intervals", "total_interval"]
 
 #: Parameter draws per interval computation.
 DRAWS = 20
@@ -76,6 +76,57 @@ def _draws(model, n: int, seed: int):
         yield drawn
 
 
+def _blocks(drawn, features, horizon_days: float, mean: np.ndarray):
+    """Yield ``(rows, [count distribution of those rows under each draw])``.
+
+    Customers go in blocks of similar expected purchases: each block's counts go
+    only as far as its upper tail needs (most customers expect under one purchase).
+    """
+    order = np.argsort(mean, kind="stable")
+    for start in range(0, mean.size, _BLOCK):
+        rows = order[start:start + _BLOCK]
+        top = float(mean[rows].max(initial=0.0))
+        n_max = int(np.ceil(top * 3.0 + 12.0 * np.sqrt(top + 1.0) + 10.0))
+        block = features.iloc[rows] if hasattr(features, "iloc") else features[rows]
+        yield rows, [d.purchase_distribution(block, horizon_days=horizon_days, n_max=n_max)
+                     for d in drawn]
+
+
+def total_interval(model, features, *, horizon_days: float, level: float = 0.95,
+                   draws: int = 2 * DRAWS, seed: int = 0) -> dict[str, float]:
+    """Return a predictive interval of the customers' total purchase occasions in the horizon.
+
+    Given the parameters the customers are independent, so their total is close
+    to normal with the sum of their means and variances (from each customer's
+    count distribution); over ``draws`` parameter draws it is a mixture of
+    those normals, whose ``(1−c)/2`` and ``(1+c)/2`` quantiles are the bounds.
+    Returns ``expected`` (the point prediction's sum), ``lower`` and ``upper``.
+    """
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    if not (np.isfinite(level) and 0.0 < level < 1.0):
+        raise CXDataError(f"level must be a central level between 0 and 1, got {level!r}")
+    mean = model.predict_arrays(features, horizon_days=horizon_days,
+                                clv_months=0)["expected_purchases"]
+    drawn = list(_draws(model, draws, seed))
+    means, variances = np.zeros(draws), np.zeros(draws)
+    for _, pmfs in _blocks(drawn, features, horizon_days, mean):
+        n = np.arange(pmfs[0].shape[1], dtype=float)
+        for i, pmf in enumerate(pmfs):
+            m = pmf @ n
+            means[i] += m.sum()
+            variances[i] += (pmf @ n**2 - m**2).sum()
+    sd = np.sqrt(np.maximum(variances, 1e-12))
+
+    def quantile(q):
+        lo, hi = (means - 10 * sd).min(), (means + 10 * sd).max()
+        return brentq(lambda t: norm.cdf((t - means) / sd).mean() - q, lo, hi, xtol=1e-6)
+
+    return {"expected": float(mean.sum()), "lower": quantile((1 - level) / 2),
+            "upper": quantile((1 + level) / 2)}
+
+
 def prediction_intervals(model, features, *, horizon_days: float, clv_months: int,
                          discount_rate: float, level: float, draws: int = DRAWS,
                          seed: int = 0) -> dict[str, np.ndarray]:
@@ -94,18 +145,9 @@ def prediction_intervals(model, features, *, horizon_days: float, clv_months: in
     upper = np.zeros(n, dtype=np.int64)
     mass = np.zeros(n)
     low_q, high_q = (1.0 - level) / 2.0, (1.0 + level) / 2.0
-    # customers in blocks of similar expected purchases: each block's counts go only as
-    # far as its upper tail needs (most customers expect under one purchase)
-    order = np.argsort(mean, kind="stable")
-    for start in range(0, n, _BLOCK):
-        rows = order[start:start + _BLOCK]
-        top = float(mean[rows].max(initial=0.0))
-        n_max = int(np.ceil(top * 3.0 + 12.0 * np.sqrt(top + 1.0) + 10.0))
-        block = features.iloc[rows] if hasattr(features, "iloc") else features[rows]
-        mixture = sum(
-            d.purchase_distribution(block, horizon_days=horizon_days, n_max=n_max) for d in drawn
-        ) / draws
-        cdf = np.cumsum(mixture, axis=1)
+    for rows, pmfs in _blocks(drawn, features, horizon_days, mean):
+        n_max = pmfs[0].shape[1] - 1
+        cdf = np.cumsum(sum(pmfs) / draws, axis=1)
         lo = (cdf < low_q - 1e-12).sum(axis=1)
         hi = np.minimum((cdf < high_q - 1e-12).sum(axis=1), n_max)
         idx = np.arange(rows.size)
