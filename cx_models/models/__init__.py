@@ -2,7 +2,7 @@
 
 * :mod:`cx_models.models.bgnbd` — BG/NBD and MBG/NBD (purchases and dropout);
 * :mod:`cx_models.models.pareto_nbd` — Pareto/NBD (its quadrature compiled in
-  ``_pnbd_kernels``, the only numba import);
+  ``_kernels``, the only numba import);
 * :mod:`cx_models.models.bgbb` — BG/BB (discrete opportunities);
 * :mod:`cx_models.models.gamma_gamma` — Gamma-Gamma (spend per purchase);
 * :mod:`cx_models.models.clv` — :class:`CLVModel`, the facade that fits a

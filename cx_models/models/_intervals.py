@@ -31,14 +31,16 @@ import numpy as np
 from cx_models.errors import CXDataError
 from cx_models.models import covariates
 from cx_models.models._families import family
-from cx_models.models._patterns import SPEND_PARAMS
+from cx_models.models._patterns import SPEND_PARAMS, discounted_clv, distinct_pairs
 
 __all__ = ["DRAWS", "prediction_intervals", "total_interval"]
 
 #: Parameter draws per interval computation.
 DRAWS = 20
-#: Customers per block of the count distributions.
+#: Customers per block of the count distributions (BG/BB, the total).
 _BLOCK = 5_000
+#: Customers per block of the interval computation (each block holds draws x rows arrays).
+_ROWS = 50_000
 
 
 def _draws(model, n: int, seed: int):
@@ -132,35 +134,115 @@ def prediction_intervals(model, features, *, horizon_days: float, clv_months: in
                          seed: int = 0) -> dict[str, np.ndarray]:
     """Return ``purchases_lower/upper``, ``purchases_interval_mass``, ``clv_lower/upper``.
 
-    See the module docstring for what each covers.
+    See the module docstring for what each covers. Customers go in blocks of
+    :data:`_ROWS`; BG/NBD, MBG/NBD and Pareto/NBD find their count bounds in a
+    compiled kernel that stops at each customer's upper bound
+    (:mod:`cx_models.models._kernels`), BG/BB from its count distributions.
     """
     if not (np.isfinite(level) and 0.0 < level < 1.0):
         raise CXDataError(f"intervals must be a central level between 0 and 1, got {level!r}")
-    point = model.predict_arrays(features, horizon_days=horizon_days, clv_months=clv_months,
-                                 discount_rate=discount_rate)
-    mean = point["expected_purchases"]
+    mean = model.predict_arrays(features, horizon_days=horizon_days,
+                                clv_months=0)["expected_purchases"]
     drawn = list(_draws(model, draws, seed))
-    n = len(mean)
-    lower = np.zeros(n, dtype=np.int64)
-    upper = np.zeros(n, dtype=np.int64)
-    mass = np.zeros(n)
-    low_q, high_q = (1.0 - level) / 2.0, (1.0 + level) / 2.0
-    for rows, pmfs in _blocks(drawn, features, horizon_days, mean):
+    rfm = model._in_model_units(features)
+    n = mean.size
+    out = {"purchases_lower": np.zeros(n, dtype=np.int64),
+           "purchases_upper": np.zeros(n, dtype=np.int64), "purchases_interval_mass": np.zeros(n)}
+    if model.spend_params_:
+        out["clv_lower"], out["clv_upper"] = np.zeros(n), np.zeros(n)
+    quantiles = ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
+    fam = family(model.model)
+    x, t_x, T = (rfm[k] for k in ("frequency", "recency", "T"))
+    alive = np.vstack([fam.p_alive(d._params(features), x, t_x, T) for d in drawn])
+    clvs = _clv_draws(model, drawn, features, rfm, alive, clv_months, discount_rate)
+    horizon = horizon_days / model._unit_days()
+    for start in range(0, n, _ROWS):
+        rows = slice(start, min(start + _ROWS, n))
+        block = features.iloc[rows] if hasattr(features, "iloc") else features[rows]
+        params = [d._params(block) for d in drawn]
+        cap = np.ceil(mean[rows] * 3.0 + 12.0 * np.sqrt(mean[rows] + 1.0) + 10.0)
+        bounds = _count_bounds(model.model, params, x[rows], T[rows], horizon,
+                               np.ascontiguousarray(alive[:, rows]), quantiles,
+                               cap.astype(np.int64))
+        if bounds is None:  # BG/BB: from the count distributions
+            bounds = _bounds_from_pmfs(drawn, block, horizon_days, mean[rows], quantiles)
+        for key, values in zip(("purchases_lower", "purchases_upper",
+                                "purchases_interval_mass"), bounds, strict=True):
+            out[key][rows] = values
+        if clvs is not None:
+            out["clv_lower"][rows], out["clv_upper"][rows] = np.quantile(
+                clvs[:, rows], quantiles, axis=0
+            )
+    return out
+
+
+def _stack(params, k: int, n: int) -> np.ndarray:
+    """Parameter ``k`` of every draw, one row per draw, one column per customer."""
+    return np.vstack([np.broadcast_to(np.asarray(p[k], dtype=float), (n,)) for p in params])
+
+
+def _count_bounds(name, params, x, T, horizon, alive, quantiles, cap):
+    from cx_models.models import _kernels as kernels
+    from cx_models.models._purchase_counts import GL_NODES, GL_WEIGHTS
+
+    n = x.size
+    if name in ("bgnbd", "mbgnbd"):
+        r, alpha, a, b = (_stack(params, k, n) for k in range(4))
+        aT = alpha + T
+        b_post = b + x + (1.0 if name == "mbgnbd" else 0.0)
+        return kernels.bgnbd_count_bounds(r + x, np.log(aT) - np.log(aT + horizon), a, b_post,
+                                          alive, *quantiles, cap)
+    if name == "pnbd":
+        r, alpha, s, beta = (_stack(params, k, n) for k in range(4))
+        return kernels.pnbd_count_bounds(r + x, alpha + T, beta + T, s, alive, float(horizon),
+                                         GL_NODES, GL_WEIGHTS, *quantiles, cap)
+    return None
+
+
+def _bounds_from_pmfs(drawn, block, horizon_days, mean, quantiles):
+    low_q, high_q = quantiles
+    lower = np.zeros(mean.size, dtype=np.int64)
+    upper = np.zeros(mean.size, dtype=np.int64)
+    mass = np.zeros(mean.size)
+    for rows, pmfs in _blocks(drawn, block, horizon_days, mean):
         n_max = pmfs[0].shape[1] - 1
-        cdf = np.cumsum(sum(pmfs) / draws, axis=1)
+        cdf = np.cumsum(sum(pmfs) / len(drawn), axis=1)
         lo = (cdf < low_q - 1e-12).sum(axis=1)
         hi = np.minimum((cdf < high_q - 1e-12).sum(axis=1), n_max)
         idx = np.arange(rows.size)
         below = np.where(lo > 0, cdf[idx, np.maximum(lo - 1, 0)], 0.0)
         lower[rows], upper[rows], mass[rows] = lo, hi, cdf[idx, hi] - below
-    out = {"purchases_lower": lower, "purchases_upper": upper, "purchases_interval_mass": mass}
-    clvs = [
-        d.predict_arrays(features, horizon_days=horizon_days, clv_months=clv_months,
-                         discount_rate=discount_rate)["clv"]
-        for d in drawn
-    ] if model.spend_params_ else []
-    if clvs:
-        stacked = np.vstack(clvs)
-        out["clv_lower"] = np.quantile(stacked, low_q, axis=0)
-        out["clv_upper"] = np.quantile(stacked, high_q, axis=0)
+    return lower, upper, mass
+
+
+def _clv_draws(model, drawn, features, rfm, alive, clv_months: int, discount_rate: float):
+    """Every draw's discounted CLV of every customer, (draws, customers); None without spend.
+
+    ``alive``: each draw's P(alive) of every customer.
+
+    Expected purchases if alive depend on (frequency, T) only: they are taken once
+    per distinct pair of the whole table and draw (per customer with covariates).
+    """
+    from cx_models.models import gamma_gamma
+
+    if not model.spend_params_:
+        return None
+    x, T, m = (rfm[k] for k in ("frequency", "T", "monetary_value"))
+    if int(clv_months) < 1:
+        return np.zeros((len(drawn), x.size))
+    months = model._month_ends(clv_months)
+    fam = family(model.model)
+    pairs = None if getattr(model, "covariates", None) is not None else distinct_pairs(x, T)
+    out = np.empty((len(drawn), x.size))
+    for i, d in enumerate(drawn):
+        params = d._params(features)
+        if pairs is None:
+            if_alive, pair_of = d._if_alive_by_pair(x, T, months, params)
+        else:
+            pair_x, pair_T, pair_of = pairs
+            if_alive = fam.purchases_if_alive(params, months[None, :], pair_x[:, None],
+                                              pair_T[:, None])
+        spend = tuple(d.spend_params_[k] for k in SPEND_PARAMS)
+        eov = gamma_gamma.gg_expected_spend(spend, np.where(x > 0, x, 0), m)
+        out[i] = discounted_clv(if_alive, pair_of, alive[i], eov, discount_rate)
     return out

@@ -27,9 +27,10 @@ from scipy.special import betaln, gammaln
 
 from cx_models.models._maths import as_params
 
-__all__ = ["bgbb_pmf", "bgnbd_pmf", "pnbd_pmf"]
+__all__ = ["GL_NODES", "GL_WEIGHTS", "bgbb_pmf", "bgnbd_pmf", "pnbd_pmf"]
 
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(64)
+#: The Gauss-Legendre rule of the Pareto/NBD integral over the dropout time.
+GL_NODES, GL_WEIGHTS = np.polynomial.legendre.leggauss(64)
 
 
 def _nb_log(n, shape, q):
@@ -81,8 +82,8 @@ def pnbd_pmf(params, t, x, t_x, T, n_max: int, *, alive) -> np.ndarray:
         return np.exp(_nb_log(n, rx, (alpha + T) / (alpha + T + tau)))
 
     survive = np.exp(-s * np.log1p(t / (beta + T)))[..., 0]
-    tau = (0.5 * t * (1.0 + _GL_NODES))[None, None, :]
-    weight = (0.5 * t * _GL_WEIGHTS)[None, None, :]
+    tau = (0.5 * t * (1.0 + GL_NODES))[None, None, :]
+    weight = (0.5 * t * GL_WEIGHTS)[None, None, :]
     death = s / (beta + T) * np.exp(-(s + 1.0) * np.log1p(tau / (beta + T)))
     if_alive = survive * nb(t)[..., 0] + (weight * death * nb(tau)).sum(axis=2)
     return _mix(if_alive, alive)

@@ -54,11 +54,11 @@ def _power_integral(e_a, e_b, alpha, beta, lo, hi, *, grad: bool = False):
     """``log ∫_lo^hi (α+τ)^-e_a (β+τ)^-e_b dτ`` per row, and the means for its gradient.
 
     The rule of the module docstring, compiled
-    (:func:`cx_models.models._pnbd_kernels.power_integral`). With ``grad`` the
+    (:func:`cx_models.models._kernels.power_integral`). With ``grad`` the
     second result holds, per row, the means under the integrand of ``ln(α+τ)``,
     ``1/(α+τ)``, ``ln(β+τ)`` and ``1/(β+τ)``.
     """
-    from cx_models.models import _pnbd_kernels as kernels
+    from cx_models.models import _kernels as kernels
 
     n = np.broadcast(e_a, e_b, alpha, beta, lo, hi).size
     rows = [np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=float), (n,)))

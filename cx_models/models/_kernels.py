@@ -1,0 +1,270 @@
+"""Compiled kernels (the one module that imports numba).
+
+**Pareto/NBD integrals.** ``power_integral`` evaluates, per row,
+``I = ∫_lo^hi (α+τ)^-e_a (β+τ)^-e_b dτ`` (every argument but the rule's
+constants is one value per row)
+by the rule described in :mod:`cx_models.models.pareto_nbd`: in ``y = ln(m + τ)``
+(``m = min(α, β)``) the integrand is log-concave, with its mode where its slope
+``σ(y) = 1 − e_m − e_M e^y / (e^y + D)`` vanishes and its sharpest bend at
+``y = ln D`` (``D = |α − β|``); split at those points it is monotone on each
+piece, and each piece gets Gauss-Legendre panels growing away from its higher
+end, sized by the local scale there (``1/|σ|`` or ``1/sqrt|σ'|``). With the
+gradient it also returns, per row, the means under the integrand of
+``ln(α+τ)``, ``1/(α+τ)``, ``ln(β+τ)`` and ``1/(β+τ)`` (the derivatives under the
+integral sign). One pass per row, in parallel over rows, no temporaries.
+
+**Count intervals.** ``bgnbd_count_bounds`` finds, per customer, the central
+interval of the BG/NBD (MBG/NBD) count distribution mixed over parameter draws
+(:mod:`cx_models.models._intervals`), walking ``n = 0, 1, …`` with the
+recurrences of its terms and stopping at the upper bound: no distribution is
+materialised. ``pnbd_count_bounds`` does the same for Pareto/NBD with its
+Gauss-Legendre integral over the dropout time.
+
+Compiled on first use and cached beside the module (``NUMBA_CACHE_DIR`` moves
+the cache); ``NUMBA_NUM_THREADS`` caps the threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "BREAKS", "GL_NODES", "GL_WEIGHTS", "bgnbd_count_bounds", "pnbd_count_bounds",
+    "power_integral",
+]
+
+#: Panel edges from an anchor, in local scales: 0.5 wide, growing by half (85 scales).
+BREAKS = np.concatenate([[0.0], np.cumsum(0.5 * 1.5 ** np.arange(11))])
+GL_NODES, GL_WEIGHTS = np.polynomial.legendre.leggauss(6)
+
+
+@njit(cache=True, fastmath=False)
+def _log_f(y, e_a, e_b, alpha, beta, m):
+    grow = math.exp(y)
+    return y - e_a * math.log(grow + (alpha - m)) - e_b * math.log(grow + (beta - m))
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def power_integral(e_a, e_b, alphas, betas, lo, hi, grad, breaks, nodes, weights):
+    """Return ``log I`` (n,) and, with ``grad``, the four means (n, 4); see the module."""
+    n = lo.size
+    log_I = np.empty(n)
+    means = np.zeros((n, 4)) if grad else np.zeros((0, 4))
+    for i in prange(n):
+        alpha, beta = alphas[i], betas[i]
+        m = min(alpha, beta)
+        D = max(alpha, beta) - m
+        a_small = alpha <= beta
+        log_D = math.log(D) if D > 0 else -math.inf
+        ea, eb = e_a[i], e_b[i]
+        em, eM = (ea, eb) if a_small else (eb, ea)
+        q = ea + eb - 1.0
+        y0 = math.log(m + lo[i])
+        y1 = math.log(m + hi[i])
+        if not y1 > y0:
+            log_I[i] = -math.inf
+            continue
+        mode = -math.inf
+        if D > 0 and em < 1.0:
+            mode = log_D + math.log(1.0 - em) - math.log(q)
+        mode = min(max(mode, y0), y1)
+        knee = min(max(log_D, y0), y1)
+        c0, c1 = min(mode, knee), max(mode, knee)
+        top = _log_f(mode, ea, eb, alpha, beta, m)
+        total = 0.0
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for piece in range(3):
+            p_lo = y0 if piece == 0 else (c0 if piece == 1 else c1)
+            p_hi = c0 if piece == 0 else (c1 if piece == 1 else y1)
+            if not p_hi > p_lo:
+                continue
+            rising = p_hi <= mode
+            anchor = p_hi if rising else p_lo
+            direction = -1.0 if rising else 1.0
+            grow = math.exp(anchor)
+            share = grow / (grow + D)
+            slope = abs(1.0 - em - eM * share)
+            bend = math.sqrt(eM * share * (1.0 - share))
+            scale = 1.0 / max(1.0, slope, bend)
+            for k in range(breaks.size - 1):
+                u = anchor + direction * scale * breaks[k]
+                v = anchor + direction * scale * breaks[k + 1]
+                a = min(max(min(u, v), p_lo), p_hi)
+                b = min(max(max(u, v), p_lo), p_hi)
+                if not b > a:
+                    break  # the panels have left the piece
+                half = 0.5 * (b - a)
+                mid = 0.5 * (b + a)
+                for j in range(nodes.size):
+                    y = mid + half * nodes[j]
+                    m_tau = math.exp(y)
+                    a_tau = m_tau + (alpha - m)
+                    b_tau = m_tau + (beta - m)
+                    log_a = y if a_small else math.log(a_tau)
+                    log_b = math.log(b_tau) if a_small else y
+                    kern = half * weights[j] * math.exp(y - ea * log_a - eb * log_b - top)
+                    total += kern
+                    if grad:
+                        s0 += kern * log_a
+                        s1 += kern / a_tau
+                        s2 += kern * log_b
+                        s3 += kern / b_tau
+        log_I[i] = top + math.log(total) if total > 0 else -math.inf
+        if grad and total > 0:
+            means[i, 0] = s0 / total
+            means[i, 1] = s1 / total
+            means[i, 2] = s2 / total
+            means[i, 3] = s3 / total
+    return log_I, means
+
+
+@njit(cache=True)
+def _bounds(pmf, low_q, high_q):
+    """Central interval of a count distribution given as its first terms (lower, upper, mass)."""
+    cdf = 0.0
+    for k in range(pmf.size):
+        before = cdf
+        cdf += pmf[k]
+        if cdf >= low_q - 1e-12:
+            lower, below = k, before
+            break
+    else:
+        return pmf.size - 1, pmf.size - 1, pmf[-1]
+    for k in range(lower, pmf.size):
+        if k > lower:
+            cdf += pmf[k]
+        if cdf >= high_q - 1e-12:
+            return lower, k, cdf - below
+    return lower, pmf.size - 1, cdf - below
+
+
+@njit(cache=True)
+def _bgnbd_step(state, k):
+    sh, lq, a, b, alive, log_nb, cum, drop, stay, nbv, p1 = state
+    total = 0.0
+    for d in range(sh.size):
+        if k == 0:
+            log_nb[d] = sh[d] * lq[d]
+            nbv[d] = math.exp(log_nb[d])  # 0 when it underflows (a heavy buyer): logs then
+            p1[d] = -math.expm1(lq[d])
+            cum[d] = nbv[d]
+            stay[d] = 1.0
+            drop[d] = a[d] / (a[d] + b[d])
+            total += alive[d] * nbv[d] + 1.0 - alive[d]
+        else:
+            ratio = (sh[d] + k - 1.0) / k * p1[d]
+            if log_nb[d] > -700.0:
+                nbv[d] *= ratio
+            else:
+                log_nb[d] += math.log(ratio)
+                if log_nb[d] > -700.0:
+                    nbv[d] = math.exp(log_nb[d])
+            nb = nbv[d]
+            stay[d] *= (b[d] + k - 1.0) / (a[d] + b[d] + k - 1.0)
+            if k > 1:
+                drop[d] *= (b[d] + k - 2.0) / (a[d] + b[d] + k - 1.0)
+            total += alive[d] * (drop[d] * max(1.0 - cum[d], 0.0) + stay[d] * nb)
+            cum[d] += nb
+    return total / sh.size
+
+
+@njit(cache=True, parallel=True)
+def bgnbd_count_bounds(shape, log_q, a, b_post, alive, low_q, high_q, cap):
+    """Central interval of the mixed BG/NBD count distributions, per customer.
+
+    Per draw ``d`` and customer ``i`` (arrays (draws, customers)): ``shape = r+x``,
+    ``log_q = ln((α+T)/(α+T+t))``, ``a`` and ``b_post = b+x`` (``+1`` for MBG/NBD)
+    and P(alive). ``P(N=0) = q^shape``; for ``n ≥ 1``
+    ``P(N=n) = drop(n)·P(NB ≥ n) + stay(n)·NB(n)`` with
+    ``stay(n) = B(a, b'+n)/B(a, b')`` and ``drop(n) = B(a+1, b'+n−1)/B(a, b')``.
+    Returns (lower, upper, mass) of the mixture; ``cap`` bounds ``upper`` per customer.
+    """
+    draws, n = alive.shape
+    lower = np.zeros(n, dtype=np.int64)
+    upper = np.zeros(n, dtype=np.int64)
+    mass = np.zeros(n)
+    for i in prange(n):
+        state = (shape[:, i].copy(), log_q[:, i].copy(), a[:, i].copy(), b_post[:, i].copy(),
+                 alive[:, i].copy(), np.empty(draws), np.empty(draws), np.empty(draws),
+                 np.empty(draws), np.empty(draws), np.empty(draws))
+        pmf = np.zeros(cap[i] + 1)
+        cdf = 0.0
+        for k in range(cap[i] + 1):
+            pmf[k] = _bgnbd_step(state, k)
+            cdf += pmf[k]
+            if cdf >= high_q - 1e-12:
+                pmf = pmf[:k + 1]
+                break
+        lower[i], upper[i], mass[i] = _bounds(pmf, low_q, high_q)
+    return lower, upper, mass
+
+
+@njit(cache=True)
+def _pnbd_step(state, k):
+    shape, alive, log_nb, ratio_p, coef, nbv = state
+    total = 0.0
+    for d in range(shape.size):
+        if_alive = 0.0
+        grow = (shape[d] + k - 1.0) / k if k > 0 else 1.0
+        for j in range(coef.shape[1]):
+            if k > 0:
+                if log_nb[d, j] > -700.0:  # linear once representable (see _bgnbd_step)
+                    nbv[d, j] *= grow * ratio_p[d, j]
+                else:
+                    log_nb[d, j] += math.log(grow * ratio_p[d, j])
+                    if log_nb[d, j] > -700.0:
+                        nbv[d, j] = math.exp(log_nb[d, j])
+            if_alive += coef[d, j] * nbv[d, j]
+        total += alive[d] * if_alive + (1.0 - alive[d] if k == 0 else 0.0)
+    return total / shape.size
+
+
+@njit(cache=True, parallel=True)
+def pnbd_count_bounds(shape, aT, bT, s, alive, t, nodes, weights, low_q, high_q, cap):
+    """Central interval of the mixed Pareto/NBD count distributions, per customer.
+
+    Per draw and customer (arrays (draws, customers)): ``shape = r+x``,
+    ``aT = α+T``, ``bT = β+T``, ``s`` and P(alive); ``t`` the horizon. Alive, the
+    count is ``NB(n; shape, aT/(aT+τ))`` with ``τ`` the horizon or, with the
+    dropout density ``s/bT·(1+τ/bT)^-(s+1)``, the time of dropout inside it
+    (Gauss-Legendre ``nodes``/``weights`` on [-1, 1]). Returns (lower, upper, mass).
+    """
+    draws, n = alive.shape
+    m = nodes.size
+    lower = np.zeros(n, dtype=np.int64)
+    upper = np.zeros(n, dtype=np.int64)
+    mass = np.zeros(n)
+    for i in prange(n):
+        log_nb = np.empty((draws, m + 1))  # per draw: each dropout node, then the horizon
+        nbv = np.empty((draws, m + 1))
+        coef = np.empty((draws, m + 1))
+        p1 = np.empty((draws, m + 1))
+        for d in range(draws):
+            for j in range(m + 1):
+                tau = t if j == m else 0.5 * t * (1.0 + nodes[j])
+                log_q = math.log(aT[d, i]) - math.log(aT[d, i] + tau)
+                log_nb[d, j] = shape[d, i] * log_q
+                nbv[d, j] = math.exp(log_nb[d, j])
+                p1[d, j] = -math.expm1(log_q)
+                if j == m:
+                    coef[d, j] = math.exp(-s[d, i] * math.log1p(t / bT[d, i]))
+                else:
+                    coef[d, j] = (0.5 * t * weights[j] * s[d, i] / bT[d, i]
+                                  * math.exp(-(s[d, i] + 1.0) * math.log1p(tau / bT[d, i])))
+        state = (shape[:, i].copy(), alive[:, i].copy(), log_nb, p1, coef, nbv)
+        pmf = np.zeros(cap[i] + 1)
+        cdf = 0.0
+        for k in range(cap[i] + 1):
+            pmf[k] = _pnbd_step(state, k)
+            cdf += pmf[k]
+            if cdf >= high_q - 1e-12:
+                pmf = pmf[:k + 1]
+                break
+        lower[i], upper[i], mass[i] = _bounds(pmf, low_q, high_q)
+    return lower, upper, mass
