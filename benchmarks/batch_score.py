@@ -12,7 +12,11 @@
    CLV with the fitted parameters, no churn model, no surveys: the ratio shows
    what the full pipeline costs against the RFM-only path.
 
-Run: ``python benchmarks/batch_score.py [--sizes 1000000 4000000]``.
+5. With ``--intervals 0.9``, also ``cx-models score --intervals 0.9`` of each base in
+   the same run, and the ratio to the score without intervals (the goal: at most
+   1.25).
+
+Run: ``python benchmarks/batch_score.py [--sizes 1000000 4000000] [--intervals 0.9]``.
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ def main() -> None:
     parser.add_argument("--chunk-customers", type=int, default=250_000)
     parser.add_argument("--lifetimes-worker", type=Path, default=None)
     parser.add_argument("--no-train", action="store_true", help="Reuse the last trained model.")
+    parser.add_argument("--intervals", type=float, default=None,
+                        help="Also score with --intervals LEVEL and print the ratio.")
     args = parser.parse_args()
     if args.lifetimes_worker:
         lifetimes_worker(args.lifetimes_worker)
@@ -125,30 +131,28 @@ def main() -> None:
     for size in args.sizes:
         base = ensure_base(size, 0)
         out = DATA / f"scored-{size}.parquet"
-        seconds, rss = timed(
-            [
-                cli(),
-                "score",
-                "--model",
-                model,
-                "--transactions",
-                str(base / "transactions.parquet"),
-                "--surveys",
-                str(base / "surveys.parquet"),
-                "--as-of",
-                AS_OF,
-                "--out",
-                str(out),
-                "--chunk-customers",
-                str(args.chunk_customers),
-                "--quiet",
-            ],
-            env,
-        )
+        command = [
+            cli(), "score", "--model", model,
+            "--transactions", str(base / "transactions.parquet"),
+            "--surveys", str(base / "surveys.parquet"),
+            "--as-of", AS_OF, "--out", str(out),
+            "--chunk-customers", str(args.chunk_customers), "--quiet",
+        ]
+        seconds, rss = timed(command, env)
         print(
             f"score {size:,} customers from raw history: {seconds:.1f} s "
             f"({size / seconds:,.0f} customers/s), peak RSS {rss:,.0f} MB"
         )
+        if args.intervals is not None:
+            with_iv = [*command[:command.index("--out") + 1],
+                       str(DATA / f"scored-{size}-intervals.parquet"),
+                       *command[command.index("--out") + 2:], "--intervals", str(args.intervals)]
+            iv_seconds, iv_rss = timed(with_iv, env)
+            print(
+                f"score {size:,} customers with --intervals {args.intervals:g}: "
+                f"{iv_seconds:.1f} s, peak RSS {iv_rss:,.0f} MB; ratio to without "
+                f"{iv_seconds / seconds:.2f}x (goal <= 1.25)"
+            )
         if size == args.sizes[0]:
             import pandas as pd
             import pyarrow.parquet as pq

@@ -11,8 +11,12 @@ on first use). Times, in one process and the same run:
   call them.
 
 Prints both times, the ratio, both log-likelihoods at the same data and the
-largest relative parameter difference.
-Run: ``python benchmarks/clv_fit.py [--customers N] [--model bgnbd|pnbd]``.
+largest relative parameter difference. ``--no-lifetimes`` times cx-models alone
+(lifetimes' Pareto/NBD needs minutes per 100 k customers). ``--model bgbb``:
+BG/BB on the base's period histories (``--period-days``, 91 by default) against
+lifetimes' ``BetaGeoBetaBinomFitter`` on the same weighted patterns (its intended
+input) — no spend model.
+Run: ``python benchmarks/clv_fit.py [--customers N] [--model bgnbd|pnbd|bgbb]``.
 """
 
 from __future__ import annotations
@@ -32,8 +36,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="cx-models runs (median).")
-    parser.add_argument("--model", choices=("bgnbd", "pnbd"), default="bgnbd")
+    parser.add_argument("--model", choices=("bgnbd", "pnbd", "bgbb"), default="bgnbd")
+    parser.add_argument("--period-days", type=int, default=91, help="BG/BB's period.")
+    parser.add_argument("--no-lifetimes", action="store_true", help="Time cx-models alone.")
     args = parser.parse_args()
+    if args.model == "bgbb":
+        bgbb(args)
+        return
 
     from cx_models.features import build_customer_features
     from cx_models.models.clv import CLVModel
@@ -58,6 +67,9 @@ def main() -> None:
         f"({', '.join(f'{r:.2f}' for r in runs)})"
     )
 
+    if args.no_lifetimes:
+        print(f"log-likelihood (days): {ours.log_likelihood_:,.2f}; lifetimes not run")
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
@@ -88,6 +100,48 @@ def main() -> None:
         f"log-likelihood (days): {ours.log_likelihood_:,.2f}; spend: "
         f"{ours.spend_log_likelihood_:,.2f}; fitted in {np.nan if t_ours == 0 else t_ours:.2f} s"
     )
+
+
+def bgbb(args) -> None:
+    """BG/BB on period histories of the generator's base, cx-models vs lifetimes."""
+    from cx_models.models.clv import CLVModel
+    from cx_models.period_features import period_features
+    from cx_models.synthetic import generate_customer_base
+
+    base = generate_customer_base(args.customers, seed=args.seed)
+    t0 = time.perf_counter()
+    table = period_features(base.transactions, as_of="2025-12-31", period_days=args.period_days)
+    t_table = time.perf_counter() - t0
+    table = table.drop(columns=["monetary_value"], errors="ignore")
+    patterns = table.groupby(["frequency", "recency", "periods"]).size().rename("weights")
+    patterns = patterns.reset_index()
+    print(f"{len(table):,} customers, {len(patterns):,} (x, t_x, n) patterns of "
+          f"{args.period_days}-day periods (table built in {t_table:.2f} s)")
+    runs = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        ours = CLVModel(model="bgbb", period_days=args.period_days).fit(table)
+        runs.append(time.perf_counter() - t0)
+    t_ours = float(np.median(runs))
+    print(f"cx-models CLVModel(model='bgbb').fit on one row per customer: median {t_ours:.3f} s "
+          f"of {args.repeat} runs ({', '.join(f'{r:.3f}' for r in runs)})")
+    if args.no_lifetimes:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifetimes import BetaGeoBetaBinomFitter
+
+        t0 = time.perf_counter()
+        ref = BetaGeoBetaBinomFitter().fit(patterns["frequency"], patterns["recency"],
+                                           patterns["periods"], weights=patterns["weights"])
+        t_ref = time.perf_counter() - t0
+    print(f"lifetimes BetaGeoBetaBinomFitter on the weighted patterns: {t_ref:.3f} s; "
+          f"ratio lifetimes / cx-models {t_ref / t_ours:.1f}x")
+    worst = max(abs(ours.params_[k] / ref.params_[k] - 1) for k in ours.params_)
+    print("cx-models:", {k: round(v, 6) for k, v in ours.params_.items()})
+    print("lifetimes:", {k: round(float(v), 6) for k, v in ref.params_.items()})
+    print(f"largest relative parameter difference: {worst:.2e}; log-likelihood "
+          f"{ours.log_likelihood_:,.4f}")
 
 
 if __name__ == "__main__":

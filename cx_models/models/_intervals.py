@@ -33,19 +33,23 @@ from cx_models.models import covariates
 from cx_models.models._families import family
 from cx_models.models._patterns import SPEND_PARAMS, discounted_clv, distinct_pairs
 
-__all__ = ["DRAWS", "prediction_intervals", "total_interval"]
+__all__ = ["DRAWS", "LINEARISE_ABOVE", "prediction_intervals", "total_interval"]
 
 #: Parameter draws per interval computation.
 DRAWS = 20
 #: Customers per block of the count distributions (BG/BB, the total).
 _BLOCK = 5_000
+#: Pareto/NBD's rule over the dropout time in the interval kernel: 32 Gauss-Legendre points
+#: (the count distribution's 64 agree with it to 1e-14 on CDNOW).
+_PNBD_RULE = np.polynomial.legendre.leggauss(32)
+#: Fits on at least this many customers take the CLV at each draw to first order.
+LINEARISE_ABOVE = 50_000
 #: Customers per block of the interval computation (each block holds draws x rows arrays).
 _ROWS = 50_000
 
 
-def _draws(model, n: int, seed: int):
-    """Parameter dicts drawn from the asymptotic normal of the log-parameters."""
-    rng = np.random.default_rng(seed)
+def _centre(model):
+    """Return the fit's transaction and spend vectors (log scale) and their covariances."""
     names = family(model.model).params
     with_covariates = getattr(model, "covariates", None) is not None
     theta = covariates.theta(model) if with_covariates else np.log(
@@ -55,8 +59,7 @@ def _draws(model, n: int, seed: int):
     if cov is None:  # an older model file: independent normals from the standard errors
         se = np.array([model.standard_errors_[k] / model.params_[k] for k in names])
         cov = np.diag(np.nan_to_num(se) ** 2)
-    t_draws = rng.multivariate_normal(theta, np.asarray(cov), size=n)
-    spend = None
+    s_theta = s_cov = None
     if model.spend_params_:
         p, q, v = (model.spend_params_[k] for k in SPEND_PARAMS)
         s_theta = np.log([p, q - 1.0, v])
@@ -65,17 +68,37 @@ def _draws(model, n: int, seed: int):
             se = np.array([model.standard_errors_["p"] / p, model.standard_errors_["q"] / (q - 1),
                            model.standard_errors_["v"] / v])
             s_cov = np.diag(np.nan_to_num(se) ** 2)
-        raw = np.exp(rng.multivariate_normal(s_theta, np.asarray(s_cov), size=n))
-        spend = np.column_stack([raw[:, 0], 1.0 + raw[:, 1], raw[:, 2]])
+    return theta, np.asarray(cov), s_theta, None if s_cov is None else np.asarray(s_cov)
+
+
+def _at(model, t_vector, s_vector):
+    """Return a copy of ``model`` at the given transaction and spend vectors (log scale)."""
+    drawn = copy.copy(model)
+    if getattr(model, "covariates", None) is not None:
+        covariates.with_theta(drawn, t_vector)
+    else:
+        names = family(model.model).params
+        drawn.params_ = dict(zip(names, map(float, np.exp(t_vector)), strict=True))
+    if s_vector is not None:
+        p, q1, v = np.exp(s_vector)
+        drawn.spend_params_ = dict(zip(SPEND_PARAMS, map(float, (p, 1.0 + q1, v)), strict=True))
+    return drawn
+
+
+def _draw_vectors(model, n: int, seed: int):
+    """``n`` seeded draws of the transaction and spend vectors from their asymptotic normals."""
+    rng = np.random.default_rng(seed)
+    theta, cov, s_theta, s_cov = _centre(model)
+    t_draws = rng.multivariate_normal(theta, cov, size=n)
+    s_draws = None if s_theta is None else rng.multivariate_normal(s_theta, s_cov, size=n)
+    return t_draws, s_draws
+
+
+def _draws(model, n: int, seed: int):
+    """Yield copies of ``model`` at :func:`_draw_vectors`'s draws."""
+    t_draws, s_draws = _draw_vectors(model, n, seed)
     for i in range(n):
-        drawn = copy.copy(model)
-        if with_covariates:
-            covariates.with_theta(drawn, t_draws[i])
-        else:
-            drawn.params_ = dict(zip(names, map(float, np.exp(t_draws[i])), strict=True))
-        if spend is not None:
-            drawn.spend_params_ = dict(zip(SPEND_PARAMS, map(float, spend[i]), strict=True))
-        yield drawn
+        yield _at(model, t_draws[i], None if s_draws is None else s_draws[i])
 
 
 def _blocks(drawn, features, horizon_days: float, mean: np.ndarray):
@@ -151,10 +174,9 @@ def prediction_intervals(model, features, *, horizon_days: float, clv_months: in
     if model.spend_params_:
         out["clv_lower"], out["clv_upper"] = np.zeros(n), np.zeros(n)
     quantiles = ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
-    fam = family(model.model)
-    x, t_x, T = (rfm[k] for k in ("frequency", "recency", "T"))
-    alive = np.vstack([fam.p_alive(d._params(features), x, t_x, T) for d in drawn])
-    clvs = _clv_draws(model, drawn, features, rfm, alive, clv_months, discount_rate)
+    alive = _alive_draws(model, drawn, features, rfm, seed)
+    x, T = rfm["frequency"], rfm["T"]
+    clvs = _clv_draws(model, drawn, features, rfm, alive, clv_months, discount_rate, seed)
     horizon = horizon_days / model._unit_days()
     for start in range(0, n, _ROWS):
         rows = slice(start, min(start + _ROWS, n))
@@ -183,7 +205,6 @@ def _stack(params, k: int, n: int) -> np.ndarray:
 
 def _count_bounds(name, params, x, T, horizon, alive, quantiles, cap):
     from cx_models.models import _kernels as kernels
-    from cx_models.models._purchase_counts import GL_NODES, GL_WEIGHTS
 
     n = x.size
     if name in ("bgnbd", "mbgnbd"):
@@ -195,7 +216,7 @@ def _count_bounds(name, params, x, T, horizon, alive, quantiles, cap):
     if name == "pnbd":
         r, alpha, s, beta = (_stack(params, k, n) for k in range(4))
         return kernels.pnbd_count_bounds(r + x, alpha + T, beta + T, s, alive, float(horizon),
-                                         GL_NODES, GL_WEIGHTS, *quantiles, cap)
+                                         *_PNBD_RULE, *quantiles, cap)
     return None
 
 
@@ -215,34 +236,98 @@ def _bounds_from_pmfs(drawn, block, horizon_days, mean, quantiles):
     return lower, upper, mass
 
 
-def _clv_draws(model, drawn, features, rfm, alive, clv_months: int, discount_rate: float):
+def _alive_draws(model, drawn, features, rfm, seed: int) -> np.ndarray:
+    """Every draw's P(alive) of every customer, (draws, customers).
+
+    Fits on at least :data:`LINEARISE_ABOVE` customers take it to first order in
+    the log-odds (see :func:`_clv_draws`): one evaluation per parameter, which
+    matters for Pareto/NBD, whose P(alive) is a quadrature per customer.
+    """
+    fam = family(model.model)
+    x, t_x, T = (rfm[k] for k in ("frequency", "recency", "T"))
+    if model.n_customers_ < LINEARISE_ABOVE:
+        return np.vstack([fam.p_alive(d._params(features), x, t_x, T) for d in drawn])
+    from scipy.special import expit, logit
+
+    theta = _centre(model)[0]
+    t_draws, _ = _draw_vectors(model, len(drawn), seed)
+
+    def log_odds(t_vector):
+        return logit(fam.p_alive(_at(model, t_vector, None)._params(features), x, t_x, T))
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        centre = log_odds(theta)
+        step = 1e-5
+        gradient = np.vstack([(log_odds(theta + step * e) - centre) / step
+                              for e in np.eye(theta.size)])
+        moved = expit(centre + (t_draws - theta) @ np.nan_to_num(gradient, posinf=0, neginf=0))
+    # customers certain at the fit (BG/NBD's one-time buyers: alive) stay so at every draw
+    return np.where(np.isfinite(centre), moved, expit(centre))
+
+
+def _clv_draws(model, drawn, features, rfm, alive, clv_months: int, discount_rate: float,
+               seed: int = 0):
     """Every draw's discounted CLV of every customer, (draws, customers); None without spend.
 
-    ``alive``: each draw's P(alive) of every customer.
-
-    Expected purchases if alive depend on (frequency, T) only: they are taken once
-    per distinct pair of the whole table and draw (per customer with covariates).
+    ``alive``: each draw's P(alive) of every customer. Models fitted on at least
+    :data:`LINEARISE_ABOVE` customers take the CLV at each draw to first order —
+    the fit's CLV plus its finite-difference gradient in the parameters times the
+    draw's deviation: one evaluation per parameter instead of one per draw, with
+    a second-order error that shrinks with the fit's size (on CDNOW's 2,357
+    customers the bounds move by a median 1.5 % of the interval's width).
     """
-    from cx_models.models import gamma_gamma
-
     if not model.spend_params_:
         return None
-    x, T, m = (rfm[k] for k in ("frequency", "T", "monetary_value"))
+    x = rfm["frequency"]
     if int(clv_months) < 1:
         return np.zeros((len(drawn), x.size))
-    months = model._month_ends(clv_months)
+    pairs = None if getattr(model, "covariates", None) is not None else distinct_pairs(
+        x, rfm["T"])
+    if model.n_customers_ < LINEARISE_ABOVE:
+        return np.vstack([
+            _clv(d, features, rfm, pairs, alive[i], clv_months, discount_rate)
+            for i, d in enumerate(drawn)
+        ])
+    from cx_models.models import gamma_gamma
+
+    theta, _, s_theta, _ = _centre(model)
+    t_draws, s_draws = _draw_vectors(model, len(drawn), seed)
     fam = family(model.model)
-    pairs = None if getattr(model, "covariates", None) is not None else distinct_pairs(x, T)
-    out = np.empty((len(drawn), x.size))
-    for i, d in enumerate(drawn):
-        params = d._params(features)
-        if pairs is None:
-            if_alive, pair_of = d._if_alive_by_pair(x, T, months, params)
-        else:
-            pair_x, pair_T, pair_of = pairs
-            if_alive = fam.purchases_if_alive(params, months[None, :], pair_x[:, None],
-                                              pair_T[:, None])
-        spend = tuple(d.spend_params_[k] for k in SPEND_PARAMS)
-        eov = gamma_gamma.gg_expected_spend(spend, np.where(x > 0, x, 0), m)
-        out[i] = discounted_clv(if_alive, pair_of, alive[i], eov, discount_rate)
-    return out
+
+    def at(t_vector):
+        moved = _at(model, t_vector, s_theta)
+        moved_alive = fam.p_alive(moved._params(features), x, rfm["recency"], rfm["T"])
+        return _clv(moved, features, rfm, pairs, moved_alive, clv_months, discount_rate)
+
+    def order_value(s_vector):
+        spend = _at(model, theta, s_vector).spend_params_
+        return gamma_gamma.gg_expected_spend(tuple(spend[k] for k in SPEND_PARAMS),
+                                             np.where(x > 0, x, 0), rfm["monetary_value"])
+
+    centre = at(theta)
+    step = 1e-5
+    gradient = [(at(theta + step * e) - centre) / step for e in np.eye(theta.size)]
+    # CLV is proportional to the expected order value: the spend directions need no refit
+    eov = order_value(s_theta)
+    per_value = np.divide(centre, eov, out=np.zeros_like(centre), where=eov > 0)
+    gradient += [per_value * (order_value(s_theta + step * e) - eov) / step for e in np.eye(3)]
+    deviation = np.hstack([t_draws - theta, s_draws - s_theta])
+    return centre + deviation @ np.vstack(gradient)
+
+
+def _clv(drawn, features, rfm, pairs, alive, clv_months: int, discount_rate: float):
+    """One parameter set's discounted CLV of every customer."""
+    from cx_models.models import gamma_gamma
+
+    x, T, m = (rfm[k] for k in ("frequency", "T", "monetary_value"))
+    months = drawn._month_ends(clv_months)
+    params = drawn._params(features)
+    if pairs is None:
+        if_alive, pair_of = drawn._if_alive_by_pair(x, T, months, params)
+    else:
+        pair_x, pair_T, pair_of = pairs
+        if_alive = family(drawn.model).purchases_if_alive(
+            params, months[None, :], pair_x[:, None], pair_T[:, None])
+    spend = tuple(drawn.spend_params_[k] for k in SPEND_PARAMS)
+    eov = gamma_gamma.gg_expected_spend(spend, np.where(x > 0, x, 0), m)
+    return discounted_clv(if_alive, pair_of, alive, eov, discount_rate)

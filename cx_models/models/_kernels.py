@@ -207,21 +207,25 @@ def bgnbd_count_bounds(shape, log_q, a, b_post, alive, low_q, high_q, cap):
 
 @njit(cache=True)
 def _pnbd_step(state, k):
-    shape, alive, log_nb, ratio_p, coef, nbv = state
+    shape, alive, log_term, p1, term, linear = state
     total = 0.0
     for d in range(shape.size):
         if_alive = 0.0
-        grow = (shape[d] + k - 1.0) / k if k > 0 else 1.0
-        for j in range(coef.shape[1]):
-            if k > 0:
-                if log_nb[d, j] > -700.0:  # linear once representable (see _bgnbd_step)
-                    nbv[d, j] *= grow * ratio_p[d, j]
-                else:
-                    log_nb[d, j] += math.log(grow * ratio_p[d, j])
-                    if log_nb[d, j] > -700.0:
-                        nbv[d, j] = math.exp(log_nb[d, j])
-            if_alive += coef[d, j] * nbv[d, j]
-        total += alive[d] * if_alive + (1.0 - alive[d] if k == 0 else 0.0)
+        if k == 0:
+            for j in range(term.shape[1]):
+                if_alive += term[d, j]
+            total += alive[d] * if_alive + 1.0 - alive[d]
+            continue
+        grow = (shape[d] + k - 1.0) / k
+        if linear:  # every term representable: plain products (the usual case)
+            for j in range(term.shape[1]):
+                term[d, j] *= grow * p1[d, j]
+                if_alive += term[d, j]
+        else:  # a heavy buyer whose first terms underflow: logs
+            for j in range(term.shape[1]):
+                log_term[d, j] += math.log(grow * p1[d, j])
+                if_alive += math.exp(log_term[d, j])
+        total += alive[d] * if_alive
     return total / shape.size
 
 
@@ -240,24 +244,33 @@ def pnbd_count_bounds(shape, aT, bT, s, alive, t, nodes, weights, low_q, high_q,
     lower = np.zeros(n, dtype=np.int64)
     upper = np.zeros(n, dtype=np.int64)
     mass = np.zeros(n)
+    taus = np.empty(m + 1)
+    log_w = np.empty(m + 1)
+    for j in range(m):
+        taus[j] = 0.5 * t * (1.0 + nodes[j])
+        log_w[j] = math.log(0.5 * t * weights[j])
+    taus[m] = t
+    log_w[m] = 0.0
     for i in prange(n):
-        log_nb = np.empty((draws, m + 1))  # per draw: each dropout node, then the horizon
-        nbv = np.empty((draws, m + 1))
-        coef = np.empty((draws, m + 1))
+        # per draw: each dropout node, then the horizon; term = weight x NB(n) there
+        log_term = np.empty((draws, m + 1))
         p1 = np.empty((draws, m + 1))
         for d in range(draws):
+            a_i, b_i, s_i = aT[d, i], bT[d, i], s[d, i]
+            log_a = math.log(a_i)
+            log_rate = math.log(s_i / b_i)
             for j in range(m + 1):
-                tau = t if j == m else 0.5 * t * (1.0 + nodes[j])
-                log_q = math.log(aT[d, i]) - math.log(aT[d, i] + tau)
-                log_nb[d, j] = shape[d, i] * log_q
-                nbv[d, j] = math.exp(log_nb[d, j])
-                p1[d, j] = -math.expm1(log_q)
+                tau = taus[j]
+                log_q = log_a - math.log(a_i + tau)
+                p1[d, j] = tau / (a_i + tau)
+                survive = math.log1p(tau / b_i)
                 if j == m:
-                    coef[d, j] = math.exp(-s[d, i] * math.log1p(t / bT[d, i]))
+                    log_coef = -s_i * survive
                 else:
-                    coef[d, j] = (0.5 * t * weights[j] * s[d, i] / bT[d, i]
-                                  * math.exp(-(s[d, i] + 1.0) * math.log1p(tau / bT[d, i])))
-        state = (shape[:, i].copy(), alive[:, i].copy(), log_nb, p1, coef, nbv)
+                    log_coef = log_w[j] + log_rate - (s_i + 1.0) * survive
+                log_term[d, j] = log_coef + shape[d, i] * log_q
+        linear = log_term.min() > -700.0
+        state = (shape[:, i].copy(), alive[:, i].copy(), log_term, p1, np.exp(log_term), linear)
         pmf = np.zeros(cap[i] + 1)
         cdf = 0.0
         for k in range(cap[i] + 1):
