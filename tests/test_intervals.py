@@ -3,11 +3,13 @@
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
 from cx_models.errors import CXDataError
 from cx_models.features import build_customer_features
+from cx_models.models._families import family as model_family
 from cx_models.models.clv import CLVModel
 from cx_models.synthetic import generate_customer_base
 
@@ -97,3 +99,45 @@ def test_total_interval_covers_the_truth_in_34_of_40_replications():
         if not inside:
             misses.append((seed, truth, total))
     assert hits >= 34, misses
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pnbd"])
+def test_compiled_count_bounds_equal_the_mixed_distributions(name):
+    from cx_models.datasets import load_cdnow_summary
+    from cx_models.models import _intervals as iv
+
+    table = load_cdnow_summary()
+    heavy = pd.DataFrame({"frequency": [3000, 400, 0], "recency": [519.0, 300.0, 0.0],
+                          "T": [520.0, 520.0, 520.0], "monetary_value": [20.0, 20.0, 0.0]})
+    table = pd.concat([table, heavy], ignore_index=True)  # first terms that underflow
+    table.attrs["time_unit"] = "W"
+    model = CLVModel(model=name).fit(table)
+    drawn = list(iv._draws(model, 5, 0))
+    mean = model.predict_arrays(table, horizon_days=273, clv_months=0)["expected_purchases"]
+    rfm = model._in_model_units(table)
+    x, t_x, T = rfm["frequency"], rfm["recency"], rfm["T"]
+    params = [d._params(table) for d in drawn]
+    alive = np.vstack([model_family(name).p_alive(p, x, t_x, T) for p in params])
+    cap = np.ceil(mean * 3.0 + 12.0 * np.sqrt(mean + 1.0) + 10.0).astype(np.int64)
+    fast = iv._count_bounds(name, params, x, T, 39.0, alive, (0.05, 0.95), cap)
+    slow = iv._bounds_from_pmfs(drawn, table, 273, mean, (0.05, 0.95))
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    np.testing.assert_allclose(fast[2], slow[2], atol=1e-9)
+    assert fast[1][-3] > 2000  # the heavy buyer's interval sits where its purchases are
+
+
+def test_first_order_draws_stay_close_to_the_exact_ones(holdout, monkeypatch):
+    from cx_models.models import _intervals as iv
+
+    model, features, _ = holdout
+    few = features.head(4000)
+    exact = model.predict(few, horizon_days=180, intervals=0.9)
+    monkeypatch.setattr(iv, "LINEARISE_ABOVE", 0)
+    first = model.predict(few, horizon_days=180, intervals=0.9)
+    width = (exact["clv_upper"] - exact["clv_lower"]).to_numpy()
+    moved = np.maximum(np.abs(first["clv_upper"] - exact["clv_upper"]),
+                       np.abs(first["clv_lower"] - exact["clv_lower"])).to_numpy()
+    assert np.median(moved / width) < 0.02 and np.quantile(moved / width, 0.99) < 0.1
+    changed = (first["purchases_upper"] != exact["purchases_upper"]).mean()
+    assert changed < 0.01  # P(alive) to first order in its log-odds

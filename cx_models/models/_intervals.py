@@ -154,18 +154,20 @@ def total_interval(model, features, *, horizon_days: float, level: float = 0.95,
 
 def prediction_intervals(model, features, *, horizon_days: float, clv_months: int,
                          discount_rate: float, level: float, draws: int = DRAWS,
-                         seed: int = 0) -> dict[str, np.ndarray]:
+                         seed: int = 0, expected=None) -> dict[str, np.ndarray]:
     """Return ``purchases_lower/upper``, ``purchases_interval_mass``, ``clv_lower/upper``.
 
-    See the module docstring for what each covers. Customers go in blocks of
+    See the module docstring for what each covers. ``expected``: the point
+    predictions' expected purchases, when already computed (they size each
+    customer's count walk). Customers go in blocks of
     :data:`_ROWS`; BG/NBD, MBG/NBD and Pareto/NBD find their count bounds in a
     compiled kernel that stops at each customer's upper bound
     (:mod:`cx_models.models._kernels`), BG/BB from its count distributions.
     """
     if not (np.isfinite(level) and 0.0 < level < 1.0):
         raise CXDataError(f"intervals must be a central level between 0 and 1, got {level!r}")
-    mean = model.predict_arrays(features, horizon_days=horizon_days,
-                                clv_months=0)["expected_purchases"]
+    mean = np.asarray(expected, dtype=float) if expected is not None else model.predict_arrays(
+        features, horizon_days=horizon_days, clv_months=0)["expected_purchases"]
     drawn = list(_draws(model, draws, seed))
     rfm = model._in_model_units(features)
     n = mean.size

@@ -144,21 +144,25 @@ def _bounds(pmf, low_q, high_q):
     return lower, pmf.size - 1, cdf - below
 
 
+#: Rows per work unit of the count kernels (their scratch arrays are allocated once per unit).
+_UNIT = 512
+
+
 @njit(cache=True)
-def _bgnbd_step(state, k):
-    sh, lq, a, b, alive, log_nb, cum, drop, stay, nbv, p1 = state
+def _bgnbd_step(shape, log_q, a, b, alive, i, log_nb, cum, drop, stay, nbv, p1, k):
     total = 0.0
-    for d in range(sh.size):
+    for d in range(log_nb.size):
+        sh, ad, bd, al = shape[d, i], a[d, i], b[d, i], alive[d, i]
         if k == 0:
-            log_nb[d] = sh[d] * lq[d]
+            log_nb[d] = sh * log_q[d, i]
             nbv[d] = math.exp(log_nb[d])  # 0 when it underflows (a heavy buyer): logs then
-            p1[d] = -math.expm1(lq[d])
+            p1[d] = -math.expm1(log_q[d, i])
             cum[d] = nbv[d]
             stay[d] = 1.0
-            drop[d] = a[d] / (a[d] + b[d])
-            total += alive[d] * nbv[d] + 1.0 - alive[d]
+            drop[d] = ad / (ad + bd)
+            total += al * nbv[d] + 1.0 - al
         else:
-            ratio = (sh[d] + k - 1.0) / k * p1[d]
+            ratio = (sh + k - 1.0) / k * p1[d]
             if log_nb[d] > -700.0:
                 nbv[d] *= ratio
             else:
@@ -166,12 +170,12 @@ def _bgnbd_step(state, k):
                 if log_nb[d] > -700.0:
                     nbv[d] = math.exp(log_nb[d])
             nb = nbv[d]
-            stay[d] *= (b[d] + k - 1.0) / (a[d] + b[d] + k - 1.0)
+            stay[d] *= (bd + k - 1.0) / (ad + bd + k - 1.0)
             if k > 1:
-                drop[d] *= (b[d] + k - 2.0) / (a[d] + b[d] + k - 1.0)
-            total += alive[d] * (drop[d] * max(1.0 - cum[d], 0.0) + stay[d] * nb)
+                drop[d] *= (bd + k - 2.0) / (ad + bd + k - 1.0)
+            total += al * (drop[d] * max(1.0 - cum[d], 0.0) + stay[d] * nb)
             cum[d] += nb
-    return total / sh.size
+    return total / log_nb.size
 
 
 @njit(cache=True, parallel=True)
@@ -189,19 +193,21 @@ def bgnbd_count_bounds(shape, log_q, a, b_post, alive, low_q, high_q, cap):
     lower = np.zeros(n, dtype=np.int64)
     upper = np.zeros(n, dtype=np.int64)
     mass = np.zeros(n)
-    for i in prange(n):
-        state = (shape[:, i].copy(), log_q[:, i].copy(), a[:, i].copy(), b_post[:, i].copy(),
-                 alive[:, i].copy(), np.empty(draws), np.empty(draws), np.empty(draws),
-                 np.empty(draws), np.empty(draws), np.empty(draws))
-        pmf = np.zeros(cap[i] + 1)
-        cdf = 0.0
-        for k in range(cap[i] + 1):
-            pmf[k] = _bgnbd_step(state, k)
-            cdf += pmf[k]
-            if cdf >= high_q - 1e-12:
-                pmf = pmf[:k + 1]
-                break
-        lower[i], upper[i], mass[i] = _bounds(pmf, low_q, high_q)
+    for unit in prange((n + _UNIT - 1) // _UNIT):
+        log_nb, cum, drop = np.empty(draws), np.empty(draws), np.empty(draws)
+        stay, nbv, p1 = np.empty(draws), np.empty(draws), np.empty(draws)
+        pmf = np.empty(cap.max() + 1)
+        for i in range(unit * _UNIT, min(n, (unit + 1) * _UNIT)):
+            cdf = 0.0
+            size = cap[i] + 1
+            for k in range(cap[i] + 1):
+                pmf[k] = _bgnbd_step(shape, log_q, a, b_post, alive, i, log_nb, cum, drop,
+                                     stay, nbv, p1, k)
+                cdf += pmf[k]
+                if cdf >= high_q - 1e-12:
+                    size = k + 1
+                    break
+            lower[i], upper[i], mass[i] = _bounds(pmf[:size], low_q, high_q)
     return lower, upper, mass
 
 
