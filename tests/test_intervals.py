@@ -125,7 +125,7 @@ def test_compiled_count_bounds_equal_the_mixed_distributions(name):
     np.testing.assert_array_equal(fast[1], slow[1])
     np.testing.assert_allclose(fast[2], slow[2], atol=1e-9)
     # the heavy buyer's interval sits where their purchases are (~5.8 a week)
-    assert 100 < fast[0][-3] < mean[-3] < fast[1][-3]
+    assert 100 < mean[-3] < fast[1][-3] < 3 * mean[-3]
 
 
 def test_first_order_draws_stay_close_to_the_exact_ones(holdout, monkeypatch):
