@@ -109,8 +109,11 @@ def main() -> None:
     parser.add_argument("--chunk-customers", type=int, default=250_000)
     parser.add_argument("--lifetimes-worker", type=Path, default=None)
     parser.add_argument("--no-train", action="store_true", help="Reuse the last trained model.")
+    parser.add_argument("--no-lifetimes", action="store_true", help="Skip the lifetimes run.")
     parser.add_argument("--intervals", type=float, default=None,
                         help="Also score with --intervals LEVEL and print the ratio.")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="Runs of each, alternating, with --intervals (medians).")
     args = parser.parse_args()
     if args.lifetimes_worker:
         lifetimes_worker(args.lifetimes_worker)
@@ -147,13 +150,22 @@ def main() -> None:
             with_iv = [*command[:command.index("--out") + 1],
                        str(DATA / f"scored-{size}-intervals.parquet"),
                        *command[command.index("--out") + 2:], "--intervals", str(args.intervals)]
-            iv_seconds, iv_rss = timed(with_iv, env)
+            # alternate without / with, so that a slow spell of the machine hits both
+            plain, rows = [seconds], []
+            for i in range(args.repeat):
+                if i:
+                    plain.append(timed(command, env)[0])
+                rows.append(timed(with_iv, env))
+            with_seconds = [r[0] for r in rows]
             print(
                 f"score {size:,} customers with --intervals {args.intervals:g}: "
-                f"{iv_seconds:.1f} s, peak RSS {iv_rss:,.0f} MB; ratio to without "
-                f"{iv_seconds / seconds:.2f}x (goal <= 1.25)"
+                f"{', '.join(f'{t:.1f}' for t in with_seconds)} s (without: "
+                f"{', '.join(f'{t:.1f}' for t in plain)} s), peak RSS "
+                f"{max(r[1] for r in rows):,.0f} MB; ratio of medians "
+                f"{sorted(with_seconds)[len(rows) // 2] / sorted(plain)[len(plain) // 2]:.2f}x "
+                "(goal <= 1.25)"
             )
-        if size == args.sizes[0]:
+        if size == args.sizes[0] and not args.no_lifetimes:
             import pandas as pd
             import pyarrow.parquet as pq
 

@@ -180,6 +180,7 @@ class CXScorer:
             extra = prediction_intervals(
                 self.clv, table, horizon_days=horizon, clv_months=months, discount_rate=rate,
                 level=params.intervals, expected=clv_part["expected_purchases"],
+                point_clv=clv_part["clv"],
             )
             scored = scored.assign(**extra)
         return scored, drivers

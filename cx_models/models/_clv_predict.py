@@ -114,7 +114,7 @@ class CLVPredictions:
             columns.update(prediction_intervals(
                 self, features, horizon_days=horizon_days, clv_months=clv_months,
                 discount_rate=discount_rate, level=float(intervals),
-                expected=columns["expected_purchases"],
+                expected=columns["expected_purchases"], point_clv=columns.get("clv"),
             ))
         out = pd.DataFrame(columns)
         if "customer_id" in features.columns:

@@ -154,12 +154,13 @@ def total_interval(model, features, *, horizon_days: float, level: float = 0.95,
 
 def prediction_intervals(model, features, *, horizon_days: float, clv_months: int,
                          discount_rate: float, level: float, draws: int = DRAWS,
-                         seed: int = 0, expected=None) -> dict[str, np.ndarray]:
+                         seed: int = 0, expected=None, point_clv=None) -> dict[str, np.ndarray]:
     """Return ``purchases_lower/upper``, ``purchases_interval_mass``, ``clv_lower/upper``.
 
-    See the module docstring for what each covers. ``expected``: the point
-    predictions' expected purchases, when already computed (they size each
-    customer's count walk). Customers go in blocks of
+    See the module docstring for what each covers. ``expected``, ``point_clv``:
+    the point predictions' expected purchases and CLV at the same settings, when
+    already computed (the first sizes each customer's count walk, the second is
+    the centre of the first-order CLV draws). Customers go in blocks of
     :data:`_ROWS`; BG/NBD, MBG/NBD and Pareto/NBD find their count bounds in a
     compiled kernel that stops at each customer's upper bound
     (:mod:`cx_models.models._kernels`), BG/BB from its count distributions.
@@ -178,7 +179,8 @@ def prediction_intervals(model, features, *, horizon_days: float, clv_months: in
     quantiles = ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
     alive = _alive_draws(model, drawn, features, rfm, seed)
     x, T = rfm["frequency"], rfm["T"]
-    clvs = _clv_draws(model, drawn, features, rfm, alive, clv_months, discount_rate, seed)
+    clvs = _clv_draws(model, drawn, features, rfm, alive, clv_months, discount_rate, seed,
+                      point_clv)
     horizon = horizon_days / model._unit_days()
     for start in range(0, n, _ROWS):
         rows = slice(start, min(start + _ROWS, n))
@@ -205,16 +207,24 @@ def _stack(params, k: int, n: int) -> np.ndarray:
     return np.vstack([np.broadcast_to(np.asarray(p[k], dtype=float), (n,)) for p in params])
 
 
+def _by_draw(params, k: int) -> np.ndarray:
+    """Parameter ``k`` of every draw: (draws, 1) when common, (draws, customers) when not."""
+    if all(np.ndim(p[k]) == 0 for p in params):
+        return np.array([[float(p[k])] for p in params])
+    return np.ascontiguousarray(np.vstack([np.asarray(p[k], dtype=float) for p in params]))
+
+
 def _count_bounds(name, params, x, T, horizon, alive, quantiles, cap):
     from cx_models.models import _kernels as kernels
 
     n = x.size
     if name in ("bgnbd", "mbgnbd"):
-        r, alpha, a, b = (_stack(params, k, n) for k in range(4))
-        aT = alpha + T
-        b_post = b + x + (1.0 if name == "mbgnbd" else 0.0)
-        return kernels.bgnbd_count_bounds(r + x, np.log(aT) - np.log(aT + horizon), a, b_post,
-                                          alive, *quantiles, cap)
+        r, alpha, a, b = (_by_draw(params, k) for k in range(4))
+        return kernels.bgnbd_count_bounds(
+            r, alpha, a, b, np.ascontiguousarray(x, dtype=float),
+            np.ascontiguousarray(T, dtype=float), float(horizon),
+            1.0 if name == "mbgnbd" else 0.0, alive, *quantiles, cap,
+        )
     if name == "pnbd":
         r, alpha, s, beta = (_stack(params, k, n) for k in range(4))
         return kernels.pnbd_count_bounds(r + x, alpha + T, beta + T, s, alive, float(horizon),
@@ -268,7 +278,7 @@ def _alive_draws(model, drawn, features, rfm, seed: int) -> np.ndarray:
 
 
 def _clv_draws(model, drawn, features, rfm, alive, clv_months: int, discount_rate: float,
-               seed: int = 0):
+               seed: int = 0, point_clv=None):
     """Every draw's discounted CLV of every customer, (draws, customers); None without spend.
 
     ``alive``: each draw's P(alive) of every customer. Models fitted on at least
@@ -306,7 +316,7 @@ def _clv_draws(model, drawn, features, rfm, alive, clv_months: int, discount_rat
         return gamma_gamma.gg_expected_spend(tuple(spend[k] for k in SPEND_PARAMS),
                                              np.where(x > 0, x, 0), rfm["monetary_value"])
 
-    centre = at(theta)
+    centre = at(theta) if point_clv is None else np.asarray(point_clv, dtype=float)
     step = 1e-5
     gradient = [(at(theta + step * e) - centre) / step for e in np.eye(theta.size)]
     # CLV is proportional to the expected order value: the spend directions need no refit

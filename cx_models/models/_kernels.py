@@ -149,14 +149,24 @@ _UNIT = 512
 
 
 @njit(cache=True)
-def _bgnbd_step(shape, log_q, a, b, alive, i, log_nb, cum, drop, stay, nbv, p1, k):
+def _at(values, d, i):
+    """Draw ``d``'s value for customer ``i`` of a (draws, 1 or customers) parameter array."""
+    return values[d, i if values.shape[1] > 1 else 0]
+
+
+@njit(cache=True)
+def _bgnbd_step(r, alpha, a, b, x, T, t, shift, alive, i, log_nb, cum, drop, stay, nbv, p1,
+                k):
     total = 0.0
     for d in range(log_nb.size):
-        sh, ad, bd, al = shape[d, i], a[d, i], b[d, i], alive[d, i]
+        sh = _at(r, d, i) + x[i]
+        ad, bd, al = _at(a, d, i), _at(b, d, i) + x[i] + shift, alive[d, i]
         if k == 0:
-            log_nb[d] = sh * log_q[d, i]
+            aT = _at(alpha, d, i) + T[i]
+            log_q = math.log(aT) - math.log(aT + t)
+            log_nb[d] = sh * log_q
             nbv[d] = math.exp(log_nb[d])  # 0 when it underflows (a heavy buyer): logs then
-            p1[d] = -math.expm1(log_q[d, i])
+            p1[d] = t / (aT + t)
             cum[d] = nbv[d]
             stay[d] = 1.0
             drop[d] = ad / (ad + bd)
@@ -179,12 +189,13 @@ def _bgnbd_step(shape, log_q, a, b, alive, i, log_nb, cum, drop, stay, nbv, p1, 
 
 
 @njit(cache=True, parallel=True)
-def bgnbd_count_bounds(shape, log_q, a, b_post, alive, low_q, high_q, cap):
+def bgnbd_count_bounds(r, alpha, a, b, x, T, t, shift, alive, low_q, high_q, cap):
     """Central interval of the mixed BG/NBD count distributions, per customer.
 
-    Per draw ``d`` and customer ``i`` (arrays (draws, customers)): ``shape = r+x``,
-    ``log_q = ln((α+T)/(α+T+t))``, ``a`` and ``b_post = b+x`` (``+1`` for MBG/NBD)
-    and P(alive). ``P(N=0) = q^shape``; for ``n ≥ 1``
+    Parameters per draw (rows) and customer (columns; one column when common):
+    ``r, alpha, a, b``; per customer ``x``, ``T``; the horizon ``t``; ``shift``
+    1 for MBG/NBD, else 0; P(alive) per draw and customer. With ``q =
+    (α+T)/(α+T+t)`` and ``b' = b+x+shift``: ``P(N=0) = q^(r+x)``; for ``n ≥ 1``
     ``P(N=n) = drop(n)·P(NB ≥ n) + stay(n)·NB(n)`` with
     ``stay(n) = B(a, b'+n)/B(a, b')`` and ``drop(n) = B(a+1, b'+n−1)/B(a, b')``.
     Returns (lower, upper, mass) of the mixture; ``cap`` bounds ``upper`` per customer.
@@ -201,8 +212,8 @@ def bgnbd_count_bounds(shape, log_q, a, b_post, alive, low_q, high_q, cap):
             cdf = 0.0
             size = cap[i] + 1
             for k in range(cap[i] + 1):
-                pmf[k] = _bgnbd_step(shape, log_q, a, b_post, alive, i, log_nb, cum, drop,
-                                     stay, nbv, p1, k)
+                pmf[k] = _bgnbd_step(r, alpha, a, b, x, T, t, shift, alive, i, log_nb, cum,
+                                     drop, stay, nbv, p1, k)
                 cdf += pmf[k]
                 if cdf >= high_q - 1e-12:
                     size = k + 1
