@@ -15,7 +15,7 @@ SPARK_STAMP := $(VENV)/.cx-models-spark-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,serve]'
+	$(BIN)/python -m pip install --quiet -e '.[test,serve,db]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -32,7 +32,7 @@ test-slow: $(STAMP)
 
 # Spark tests: local mode, needs Java 17+ and the spark extra (installed here on first use)
 $(SPARK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,serve,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[test,serve,db,spark]'
 	touch $(SPARK_STAMP)
 
 test-spark: $(SPARK_STAMP)

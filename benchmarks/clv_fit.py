@@ -113,7 +113,7 @@ def bgbb(args) -> None:
     table = period_features(base.transactions, as_of="2025-12-31", period_days=args.period_days)
     t_table = time.perf_counter() - t0
     table = table.drop(columns=["monetary_value"], errors="ignore")
-    patterns = table.groupby(["frequency", "recency", "periods"]).size().rename("weights")
+    patterns = table.groupby(["frequency", "recency", "T"]).size().rename("weights")
     patterns = patterns.reset_index()
     print(f"{len(table):,} customers, {len(patterns):,} (x, t_x, n) patterns of "
           f"{args.period_days}-day periods (table built in {t_table:.2f} s)")
@@ -133,7 +133,7 @@ def bgbb(args) -> None:
 
         t0 = time.perf_counter()
         ref = BetaGeoBetaBinomFitter().fit(patterns["frequency"], patterns["recency"],
-                                           patterns["periods"], weights=patterns["weights"])
+                                           patterns["T"], weights=patterns["weights"])
         t_ref = time.perf_counter() - t0
     print(f"lifetimes BetaGeoBetaBinomFitter on the weighted patterns: {t_ref:.3f} s; "
           f"ratio lifetimes / cx-models {t_ref / t_ours:.1f}x")

@@ -138,10 +138,11 @@ def read_input(data, *, what: str) -> tuple[pl.DataFrame, str]:
 
     Parameters
     ----------
-    data : str, os.PathLike, pandas.DataFrame or polars.DataFrame
-        A ``.csv`` or ``.parquet`` file, or a frame already in memory. CSV
-        cells are read as text so that validation, not the reader, decides
-        what a value is (and quarantines what it cannot use).
+    data : str, os.PathLike, DatabaseSource, pandas.DataFrame or polars.DataFrame
+        A ``.csv`` or ``.parquet`` file, a table or query of a database
+        (:class:`cx_models.database.DatabaseSource`), or a frame already in
+        memory. CSV cells are read as text so that validation, not the reader,
+        decides what a value is (and quarantines what it cannot use).
     what : str
         ``"transactions"`` or ``"surveys"``, for messages.
 
@@ -163,9 +164,14 @@ def read_input(data, *, what: str) -> tuple[pl.DataFrame, str]:
         return data, f"{what} DataFrame"
     if isinstance(data, pd.DataFrame):
         return _pandas_to_polars(data), f"{what} DataFrame"
+    if type(data).__name__ == "DatabaseSource":
+        from cx_models.database import read_source
+
+        return read_source(data, what=what)
     if not isinstance(data, (str, os.PathLike)):
         raise CXDataError(
-            f"{what}: expected a CSV or Parquet path, a pandas or a polars DataFrame, "
+            f"{what}: expected a CSV or Parquet path, a DatabaseSource, a pandas or a polars "
+            "DataFrame, "
             f"got {type(data).__name__}"
         )
     path = Path(data)
@@ -347,3 +353,11 @@ def read_features(path) -> pd.DataFrame:
     if "lookback_days" in meta:
         frame.attrs["lookback_days"] = int(meta["lookback_days"])
     return frame
+
+
+def __getattr__(name):  # DatabaseSource / DatabaseTarget here too, without importing drivers
+    if name in ("DatabaseSource", "DatabaseTarget"):
+        from cx_models import database
+
+        return getattr(database, name)
+    raise AttributeError(name)
