@@ -41,10 +41,18 @@ def require_scalar_columns(schema, source: str, roles: dict[str, tuple[str, str]
     """
     for canonical, (column, _flag) in roles.items():
         dtype = schema.get(column)
-        if dtype is not None and (dtype.is_nested() or dtype == pl.Object):
+        if dtype is None:
+            continue
+        if dtype.is_nested() or dtype == pl.Object:
             raise CXDataError(
                 f"{source}: column {column!r} ({canonical}) has type {dtype}; expected one "
                 "number, text or date per cell, not a list or struct"
+            )
+        if dtype in (pl.Boolean, pl.Binary):
+            kind = "boolean" if dtype == pl.Boolean else "bytes (bytea, blob)"
+            raise CXDataError(
+                f"{source}: column {column!r} ({canonical}) has type {kind}, which cannot hold "
+                f"the {canonical}; cast it (in a query: to text or numeric)"
             )
 
 

@@ -16,7 +16,9 @@ usual sources: ``PGPASSWORD``, ``PGSERVICE``, ``~/.pgpass``) and
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -26,11 +28,18 @@ import pyarrow as pa
 
 from cx_models.errors import CXDataError
 
-__all__ = ["DatabaseSource", "DatabaseTarget", "read_source", "redacted", "write_target"]
+__all__ = [
+    "DatabaseSource",
+    "DatabaseTarget",
+    "read_source",
+    "redacted",
+    "spool_source",
+    "write_target",
+]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
-#: Polars types that cannot hold an id, a time, an amount or a score.
-_UNUSABLE = (pl.Boolean, pl.Binary, pl.List, pl.Array, pl.Struct, pl.Object)
+#: Rows per record batch streamed from a database.
+BATCH_ROWS = 65_536
 
 
 def redacted(uri: str) -> str:
@@ -178,86 +187,131 @@ def _primary_key(kind: str, con, table: str) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
-def read_source(source: DatabaseSource, *, what: str) -> tuple[pl.DataFrame, str]:
-    """Read a table or query into a polars frame; return it and the source's name.
-
-    Database types arrive as Arrow types (numeric/decimal amounts, timestamps
-    with and without time zone, text or integer ids) and go through the same
-    validation as a file's columns; a column of a type that cannot hold a field
-    (boolean, bytes, arrays, composites) is an error naming the column and its type.
-    """
-    kind, con = _connect(source.uri, read_only=True, name=source.name)
+def _select(kind: str, con, source: DatabaseSource) -> str:
+    """Return the query that reads ``source``: its own, or its table in key order."""
+    if source.query is not None:
+        return source.query
+    quoted = _table_name(source.table, source.name)
     try:
-        if source.table is not None:
-            quoted = _table_name(source.table, source.name)
-            try:
-                key = _primary_key(kind, con, source.table)
-            except Exception:  # noqa: BLE001 - a missing table is reported by the read below
-                key = []
-            order = f" ORDER BY {', '.join(f'{chr(34)}{k}{chr(34)}' for k in key)}" if key else ""
-            query = f"SELECT * FROM {quoted}{order}"
-        else:
-            query = source.query
+        key = _primary_key(kind, con, source.table)
+    except Exception:  # noqa: BLE001 - a missing table is reported by the read itself
+        key = []
+    order = f" ORDER BY {', '.join(f'{chr(34)}{k}{chr(34)}' for k in key)}" if key else ""
+    return f"SELECT * FROM {quoted}{order}"
+
+
+@contextlib.contextmanager
+def _batches(source: DatabaseSource, *, what: str) -> Iterator[pa.RecordBatchReader]:
+    """Yield the source's rows as Arrow record batches, streamed from the server."""
+    kind, con = _connect(source.uri, read_only=True, name=source.name)
+    cursor = None
+    try:
+        query = _select(kind, con, source)
         try:
-            table = _fetch(kind, con, query)
+            if kind == "duckdb":
+                relation = con.sql(query)
+                stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+                reader = stream(BATCH_ROWS)
+            else:
+                cursor = con.cursor()
+                cursor.execute(query)
+                reader = cursor.fetch_record_batch()
         except Exception as exc:  # noqa: BLE001 - unknown table, syntax, permissions
             raise CXDataError(
                 f"{source.name}: cannot read the {what} ({_first_line(exc, source.uri)})"
             ) from None
+        yield reader
     finally:
+        if cursor is not None:
+            cursor.close()
         con.close()
-    frame = pl.from_arrow(_plain(table))
-    if isinstance(frame, pl.Series):  # a single column
-        frame = frame.to_frame()
-    return frame, source.name
 
 
-def _plain(table: pa.Table) -> pa.Table:
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([
+        pa.field(f.name, f.type.storage_type) if isinstance(f.type, pa.BaseExtensionType) else f
+        for f in schema
+    ])
+
+
+def _plain(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """Replace extension-typed columns by their storage.
 
     PostgreSQL's ``numeric`` arrives from ADBC as an opaque extension type over
     text: as text, the validation parses it cell by cell as it parses CSV cells
     (exactly: no float rounding on the way).
     """
-    columns = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        if isinstance(field.type, pa.BaseExtensionType):
-            column = pa.chunked_array([c.storage for c in column.chunks],
-                                      type=field.type.storage_type)
-        columns.append(column)
-    return pa.table(columns, names=table.column_names)
+    columns = [c.storage if isinstance(c.type, pa.BaseExtensionType) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _fetch(kind: str, con, query: str) -> pa.Table:
-    if kind == "duckdb":
-        return con.sql(query).to_arrow_table()
-    with con.cursor() as cur:
-        cur.execute(query)
-        return cur.fetch_arrow_table()
+def _stream(source: DatabaseSource, reader: pa.RecordBatchReader, what: str):
+    schema = _plain_schema(reader.schema)
+    try:
+        for batch in reader:
+            yield _plain(batch, schema)
+    except CXDataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a connection lost mid-read, a cast error
+        raise CXDataError(
+            f"{source.name}: reading the {what} failed ({_first_line(exc, source.uri)})"
+        ) from None
 
 
-def check_column_types(frame: pl.DataFrame, columns, *, source: str) -> None:
-    """Raise naming a column whose database type cannot hold its field."""
-    for col in columns:
-        if col in frame.columns and isinstance(frame.schema[col], _UNUSABLE):
-            raise CXDataError(
-                f"{source}: column {col!r} has type {frame.schema[col]} in the database, which "
-                "cannot hold this field; cast it in a query (e.g. to text or numeric)"
-            )
+def _require_rows(source: DatabaseSource, rows: int, what: str) -> None:
+    if rows == 0 and what == "transactions":
+        raise CXDataError(f"{source.name}: the {what} are empty (no rows)")
 
 
-def write_target(frame, target: DatabaseTarget, *, metadata: dict | None = None) -> None:
-    """Replace the rows of ``target`` with ``frame`` and its metadata, in one transaction.
+def read_source(source: DatabaseSource, *, what: str) -> tuple[pl.DataFrame, str]:
+    """Read a table or query into a polars frame; return it and the source's name.
 
-    The table is created on first use; afterwards it must have the same columns
-    (an error names the difference). Its rows are deleted and the new ones
-    inserted in one transaction with the metadata rows of ``<table>_meta``, so
-    the table object — grants, views on it — stays.
+    Database types arrive as Arrow types (numeric/decimal amounts, timestamps
+    with and without time zone, text or integer ids) and go through the same
+    validation as a file's columns (which refuses a boolean, bytes or array
+    column in a field's place, naming it). Empty transactions are an error.
+    """
+    with _batches(source, what=what) as reader:
+        schema = _plain_schema(reader.schema)
+        table = pa.Table.from_batches(list(_stream(source, reader, what)), schema=schema)
+    _require_rows(source, table.num_rows, what)
+    frame = pl.from_arrow(table)
+    if isinstance(frame, pl.Series):  # a single column
+        frame = frame.to_frame()
+    return frame, source.name
+
+
+def spool_source(source: DatabaseSource, path, *, what: str) -> int:
+    """Stream the source's rows into an Arrow IPC file at ``path``; return the row count.
+
+    Memory holds one batch of :data:`BATCH_ROWS` rows at a time: the chunked
+    scorer then reads the file as it reads a Parquet input (whole customers per
+    chunk), so a database base is scored in the memory a file base needs.
+    """
+    rows = 0
+    with _batches(source, what=what) as reader:
+        schema = _plain_schema(reader.schema)
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for batch in _stream(source, reader, what):
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    _require_rows(source, rows, what)
+    return rows
+
+
+def write_target(rows, target: DatabaseTarget, *, metadata: dict | None = None) -> None:
+    """Replace the rows of ``target`` with ``rows`` and its metadata, in one transaction.
+
+    ``rows`` is a polars or pandas frame, an Arrow table, or the path of a
+    Parquet file (streamed batch by batch). The table is created on first use;
+    afterwards it must have the same columns (an error names the difference).
+    Its rows are deleted and the new ones inserted in one transaction with the
+    metadata rows of ``<table>_meta``, so the table object — grants, views on
+    it — stays.
     """
     import json
 
-    arrow = frame.to_arrow() if isinstance(frame, pl.DataFrame) else pa.Table.from_pandas(
-        frame, preserve_index=False)
+    arrow = _as_arrow(rows)
     meta = pa.table({
         "key": [str(k) for k in (metadata or {})],
         "value": [v if isinstance(v, str) else json.dumps(v, default=str)
@@ -277,6 +331,23 @@ def write_target(frame, target: DatabaseTarget, *, metadata: dict | None = None)
         con.close()
 
 
+def _as_arrow(rows):
+    """Return an Arrow table, or a record-batch reader over a Parquet file."""
+    import os
+
+    if isinstance(rows, pl.DataFrame):
+        return rows.to_arrow()
+    if isinstance(rows, (pa.Table, pa.RecordBatchReader)):
+        return rows
+    if isinstance(rows, (str, os.PathLike)):
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(rows)
+        schema = parquet.schema_arrow.remove_metadata()
+        return pa.RecordBatchReader.from_batches(schema, parquet.iter_batches(65_536))
+    return pa.Table.from_pandas(rows, preserve_index=False)
+
+
 def _columns(kind: str, con, table: str) -> list[str] | None:
     schema, _, name = table.rpartition(".")
     sql = ("SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND "
@@ -290,15 +361,16 @@ def _columns(kind: str, con, table: str) -> list[str] | None:
     return [r[0] for r in rows] or None
 
 
-def _swap(kind: str, con, target: DatabaseTarget, arrow: pa.Table, meta: pa.Table) -> None:
+def _swap(kind: str, con, target: DatabaseTarget, arrow, meta: pa.Table) -> None:
     quoted = _table_name(target.table, target.name)
     meta_name = f"{target.table}_meta"
     meta_quoted = _table_name(meta_name, target.name)
     existing = _columns(kind, con, target.table)
-    if existing is not None and existing != arrow.column_names:
+    names = arrow.schema.names
+    if existing is not None and existing != names:
         raise CXDataError(
             f"{target.name}: the table has columns {existing}, the result has "
-            f"{arrow.column_names}; write to a new table or drop this one"
+            f"{names}; write to a new table or drop this one"
         )
     if kind == "duckdb":
         con.begin()

@@ -46,7 +46,11 @@ def table_format(path, *, what: str = "file") -> str:
     --------
     >>> table_format("scores.parquet")
     'parquet'
+
+    A database table (:class:`~cx_models.database.DatabaseTarget`) is ``"database"``.
     """
+    if type(path).__name__ in ("DatabaseTarget", "DatabaseSource"):
+        return "database"
     suffix = Path(path).suffix.lower()
     if suffix not in _FORMATS:
         raise CXDataError(
@@ -213,8 +217,8 @@ def write_table(frame, path, *, metadata: dict | None = None) -> Path:
     Parameters
     ----------
     frame : pandas.DataFrame or polars.DataFrame
-    path : str or os.PathLike
-        ``.csv`` or ``.parquet``.
+    path : str, os.PathLike or DatabaseTarget
+        ``.csv`` or ``.parquet`` (or a database table, below).
     metadata : dict, optional
         JSON-serialisable metadata (``as_of``, ``time_unit``, ...). Stored as
         Parquet key-value metadata under :data:`METADATA_KEY`, or for CSV in a
@@ -232,7 +236,16 @@ def write_table(frame, path, *, metadata: dict | None = None) -> Path:
     >>> _ = write_table(pd.DataFrame({"a": [1]}), out, metadata={"time_unit": "W"})
     >>> read_table_metadata(out)["time_unit"]
     'W'
+
+    A :class:`~cx_models.database.DatabaseTarget` instead of a path replaces
+    that table's rows in one transaction, the metadata going to ``<table>_meta``.
     """
+    if type(path).__name__ == "DatabaseTarget":
+        from cx_models.database import write_target
+
+        write_target(frame, path, metadata=json.loads(
+            json.dumps(metadata or {}, default=_json_default)))
+        return path
     path = Path(path)
     fmt = table_format(path, what="output")
     meta_text = json.dumps(metadata or {}, default=_json_default, sort_keys=True)

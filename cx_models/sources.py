@@ -10,12 +10,15 @@ kind of input is a new field here, not a new keyword in every signature.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat
 
-__all__ = ["EventInputs"]
+__all__ = ["EventInputs", "is_database_uri", "source_name"]
+
+_URI = re.compile(r"(?i)^(postgresql|postgres|duckdb)://")
 
 
 @dataclass(frozen=True)
@@ -24,10 +27,11 @@ class EventInputs:
 
     Parameters
     ----------
-    transactions : str or path-like
-        The transactions export (CSV or Parquet).
-    surveys : str or path-like, optional
-        The survey export.
+    transactions : str, path-like or DatabaseSource
+        The transactions export (CSV or Parquet), or a table or query of a
+        database (:class:`cx_models.io.DatabaseSource`).
+    surveys : str, path-like or DatabaseSource, optional
+        The survey answers, likewise.
     fmt : EventFormat
         Column names, time formats, strictness and CES direction of both.
 
@@ -59,7 +63,30 @@ class EventInputs:
 
     def named(self) -> dict[str, str]:
         """Return each given input by name, as text (for messages and overlap checks)."""
-        named = {"transactions": os.fspath(self.transactions)}
+        named = {"transactions": source_name(self.transactions)}
         if self.surveys is not None:
-            named["surveys"] = os.fspath(self.surveys)
+            named["surveys"] = source_name(self.surveys)
         return named
+
+    def files(self) -> dict[str, str | os.PathLike]:
+        """Return the inputs that are files, by name (databases are not files)."""
+        named = {"transactions": self.transactions, "surveys": self.surveys}
+        return {k: v for k, v in named.items() if isinstance(v, (str, os.PathLike))}
+
+
+def source_name(source) -> str:
+    """Return an input as messages name it: a path, or a database source without password."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return getattr(source, "name", type(source).__name__)
+
+
+def is_database_uri(text) -> bool:
+    """Whether ``text`` is a database URI (``postgresql://…``, ``duckdb:///…``), not a path.
+
+    Examples
+    --------
+    >>> is_database_uri("postgresql://ann@127.0.0.1/shop"), is_database_uri("tx.parquet")
+    (True, False)
+    """
+    return isinstance(text, str) and _URI.match(text) is not None

@@ -136,12 +136,15 @@ def say_quarantine(path, *reports) -> None:
 
     if path is None:
         return
+    from cx_models.sources import source_name
+
     write_quarantine(path, *reports)
     rows = sum(r.rows_quarantined for r in reports if r is not None)
+    name = source_name(path)
     if rows:
-        err.print(f"{rows:,} quarantined rows written to {path}")
+        err.print(f"{rows:,} quarantined rows written to {name}")
     else:
-        err.print(f"no row was quarantined; {path} holds only the header")
+        err.print(f"no row was quarantined; {name} holds only the header")
 
 
 def print_json(data: dict) -> None:

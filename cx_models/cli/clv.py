@@ -11,6 +11,7 @@ import typer
 from cx_models._version import __version__
 from cx_models.cli._app import app, err, print_json, renamed, user_errors
 from cx_models.cli.data import build
+from cx_models.cli.db_options import database_sources, database_targets
 from cx_models.cli.options import (
     TRANSACTION_FORMAT,
     AsOfOpt,
@@ -71,6 +72,8 @@ def _period_table(transactions, *, as_of, period_days: int, fmt, quarantine_out)
 @clv_app.command("fit")
 @user_errors
 @settings_from(fmt=TRANSACTION_FORMAT)
+@database_sources("transactions")
+@database_targets("quarantine_out")
 def clv_fit(
     transactions: TransactionsOpt,
     as_of: AsOfOpt,
@@ -117,6 +120,8 @@ def clv_fit(
 @clv_app.command("predict")
 @user_errors
 @settings_from(fmt=TRANSACTION_FORMAT)
+@database_sources("transactions")
+@database_targets("quarantine_out")
 def clv_predict(
     transactions: TransactionsOpt,
     as_of: AsOfOpt,
@@ -186,6 +191,7 @@ def clv_predict(
 @clv_app.command("validate")
 @user_errors
 @settings_from(fmt=TRANSACTION_FORMAT)
+@database_sources("transactions")
 def clv_validate(
     transactions: TransactionsOpt,
     calibration_end: Annotated[

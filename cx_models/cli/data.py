@@ -9,6 +9,7 @@ import typer
 
 from cx_models._version import __version__
 from cx_models.cli._app import app, err, report_table, say_quarantine, user_errors
+from cx_models.cli.db_options import database_sources, database_targets
 from cx_models.cli.options import (
     EVENT_FORMAT,
     FEATURE_SPEC,
@@ -44,6 +45,8 @@ def build(transactions, surveys, *, as_of, spec: FeatureSpec, fmt: EventFormat, 
 @app.command()
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
+@database_sources("transactions", "surveys")
+@database_targets("quarantine_out")
 def features(
     transactions: TransactionsOpt,
     as_of: AsOfOpt,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cx_models.cli._app import app, err, print_json, report_table, user_errors
+from cx_models.cli.db_options import database_sources
 from cx_models.cli.options import (
     EVENT_FORMAT,
     AsOfOpt,
@@ -28,6 +29,7 @@ __all__ = ["monitor"]
 @app.command()
 @user_errors
 @settings_from(fmt=EVENT_FORMAT)
+@database_sources("transactions", "surveys")
 def monitor(
     model: ModelUriOpt,
     transactions: TransactionsOpt,

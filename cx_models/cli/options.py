@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cx_models.cli.db_options import location
 from cx_models.contract import SurveyColumns, TransactionColumns
 from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
 
@@ -70,10 +71,24 @@ def flag(name: str, help: str) -> Any:  # noqa: A002 - typer's own keyword
 
 # --------------------------------------------------------------------------- single options
 TransactionsOpt = Annotated[
-    Path, typer.Option("--transactions", help="Transactions file (.csv or .parquet).")
+    Path,
+    typer.Option(
+        "--transactions",
+        parser=location,
+        metavar="<path|uri>",
+        help="Transactions file (.csv or .parquet), or a database URI (postgresql://…, "
+        "duckdb:///path) with --transactions-table or --transactions-query.",
+    ),
 ]
 SurveysOpt = Annotated[
-    Path | None, typer.Option("--surveys", help="Survey responses file (.csv or .parquet).")
+    Path | None,
+    typer.Option(
+        "--surveys",
+        parser=location,
+        metavar="<path|uri>",
+        help="Survey responses file (.csv or .parquet), or a database URI with "
+        "--surveys-table or --surveys-query.",
+    ),
 ]
 AsOfOpt = Annotated[
     str,
@@ -81,7 +96,13 @@ AsOfOpt = Annotated[
 ]
 QuarantineOut = Annotated[
     Path | None,
-    typer.Option("--quarantine-out", help="Write every rejected row (.csv or .parquet)."),
+    typer.Option(
+        "--quarantine-out",
+        parser=location,
+        metavar="<path|uri>",
+        help="Write every rejected row (.csv or .parquet, or a database URI with "
+        "--quarantine-table where the verb offers it).",
+    ),
 ]
 TrackingUriOpt = Annotated[
     str | None,

@@ -17,6 +17,7 @@ from cx_models.cli._app import (
     say_quarantine,
     user_errors,
 )
+from cx_models.cli.db_options import database_sources, database_targets, location
 from cx_models.cli.options import (
     EVENT_FORMAT,
     SCORE_PARAMS,
@@ -175,14 +176,31 @@ def score_table_file(
 @app.command()
 @user_errors
 @settings_from(fmt=EVENT_FORMAT, params=SCORE_PARAMS)
+@database_sources("transactions", "surveys")
+@database_targets("out", "quarantine_out")
 def score(
     model: ModelUriOpt,
-    out: Annotated[Path, typer.Option("--out", help="Scored table (.parquet or .csv).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            parser=location,
+            metavar="<path|uri>",
+            help="Scored table (.parquet or .csv), or a database URI with --out-table.",
+        ),
+    ],
     features_path: Annotated[
         Path | None, typer.Option("--features", help="Feature table instead of raw events.")
     ] = None,
     transactions: Annotated[
-        Path | None, typer.Option("--transactions", help="Transactions file (.csv or .parquet).")
+        Path | None,
+        typer.Option(
+            "--transactions",
+            parser=location,
+            metavar="<path|uri>",
+            help="Transactions file (.csv or .parquet), or a database URI with "
+            "--transactions-table or --transactions-query.",
+        ),
     ] = None,
     surveys: SurveysOpt = None,
     as_of: Annotated[

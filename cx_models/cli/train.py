@@ -19,6 +19,7 @@ from cx_models.cli._app import (
     say_quarantine,
     user_errors,
 )
+from cx_models.cli.db_options import database_sources, database_targets
 from cx_models.cli.options import (
     EVENT_FORMAT,
     FEATURE_SPEC,
@@ -83,6 +84,8 @@ def _given(ctx: typer.Context, name: str) -> bool:
 @app.command()
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
+@database_sources("transactions", "surveys")
+@database_targets("quarantine_out")
 def train(
     ctx: typer.Context,
     transactions: TransactionsOpt,
@@ -288,6 +291,8 @@ app.add_typer(churn_app, name="churn")
 @churn_app.command("evaluate")
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
+@database_sources("transactions", "surveys")
+@database_targets("quarantine_out")
 def churn_evaluate(
     transactions: TransactionsOpt,
     as_of: AsOfOpt,
