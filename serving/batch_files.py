@@ -42,6 +42,7 @@ from cx_models.timeutil import parse_as_of
 
 __all__ = ["score_files"]
 
+
 def score_files(
     model,
     inputs: EventInputs | str | os.PathLike,
@@ -80,7 +81,48 @@ def score_files(
 
     Returns a :class:`BatchResult` whose ``scored`` is ``None`` (the scores are
     in ``out``) and whose reports add up every chunk.
+
+    Databases: an input may be a :class:`~cx_models.database.DatabaseSource`
+    (streamed once, in record batches, into the job's scratch folder and then
+    chunked as a file is) and ``out`` a :class:`~cx_models.database.DatabaseTarget`
+    (the ranked scores are staged as Parquet, then replace the table's rows in
+    one transaction, ``metadata`` going to ``<table>_meta``).
     """
+    from cx_models.io import table_format
+    from cx_models.outputs import job_scratch
+
+    if chunk_customers < 1:
+        raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")
+    # a database output is staged in a scratch folder of the system's temporary directory
+    anchor = out if table_format(out, what="output") != "database" else _database_anchor(out)
+    with job_scratch(anchor) as scratch:
+        return _score_files(
+            model,
+            inputs,
+            as_of=as_of,
+            out=out,
+            anchor=anchor,
+            scratch=scratch,
+            params=params,
+            chunk_customers=chunk_customers,
+            metadata=metadata,
+            progress=progress,
+            keywords=keywords,
+        )
+
+
+def _database_anchor(target):
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.gettempdir()) / "cx-models" / f"{target.table}.parquet"
+
+
+def _score_files(
+    model, inputs, *, as_of, out, anchor, scratch, params, chunk_customers, metadata, progress,
+    keywords,
+) -> BatchResult:
+    """Run :func:`score_files` inside the job's scratch folder."""
     from pathlib import Path
 
     import pyarrow as pa
@@ -89,20 +131,21 @@ def score_files(
     from cx_models.io import table_format
     from cx_models.outputs import check_distinct, job_scratch, write_errno, write_failure
     from cx_models.quarantine import merge_reports, require_usable
+    from cx_models.sources import source_name
 
-    if chunk_customers < 1:
-        raise CXDataError(f"chunk_customers must be at least 1, got {chunk_customers}")
     # a bare path takes the format from the keywords of earlier releases, if any
     fmt = inputs.fmt if isinstance(inputs, EventInputs) else None
     inputs = EventInputs.of(inputs)
     transactions, surveys = inputs.transactions, inputs.surveys
     params, fmt, asked = _settings("score_files", params, fmt, keywords)
     as_of = parse_as_of(as_of)
-    out = Path(out)
     out_format = table_format(out, what="output")
+    out = Path(out) if out_format != "database" else out
     check_distinct({"transactions": transactions, "surveys": surveys}, {"out": out})
     tcols, scols = fmt.transactions, fmt.surveys
-    tx_scan, tx_source = scan_input(transactions, "transactions")
+    tx_scan, tx_source = scan_input(
+        transactions, "transactions", spool=scratch / "transactions.arrow"
+    )
     schema = tx_scan.collect_schema()
     require_columns(schema.names(), tx_source, tcols.roles())
     require_scalar_columns(schema, tx_source, tcols.roles())
@@ -121,11 +164,11 @@ def score_files(
     tx_id = canonical_id_expr(tcols.customer, schema[tcols.customer], id_dtype)
     sv_scan = sv_id = None
     if surveys is not None:
-        sv_scan, _ = scan_input(surveys, "surveys")
+        sv_scan, sv_source = scan_input(surveys, "surveys", spool=scratch / "surveys.arrow")
         sv_schema = sv_scan.collect_schema()
         id_role = {"customer_id": scols.roles()["customer_id"]}
-        require_columns(sv_schema.names(), str(surveys), id_role)
-        require_scalar_columns(sv_schema, str(surveys), scols.roles())
+        require_columns(sv_schema.names(), sv_source, id_role)
+        require_scalar_columns(sv_schema, sv_source, scols.roles())
         sv_id = canonical_id_expr(scols.customer, sv_schema[scols.customer], id_dtype)
 
     # a Future: the model is still loading (the CLI loads it while the ids are scanned)
@@ -143,7 +186,7 @@ def score_files(
     done = 0
     orphans = 0
     # every temporary file of the job lives in its scratch folder, removed at its end
-    with job_scratch(out) as scratch:
+    with job_scratch(anchor) as scratch:
         tmp = scratch / "scores.arrow"
         writer = scores_schema = None
         try:
@@ -173,7 +216,7 @@ def score_files(
                     sv_v = validate_surveys(
                         sv_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype
                     )
-                    sv_v.report.source = str(surveys)
+                    sv_v.report.source = source_name(surveys)
                     sv_data = sv_v.data
                 if not has_ids or tx_v.data.height == 0:
                     lost = 0
@@ -255,7 +298,14 @@ def score_files(
             # 3. the final file in one rename
             if callable(metadata):
                 metadata = metadata(model.result() if loading is not None else model)
-            _write_ranked(tmp, out, out_format, ranks, metadata or {})
+            if out_format == "database":
+                from cx_models.database import write_target
+
+                staged = scratch / "scored.parquet"
+                _write_ranked(tmp, staged, "parquet", ranks, metadata or {})
+                write_target(staged, out, metadata=metadata or {})
+            else:
+                _write_ranked(tmp, out, out_format, ranks, metadata or {})
         except OSError as exc:
             if write_errno(exc) is None:
                 raise

@@ -16,13 +16,26 @@ __all__ = ["chunk_starts", "scan_input", "split_by_chunk"]
 _CHUNK = "__cx_chunk"
 
 
-def scan_input(path, what: str) -> tuple[pl.LazyFrame, str]:
-    """Return a lazy scan of a CSV or Parquet input, with each row's number in the file."""
+def scan_input(path, what: str, *, spool=None) -> tuple[pl.LazyFrame, str]:
+    """Return a lazy scan of an input, with each row's number in it.
+
+    A CSV or Parquet file is scanned where it is; a database table or query
+    (:class:`~cx_models.database.DatabaseSource`) is first streamed, batch by
+    batch, into the Arrow file ``spool`` (in the job's scratch folder), its rows
+    numbered in the order the database returned them.
+    """
     from pathlib import Path
 
     from cx_models.io import check_csv_header, read_input, table_format
     from cx_models.schemas import ROW_INDEX
 
+    if type(path).__name__ == "DatabaseSource":
+        from cx_models.database import spool_source
+
+        if spool is None:
+            raise CXDataError(f"{path.name}: a database input needs a spool file to be scanned")
+        spool_source(path, spool, what=what)
+        return pl.scan_ipc(spool).with_row_index(ROW_INDEX), path.name
     path = Path(path)
     fmt = table_format(path, what=what)
     if not path.exists() or path.is_dir() or path.stat().st_size == 0:

@@ -112,6 +112,9 @@ def test_compiled_count_bounds_equal_the_mixed_distributions(name):
     table = pd.concat([table, heavy], ignore_index=True)  # first terms that underflow
     table.attrs["time_unit"] = "W"
     model = CLVModel(model=name).fit(table)
+    # every eighth customer and the heavy ones: the reference pmfs are slow for Pareto/NBD
+    table = table.iloc[np.r_[0 : len(table) - 3 : 8, -3, -2, -1]].reset_index(drop=True)
+    table.attrs["time_unit"] = "W"
     drawn = list(iv._draws(model, 5, 0))
     mean = model.predict_arrays(table, horizon_days=273, clv_months=0)["expected_purchases"]
     rfm = model._in_model_units(table)

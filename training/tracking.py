@@ -157,7 +157,13 @@ def _flat_params(config: dict) -> dict:
 
 
 def _log_dataset(mlflow, frame, report: dict, *, name: str, source: str, digest: str) -> None:
+    from cx_models.sources import is_database_uri
+
     sample = frame.head(1000).to_pandas()
+    if is_database_uri(source):  # a table or query, named without its password
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+
+        source = CodeDatasetSource(tags={"database": source})
     dataset = mlflow.data.from_pandas(sample, source=source, name=name, digest=digest)
     tags = {
         "rows_in": str(report["rows_in"]),

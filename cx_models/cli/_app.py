@@ -144,7 +144,8 @@ def say_quarantine(path, *reports) -> None:
     if rows:
         err.print(f"{rows:,} quarantined rows written to {name}")
     else:
-        err.print(f"no row was quarantined; {name} holds only the header")
+        empty = "only the header" if isinstance(path, (str, Path)) else "no rows"
+        err.print(f"no row was quarantined; {name} holds {empty}")
 
 
 def print_json(data: dict) -> None:

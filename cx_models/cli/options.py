@@ -77,7 +77,7 @@ TransactionsOpt = Annotated[
         parser=location,
         metavar="<path|uri>",
         help="Transactions file (.csv or .parquet), or a database URI (postgresql://…, "
-        "duckdb:///path) with --transactions-table or --transactions-query.",
+        "duckdb:///path) with its table or query.",
     ),
 ]
 SurveysOpt = Annotated[
@@ -86,8 +86,8 @@ SurveysOpt = Annotated[
         "--surveys",
         parser=location,
         metavar="<path|uri>",
-        help="Survey responses file (.csv or .parquet), or a database URI with "
-        "--surveys-table or --surveys-query.",
+        help="Survey responses file (.csv or .parquet), or a database URI with its table "
+        "or query.",
     ),
 ]
 AsOfOpt = Annotated[
@@ -100,8 +100,8 @@ QuarantineOut = Annotated[
         "--quarantine-out",
         parser=location,
         metavar="<path|uri>",
-        help="Write every rejected row (.csv or .parquet, or a database URI with "
-        "--quarantine-table where the verb offers it).",
+        help="Write every rejected row (.csv or .parquet, or a database URI with its "
+        "table).",
     ),
 ]
 TrackingUriOpt = Annotated[

@@ -140,7 +140,12 @@ def scored_line(customers: int, info: dict, out, engine: str = "") -> str:
     asked = info.get("requested_uri")
     pinned = info.get("model_uri")
     via = f" (resolved from {asked})" if asked and asked != pinned else ""
-    return f"scored {customers:,} customers{engine} with {pinned}{via}, version {version}, to {out}"
+    from cx_models.sources import source_name
+
+    return (
+        f"scored {customers:,} customers{engine} with {pinned}{via}, version {version}, "
+        f"to {source_name(out)}"
+    )
 
 
 def score_table_file(
@@ -186,7 +191,7 @@ def score(
             "--out",
             parser=location,
             metavar="<path|uri>",
-            help="Scored table (.parquet or .csv), or a database URI with --out-table.",
+            help="Scored table (.parquet or .csv), or a database URI with its table.",
         ),
     ],
     features_path: Annotated[
@@ -198,8 +203,8 @@ def score(
             "--transactions",
             parser=location,
             metavar="<path|uri>",
-            help="Transactions file (.csv or .parquet), or a database URI with "
-            "--transactions-table or --transactions-query.",
+            help="Transactions file (.csv or .parquet), or a database URI with its table "
+            "or query.",
         ),
     ] = None,
     surveys: SurveysOpt = None,
@@ -233,6 +238,7 @@ def score(
     """Score a whole customer base with a logged CX scorer, in chunks of whole customers."""
     trust_modified(trust)
     from cx_models.io import table_format
+    from cx_models.sources import source_name
 
     if engine not in ("single", "spark"):
         raise CXDataError(f"--engine must be 'single' or 'spark', got {engine!r}")
@@ -248,7 +254,15 @@ def score(
     if engine == "spark":
         if fmt_out != "parquet":
             raise CXDataError(
-                f"{out}: --engine spark writes Parquet; give an --out ending .parquet"
+                f"{source_name(out)}: --engine spark writes Parquet; give an --out ending "
+                ".parquet"
+            )
+        databases = [source_name(v) for v in (transactions, surveys, quarantine_out)
+                     if v is not None and not isinstance(v, Path)]
+        if databases:
+            raise CXDataError(
+                f"{databases[0]}: --engine spark reads and writes files; score a database "
+                "with --engine single"
             )
         from cx_models.cli.spark import score_on_spark
 
