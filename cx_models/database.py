@@ -21,12 +21,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import polars as pl
 import pyarrow as pa
 
 from cx_models.errors import CXDataError
+from cx_models.sources import redacted
 
 __all__ = [
     "DatabaseSource",
@@ -40,23 +41,6 @@ __all__ = [
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 #: Rows per record batch streamed from a database.
 BATCH_ROWS = 65_536
-
-
-def redacted(uri: str) -> str:
-    """Return ``uri`` without its password, for messages and logs.
-
-    Examples
-    --------
-    >>> redacted("postgresql://ann:secret@127.0.0.1:5432/shop")
-    'postgresql://ann@127.0.0.1:5432/shop'
-    """
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, parts.query, ""))
 
 
 def _kind(uri: str) -> str:

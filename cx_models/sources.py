@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat
 
-__all__ = ["EventInputs", "is_database_uri", "source_name"]
+__all__ = ["EventInputs", "is_database_uri", "redacted", "source_name"]
 
 _URI = re.compile(r"(?i)^(postgresql|postgres|duckdb)://")
 
@@ -90,3 +91,20 @@ def is_database_uri(text) -> bool:
     (True, False)
     """
     return isinstance(text, str) and _URI.match(text) is not None
+
+
+def redacted(uri: str) -> str:
+    """Return ``uri`` without its password, for messages and logs.
+
+    Examples
+    --------
+    >>> redacted("postgresql://ann:secret@127.0.0.1:5432/shop")
+    'postgresql://ann@127.0.0.1:5432/shop'
+    """
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, parts.query, ""))

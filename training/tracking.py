@@ -90,7 +90,23 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     if chosen == DEFAULT_TRACKING_URI:
         Path("mlruns").mkdir(exist_ok=True)
-    return chosen
+    return _with_driver(chosen)
+
+
+def _with_driver(uri: str) -> str:
+    """Name psycopg (3) in a ``postgresql://`` store URI when psycopg2 is not installed.
+
+    SQLAlchemy, under MLflow's database store, takes ``postgresql://`` to mean
+    psycopg2; the ``db`` extra installs psycopg 3, which it knows as
+    ``postgresql+psycopg://``.
+    """
+    import importlib.util
+
+    scheme, sep, rest = uri.partition("://")
+    if sep and scheme.lower() in ("postgresql", "postgres"):
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+            return f"postgresql+psycopg://{rest}"
+    return uri
 
 
 @contextlib.contextmanager
@@ -123,8 +139,9 @@ def artifact_location(tracking_uri: str) -> str | None:
     """Where a sqlite store keeps its artifacts: ``artifacts/`` beside the database file.
 
     Relative (``sqlite:///mlruns/mlflow.db``) and absolute
-    (``sqlite:////srv/ml/mlflow.db``) paths alike; ``None`` for other stores, which
-    choose for themselves.
+    (``sqlite:////srv/ml/mlflow.db``) paths alike. Other stores: the folder or URI
+    in ``CX_MODELS_ARTIFACT_ROOT`` if set (a database store, PostgreSQL say, keeps
+    only metadata), else ``None``: the store chooses.
 
     Examples
     --------
@@ -134,7 +151,10 @@ def artifact_location(tracking_uri: str) -> str | None:
     True
     """
     if not tracking_uri.startswith("sqlite:///"):
-        return None
+        root = os.environ.get("CX_MODELS_ARTIFACT_ROOT")
+        if not root:
+            return None
+        return root if "://" in root else Path(root).resolve().as_uri()
     database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
     if not database or database == ":memory:":
         return None

@@ -45,6 +45,7 @@ from cx_models.cli.options import (
 )
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec, SnapshotPlan
+from cx_models.sources import redacted
 from cx_models.timeutil import parse_as_of
 
 __all__ = ["churn_app", "run_training", "train"]
@@ -187,7 +188,8 @@ def train(
     )
     if promote_if_better and not run["champion"]:
         run["champion"] = _promote_if_better(model_name, run)
-    print_json({k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")})
+    shown = {k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")}
+    print_json({**shown, "tracking_uri": redacted(shown["tracking_uri"])})
 
 
 def describe_replay(campaign: dict | None) -> list[str]:
@@ -275,7 +277,7 @@ def run_training(
             err.print(line, highlight=False, soft_wrap=True)
     err.print(
         f"run {run['run_id']}; model {run['model_uri']} (alias challenger"
-        f"{', champion' if run['champion'] else ''}) in {run['tracking_uri']}"
+        f"{', champion' if run['champion'] else ''}) in {redacted(run['tracking_uri'])}"
     )
     return run
 
