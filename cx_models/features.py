@@ -64,10 +64,12 @@ class FeatureBuild:
     transactions: ValidationReport
     surveys: ValidationReport | None
     survey_customers_without_purchase: int
+    attributes: ValidationReport | None = None
+    attribute_customers_without_purchase: int = 0
 
     def quarantine(self):
         """Every rejected row of every input (see :func:`~cx_models.schemas.quarantine_table`)."""
-        return quarantine_table(self.transactions, self.surveys)
+        return quarantine_table(self.transactions, self.surveys, self.attributes)
 
     def summary(self) -> dict:
         """JSON-friendly counts for logs and reports."""
@@ -78,6 +80,10 @@ class FeatureBuild:
             "transactions": self.transactions.to_dict(),
             "surveys": None if self.surveys is None else self.surveys.to_dict(),
             "survey_customers_without_purchase": self.survey_customers_without_purchase,
+            **({} if self.attributes is None else {
+                "attributes": self.attributes.to_dict(),
+                "attribute_customers_without_purchase": self.attribute_customers_without_purchase,
+            }),
         }
 
 
@@ -243,11 +249,15 @@ def features_from_validated(
     *,
     as_of,
     spec: FeatureSpec | None = None,
+    attributes: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Compute the feature table (polars) from already validated canonical frames.
 
     Returns the features, defined by ``spec``, and the number of survey customers
-    without a purchase by ``as_of`` (who get no row).
+    without a purchase by ``as_of`` (who get no row). ``attributes`` (validated by
+    :func:`cx_models.attributes.validate_attributes`: ``customer_id`` and static
+    columns) are joined after the feature columns; a customer without a row gets
+    nulls.
     """
     as_of = parse_as_of(as_of)
     spec = spec or FeatureSpec()
@@ -278,6 +288,10 @@ def features_from_validated(
             .alias(name)
         )
     feats = feats.with_columns(_nps_category()).select(feature_columns())
+    if attributes is not None:
+        from cx_models.attributes import join_attributes
+
+        feats = join_attributes(feats, attributes)
     if not feats["customer_id"].is_sorted():
         feats = feats.sort("customer_id")
     return feats, orphans
@@ -306,25 +320,44 @@ def build_features(
     as_of,
     spec: FeatureSpec | None = None,
     fmt: EventFormat | None = None,
+    attributes=None,
     **keywords,
 ) -> FeatureBuild:
     """Validate raw inputs and build the customer feature table, keeping the reports.
 
     Same parameters as :func:`build_customer_features`; returns a
-    :class:`FeatureBuild` with the table, both validation reports and the
-    quarantined rows.
+    :class:`FeatureBuild` with the table, the validation reports and the
+    quarantined rows. ``attributes`` is a customer attributes input (a path, a
+    frame or a database source, read with the default
+    :class:`~cx_models.attributes.AttributeSpec`) or an
+    :class:`~cx_models.attributes.AttributeInput`; its columns follow the features.
     """
     fmt, spec = from_keywords("build_features", keywords, fmt=fmt, spec=spec)
     as_of = parse_as_of(as_of)
     tx, sv = validate_events(transactions, surveys, as_of=as_of, fmt=fmt)
+    attrs = None
+    if attributes is not None:
+        from cx_models.attributes import AttributeInput
+
+        attrs = AttributeInput.of(attributes).validate(
+            id_dtype=tx.data["customer_id"].dtype, reserved=feature_columns()
+        )
     feats, orphans = features_from_validated(
-        tx.data, None if sv is None else sv.data, as_of=as_of, spec=spec
+        tx.data, None if sv is None else sv.data, as_of=as_of, spec=spec,
+        attributes=None if attrs is None else attrs.data,
     )
+    frame = to_pandas_features(feats, as_of=as_of, spec=spec)
+    if attrs is not None:
+        frame.attrs["attributes"] = dict(attrs.kinds)
     return FeatureBuild(
-        features=to_pandas_features(feats, as_of=as_of, spec=spec),
+        features=frame,
         transactions=tx.report,
         surveys=None if sv is None else sv.report,
         survey_customers_without_purchase=orphans,
+        attributes=None if attrs is None else attrs.report,
+        attribute_customers_without_purchase=(
+            0 if attrs is None else attrs.without_purchase(feats["customer_id"])
+        ),
     )
 
 

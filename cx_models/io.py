@@ -365,6 +365,8 @@ def read_features(path) -> pd.DataFrame:
         frame.attrs["as_of"] = meta["as_of"]
     if "lookback_days" in meta:
         frame.attrs["lookback_days"] = int(meta["lookback_days"])
+    if isinstance(meta.get("attributes"), dict):
+        frame.attrs["attributes"] = dict(meta["attributes"])
     return frame
 
 

@@ -113,7 +113,7 @@ def report_table(summary: dict) -> Table:
     table = Table(title="Input validation", title_justify="left")
     for col in ("input", "rows in", "used", "quarantined", "after as_of", "duplicates", "reasons"):
         table.add_column(col, justify="right" if col not in {"input", "reasons"} else "left")
-    for name in ("transactions", "surveys"):
+    for name in ("transactions", "surveys", "attributes"):
         rep = summary.get(name)
         if not rep:
             continue

@@ -14,9 +14,12 @@ from cx_models.cli.options import (
     EVENT_FORMAT,
     FEATURE_SPEC,
     AsOfOpt,
+    AttributesOpt,
+    CategoricalOpt,
     QuarantineOut,
     SurveysOpt,
     TransactionsOpt,
+    attribute_input,
     settings_from,
 )
 from cx_models.settings import EventFormat, FeatureSpec
@@ -25,27 +28,36 @@ from cx_models.timeutil import parse_as_of
 __all__ = ["build", "features", "generate", "write_features"]
 
 
-def build(transactions, surveys, *, as_of, spec: FeatureSpec, fmt: EventFormat, quarantine_out):
+def build(
+    transactions, surveys, *, as_of, spec: FeatureSpec, fmt: EventFormat, quarantine_out,
+    attributes=None,
+):
     """Validate and build features, report counts on stderr, write the quarantine file."""
     from cx_models.features import build_features
     from cx_models.io import table_format
 
     if quarantine_out is not None:
         table_format(quarantine_out, what="quarantine output")
-    built = build_features(transactions, surveys, as_of=as_of, spec=spec, fmt=fmt)
+    built = build_features(
+        transactions, surveys, as_of=as_of, spec=spec, fmt=fmt, attributes=attributes
+    )
     summary = built.summary()
     err.print(report_table(summary))
-    say_quarantine(quarantine_out, built.transactions, built.surveys)
+    say_quarantine(quarantine_out, built.transactions, built.surveys, built.attributes)
     orphans = summary["survey_customers_without_purchase"]
     if orphans:
         err.print(f"{orphans:,} survey respondents have no purchase by as_of and get no row")
+    without = built.attribute_customers_without_purchase
+    if without:
+        err.print(f"{without:,} customers in the attributes have no purchase by as_of and get "
+                  "no row")
     return built
 
 
 @app.command()
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
-@database_sources("transactions", "surveys")
+@database_sources("transactions", "surveys", "attributes")
 @database_targets("quarantine_out")
 def features(
     transactions: TransactionsOpt,
@@ -53,6 +65,8 @@ def features(
     out: Annotated[Path, typer.Option("--out", help="Feature table (.parquet or .csv).")],
     surveys: SurveysOpt = None,
     quarantine_out: QuarantineOut = None,
+    attributes: AttributesOpt = None,
+    categorical: CategoricalOpt = None,
     *,
     spec: FeatureSpec,
     fmt: EventFormat,
@@ -66,16 +80,20 @@ def features(
         spec=spec,
         fmt=fmt,
         quarantine_out=quarantine_out,
+        attributes=attribute_input(attributes, categorical),
     )
 
 
-def write_features(transactions, surveys, *, as_of, out, spec, fmt, quarantine_out):
+def write_features(
+    transactions, surveys, *, as_of, out, spec, fmt, quarantine_out, attributes=None
+):
     """Build the feature table and write it with its definition as metadata."""
     from cx_models.io import table_format, write_table
 
     table_format(out, what="output")
     built = build(
-        transactions, surveys, as_of=as_of, spec=spec, fmt=fmt, quarantine_out=quarantine_out
+        transactions, surveys, as_of=as_of, spec=spec, fmt=fmt, quarantine_out=quarantine_out,
+        attributes=attributes,
     )
     summary = built.summary()
     write_table(
@@ -86,6 +104,8 @@ def write_features(transactions, surveys, *, as_of, out, spec, fmt, quarantine_o
             **spec.to_dict(),
             "cx_models_version": __version__,
             "validation": summary,
+            **({"attributes": built.features.attrs["attributes"]}
+               if "attributes" in built.features.attrs else {}),
         },
     )
     err.print(

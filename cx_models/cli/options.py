@@ -25,10 +25,13 @@ import typer
 
 from cx_models.cli.db_options import location
 from cx_models.contract import SurveyColumns, TransactionColumns
+from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
 
 __all__ = [
     "AsOfOpt",
+    "AttributesOpt",
+    "CategoricalOpt",
     "ClvModelOpt",
     "ClvMonthsOpt",
     "DiscountRateOpt",
@@ -50,6 +53,7 @@ __all__ = [
     "SurveysOpt",
     "TRANSACTION_FORMAT",
     "TimeUnit",
+    "attribute_input",
     "TrackingUriOpt",
     "TransactionsOpt",
     "flag",
@@ -88,6 +92,24 @@ SurveysOpt = Annotated[
         metavar="<path|uri>",
         help="Survey responses file (.csv or .parquet), or a database URI with its table "
         "or query.",
+    ),
+]
+AttributesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--attributes",
+        parser=location,
+        metavar="<path|uri>",
+        help="Customer attributes: customer_id plus static columns (.csv or .parquet, or a "
+        "database URI with its table or query).",
+    ),
+]
+CategoricalOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--categorical",
+        help="Attribute columns that are categorical, comma-separated (the others: numeric "
+        "when every cell is a number).",
     ),
 ]
 AsOfOpt = Annotated[
@@ -331,6 +353,18 @@ SCORE_PARAMS = OptionGroup(
         intervals=v["intervals"],
     ),
 )
+
+
+def attribute_input(attributes, categorical: str | None):
+    """Return the ``--attributes`` input with its ``--categorical`` columns, or ``None``."""
+    from cx_models.attributes import AttributeInput, AttributeSpec
+
+    names = tuple(c.strip() for c in (categorical or "").split(",") if c.strip())
+    if attributes is None:
+        if names:
+            raise CXDataError("--categorical names attribute columns: give --attributes too")
+        return None
+    return AttributeInput(attributes, AttributeSpec(categorical=names))
 
 
 def settings_from(**groups: OptionGroup):
