@@ -200,17 +200,21 @@ def snapshot_features(
     horizon_days: int,
     spec: FeatureSpec | None = None,
     clv_model: CLVModel | str = "bgnbd",
+    attributes: pl.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, CLVModel]:
     """Features of every customer acquired by ``as_of``, from events at or before it.
 
     The features follow ``spec``; ``clv_model`` is a fitted CLV model, or the name
     of the transaction model to fit on this snapshot (with
     :data:`FALLBACK_PENALIZER` when the plain fit is not identified; the model's
-    ``penalizer`` says which).
+    ``penalizer`` says which). Validated customer ``attributes`` (static) are
+    joined to every snapshot alike.
     """
     as_of = parse_as_of(as_of)
     spec = spec or FeatureSpec()
-    feats, _ = features_from_validated(transactions, surveys, as_of=as_of, spec=spec)
+    feats, _ = features_from_validated(
+        transactions, surveys, as_of=as_of, spec=spec, attributes=attributes
+    )
     frame = to_pandas_features(feats, as_of=as_of, spec=spec)
     clv = clv_model if isinstance(clv_model, CLVModel) else fit_snapshot_clv(frame, clv_model)
     return add_model_features(frame, clv, horizon_days=horizon_days), clv
@@ -228,7 +232,12 @@ def fit_snapshot_clv(frame: pd.DataFrame, model: str = "bgnbd") -> CLVModel:
 
 
 def training_snapshots(
-    transactions: pl.DataFrame, surveys: pl.DataFrame | None, *, as_of, plan: SnapshotPlan
+    transactions: pl.DataFrame,
+    surveys: pl.DataFrame | None,
+    *,
+    as_of,
+    plan: SnapshotPlan,
+    attributes: pl.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Stack labelled snapshots whose label windows end at or before ``as_of``.
 
@@ -238,7 +247,9 @@ def training_snapshots(
     class only, is dropped. Returns one row per (snapshot, customer) with the columns
     of :func:`snapshot_features`, ``snapshot`` (the day, ISO text) and ``churn``
     (0/1), the newest snapshot first; ``attrs["snapshot_design"]`` records the design
-    and what was adapted (snapshots dropped, fits penalized).
+    and what was adapted (snapshots dropped, fits penalized), and
+    ``attrs["attribute_columns"]`` the customer attributes joined (static, so the
+    same on every snapshot: leakage-safe only if they were fixed before it).
     """
     as_of = parse_as_of(as_of)
     if transactions.height == 0:
@@ -253,7 +264,7 @@ def training_snapshots(
         try:
             frame, clv = snapshot_features(
                 visible, surveys, as_of=day, horizon_days=horizon_days, spec=spec,
-                clv_model=plan.clv_model,
+                clv_model=plan.clv_model, attributes=attributes,
             )
         except ConvergenceError as exc:
             design.dropped.append({"snapshot": day.isoformat(), "reason": str(exc)})
@@ -274,4 +285,7 @@ def training_snapshots(
         raise NotEnoughHistory(f"no usable churn snapshot ({listing})")
     out = pd.concat(parts, ignore_index=True)
     out.attrs["snapshot_design"] = design.to_dict()
+    out.attrs["attribute_columns"] = (
+        [] if attributes is None else [c for c in attributes.columns if c != "customer_id"]
+    )
     return out

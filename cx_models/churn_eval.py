@@ -118,6 +118,7 @@ def evaluate_churn(
     truth: pd.DataFrame | None = None,
     plots_dir=None,
     campaign: CampaignSettings | None = None,
+    attributes: pl.DataFrame | None = None,
 ) -> dict:
     """Train up to ``as_of - horizon``, evaluate on the window after it, with baselines.
 
@@ -145,6 +146,9 @@ def evaluate_churn(
         :data:`~cx_models.campaign_outcomes.EVALUATION_CAMPAIGN` when omitted).
         Its ``realised_profit`` (the plan's contacts) and ``best_realised_profit``
         join each scorer's metrics.
+    attributes : polars.DataFrame, optional
+        Validated customer attributes (:func:`cx_models.attributes.validate_attributes`),
+        features of the model (and, the numeric ones, of the logistic regression).
 
     Returns
     -------
@@ -155,13 +159,13 @@ def evaluate_churn(
     as_of = parse_as_of(as_of)
     horizon_days, spec = plan.horizon_days, plan.spec
     day = as_of - dt.timedelta(days=horizon_days)
-    snaps = training_snapshots(transactions, surveys, as_of=day, plan=plan)
+    snaps = training_snapshots(transactions, surveys, as_of=day, plan=plan, attributes=attributes)
     model = model or ChurnModel(horizon_days=horizon_days)
     model.fit(snaps)
     visible = transactions.filter(pl.col("timestamp") < dt.datetime.combine(as_of, dt.time.max))
     current, _ = snapshot_features(
         transactions, surveys, as_of=day, horizon_days=horizon_days, spec=spec,
-        clv_model=plan.clv_model,
+        clv_model=plan.clv_model, attributes=attributes,
     )
     y = churn_labels(
         visible, current["customer_id"].to_numpy(), as_of=day, horizon_days=horizon_days
@@ -171,7 +175,7 @@ def evaluate_churn(
         StandardScaler(),
         LogisticRegression(max_iter=2000),
     )
-    features = model.features_
+    features = [f for f in model.features_ if f not in model.categories_]  # numbers only
     logistic.fit(snaps[features].to_numpy(dtype=float), snaps["churn"].to_numpy())
     scores = {
         "model": (model.predict_proba(current), True),

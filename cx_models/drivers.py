@@ -139,7 +139,31 @@ def _top(contrib: np.ndarray, top: int) -> np.ndarray:
     return np.column_stack(picks)
 
 
-def driver_texts(contrib: np.ndarray, values: np.ndarray, labels: list[str], top: int = 3):
+def _is_none(values: np.ndarray) -> np.ndarray:
+    """Return where an object array holds None."""
+    return np.frompyfunc(lambda v: v is None, 1, 1)(values).astype(bool)
+
+
+def _level_names(shown: np.ndarray, features: np.ndarray, levels: dict[int, list[str]]):
+    """Return the level of each shown categorical value (None where numeric)."""
+    names = np.full(shown.shape, None, dtype=object)
+    for j, names_j in levels.items():
+        at = np.flatnonzero(features == j)
+        codes = shown[at]
+        known = ~np.isnan(codes)
+        text = np.full(at.size, "missing", dtype=object)
+        text[known] = np.asarray(names_j, dtype=object)[codes[known].astype(np.int64)]
+        names[at] = text
+    return names
+
+
+def driver_texts(
+    contrib: np.ndarray,
+    values: np.ndarray,
+    labels: list[str],
+    top: int = 3,
+    levels: dict[int, list[str]] | None = None,
+):
     """Return each row's driver text as a pyarrow string array.
 
     Parameters
@@ -152,6 +176,9 @@ def driver_texts(contrib: np.ndarray, values: np.ndarray, labels: list[str], top
         A readable label per feature column.
     top : int
         Drivers per customer.
+    levels : dict, optional
+        For categorical features, by column position: their levels (the values
+        are level positions; a missing one reads ``missing``).
 
     Examples
     --------
@@ -170,8 +197,11 @@ def driver_texts(contrib: np.ndarray, values: np.ndarray, labels: list[str], top
     chosen = contrib[rows, pick].ravel(order="F")
     shown = values[rows, pick].ravel(order="F").astype(float)
     negative, cents = _cents(chosen)
+    named = _level_names(shown, pick.ravel(order="F"), levels) if levels else None
     if n <= FEW:  # a few customers (the API): plain Python beats building frames
         written = format_values(shown)
+        if named is not None:
+            written = [w if t is None else t for w, t in zip(written, named, strict=True)]
         label = [labels[j] for j in pick.ravel(order="F")]
         signs = ["-" if neg else "+" for neg in negative]
         pieces = [
@@ -185,7 +215,10 @@ def driver_texts(contrib: np.ndarray, values: np.ndarray, labels: list[str], top
     frame = pl.DataFrame(
         {
             "label": pl.Series(labels, dtype=pl.String).gather(pick.ravel(order="F")),
-            "value": _format_many(shown),
+            "value": _format_many(shown) if named is None else pl.Series(
+                np.where(_is_none(named), _format_many(shown).to_numpy(), named),
+                dtype=pl.String,
+            ),
             "negative": negative,
             "cents": cents,
             "keep": chosen != 0,

@@ -70,6 +70,14 @@ class SyntheticParams:
     last_straw_shift: float = 2.0
     complaint_response_boost: float = 2.0
     survey_mix: dict = field(default_factory=lambda: {"nps": 0.4, "csat": 0.4, "ces": 0.2})
+    # customer attributes (off by default: the base stays exactly BG/NBD): region multiplies
+    # the odds of dropping out after each purchase; plan and channel have no effect
+    attributes: bool = False
+    region_dropout_odds: dict = field(
+        default_factory=lambda: {"north": 1.0, "south": 1.0, "east": 3.0, "west": 0.4}
+    )
+    plan_mix: dict = field(default_factory=lambda: {"basic": 0.5, "plus": 0.35, "premium": 0.15})
+    channel_mix: dict = field(default_factory=lambda: {"web": 0.5, "store": 0.3, "app": 0.2})
 
 
 @dataclass
@@ -80,6 +88,7 @@ class CustomerBase:
     surveys: pl.DataFrame
     truth: pl.DataFrame
     params: dict
+    attributes: pl.DataFrame | None = None
 
 
 def _seconds(days: np.ndarray) -> np.ndarray:
@@ -144,6 +153,11 @@ def generate_customer_base(
 
     dropout_p = stats.beta.ppf(special.ndtr(latent), prm.a, prm.b)
     dropout_p = np.clip(dropout_p, 1e-12, 1.0)
+    attributes = None
+    if prm.attributes:
+        attributes, factor = _attributes(np.random.default_rng([seed, 1]), prm, n)
+        odds = dropout_p / np.maximum(1.0 - dropout_p, 1e-12) * factor
+        dropout_p = np.clip(odds / (1.0 + odds), 1e-12, 1.0)
     nu = rng.gamma(prm.q, 1.0 / prm.gamma, n)
 
     # Repeat purchases: the first min(K, M) events of a Poisson process on [0, tau].
@@ -201,7 +215,22 @@ def generate_customer_base(
             "n_transactions": (x_repeat + 1).astype(np.int64),
         }
     )
+    if attributes is not None:
+        truth = truth.with_columns(attributes.drop("customer_id"))
+        truth = truth.with_columns(
+            pl.col("region").replace_strict(prm.region_dropout_odds).alias("dropout_odds_factor")
+        )
     info = asdict(prm)
+    if not prm.attributes:
+        for key in ("region_dropout_odds", "plan_mix", "channel_mix"):
+            info.pop(key)
+    else:
+        info["attribute_effects"] = {
+            "region": "multiplies the odds of dropping out after each purchase by "
+            "region_dropout_odds[region]",
+            "plan": "none",
+            "channel": "none",
+        }
     info.update(
         seed=seed,
         n_customers=n,
@@ -210,7 +239,30 @@ def generate_customer_base(
         time_unit_of_rates="purchases per day",
         spend_model="Gamma-Gamma: amount ~ Gamma(p_spend, rate nu), nu ~ Gamma(q, rate gamma)",
     )
-    return CustomerBase(transactions=transactions, surveys=surveys, truth=truth, params=info)
+    return CustomerBase(
+        transactions=transactions, surveys=surveys, truth=truth, params=info, attributes=attributes
+    )
+
+
+def _attributes(rng, prm: SyntheticParams, n: int) -> tuple[pl.DataFrame, np.ndarray]:
+    """Draw region, plan and channel (independent of everything else) and region's factor."""
+
+    def draw(mix: dict) -> np.ndarray:
+        levels = np.array(list(mix))
+        weights = np.array(list(mix.values()), dtype=float)
+        return rng.choice(levels, size=n, p=weights / weights.sum())
+
+    regions = np.array(list(prm.region_dropout_odds))
+    region = regions[rng.integers(0, regions.size, n)]
+    frame = pl.DataFrame({
+        "customer_id": np.arange(1, n + 1, dtype=np.int64),
+        "region": region,
+        "plan": draw(prm.plan_mix),
+        "channel": draw(prm.channel_mix),
+    })
+    odds = {k: float(v) for k, v in prm.region_dropout_odds.items()}
+    factor = frame["region"].replace_strict(odds, return_dtype=pl.Float64).to_numpy()
+    return frame, factor
 
 
 def _simulate_surveys(
@@ -269,5 +321,8 @@ def write_customer_base(base: CustomerBase, out_dir) -> dict[str, Path]:
     base.transactions.write_parquet(paths["transactions"])
     base.surveys.write_parquet(paths["surveys"])
     base.truth.write_parquet(paths["truth"])
+    if base.attributes is not None:
+        paths["attributes"] = out / "attributes.parquet"
+        base.attributes.write_parquet(paths["attributes"])
     paths["params"].write_text(json.dumps(base.params, indent=2, sort_keys=True) + "\n")
     return paths

@@ -168,8 +168,13 @@ def train_scorer(
     truth: pd.DataFrame | None = None,
     plots_dir=None,
     progress: Callable[[str], None] | None = None,
+    attributes: pl.DataFrame | None = None,
 ) -> TrainingResult:
-    """Run the pipeline in the module docstring on validated canonical frames."""
+    """Run the pipeline in the module docstring on validated canonical frames.
+
+    ``attributes`` (validated customer attributes, static) join every snapshot,
+    the forward evaluation and the feature table at as_of, as churn features.
+    """
     say = progress or (lambda message: None)
     timings = {}
     asked, choice = config, None
@@ -203,6 +208,7 @@ def train_scorer(
             truth=truth,
             plots_dir=plots_dir,
             campaign=config.campaign,
+            attributes=attributes,
         )
     except NotEnoughHistory as exc:
         evaluation = _skipped_evaluation(config, cut, exc)
@@ -217,7 +223,8 @@ def train_scorer(
     t0 = time.perf_counter()
     say("final churn model: snapshots whose label windows end at as_of")
     snaps = training_snapshots(
-        transactions, surveys, as_of=config.as_of, plan=config.snapshot_plan
+        transactions, surveys, as_of=config.as_of, plan=config.snapshot_plan,
+        attributes=attributes,
     )
     churn = churn_model().fit(snaps)
     timings["churn_fit_s"] = time.perf_counter() - t0
@@ -232,7 +239,8 @@ def train_scorer(
     clv = CLVModel(model=config.clv_model, penalizer=config.penalizer)
     # the plain feature table at as_of: one CLV fit, with the configured model
     table, _ = features_from_validated(
-        transactions, surveys, as_of=config.as_of, spec=config.feature_spec
+        transactions, surveys, as_of=config.as_of, spec=config.feature_spec,
+        attributes=attributes,
     )
     features = to_pandas_features(
         table, as_of=parse_as_of(config.as_of), spec=config.feature_spec

@@ -43,12 +43,15 @@ def train(
     truth=None,
     clv_holdout_days: int = 180,
     progress: Callable[[str], None] | None = None,
+    attributes=None,
     **keywords,
 ) -> dict:
     """Train the CX scorer on data up to ``config.as_of`` and log it to MLflow.
 
     ``fmt`` says how to read the inputs, ``target`` where to log and register
-    (the embedded store by default). Returns the
+    (the embedded store by default); ``attributes`` is an optional customer
+    attributes input (a path, frame, database source or
+    :class:`~cx_models.attributes.AttributeInput`), used as churn features. Returns the
     :func:`~cx_models.training.tracking.log_training_run` summary plus
     ``evaluation`` (the forward churn evaluation) and ``result``.
     """
@@ -58,6 +61,14 @@ def train(
     say = progress or (lambda message: None)
     say("validating inputs")
     tx, sv = validate_events(transactions, surveys, as_of=config.as_of, fmt=fmt)
+    attrs = None
+    if attributes is not None:
+        from cx_models.attributes import AttributeInput
+        from cx_models.contract import feature_columns
+
+        attrs = AttributeInput.of(attributes).validate(
+            id_dtype=tx.data["customer_id"].dtype, reserved=feature_columns()
+        )
     with tempfile.TemporaryDirectory() as tmp:
         plots_dir = Path(tmp) / "figures"
         result = train_scorer(
@@ -67,6 +78,7 @@ def train(
             truth=truth,
             plots_dir=plots_dir,
             progress=say,
+            attributes=None if attrs is None else attrs.data,
         )
         say("checking CLV on a calibration / holdout split")
         as_of = dt.date.fromisoformat(config.as_of)
@@ -93,6 +105,7 @@ def train(
             "data_quality": {
                 "transactions": tx.report.to_dict(),
                 "surveys": None if sv is None else sv.report.to_dict(),
+                **({} if attrs is None else {"attributes": attrs.report.to_dict()}),
             },
             "feature_importance": _importance(result.scorer.churn),
             "snapshot_design": result.design,
@@ -117,6 +130,13 @@ def train(
                 "digest": _fingerprint(sv.data),
             },
         }
+        if attrs is not None:
+            data["attributes"] = {
+                "frame": attrs.data,
+                "report": attrs.report.to_dict(),
+                "source": attrs.report.source,
+                "digest": _fingerprint(attrs.data),
+            }
         artifacts = _window_artifacts(result, Path(tmp))
         say("logging the run and registering the model")
         logged = log_training_run(
@@ -131,7 +151,11 @@ def train(
     logged["evaluation"] = evaluation
     logged["design"] = result.design
     logged["result"] = result
-    logged["reports"] = {"transactions": tx.report, "surveys": None if sv is None else sv.report}
+    logged["reports"] = {
+        "transactions": tx.report,
+        "surveys": None if sv is None else sv.report,
+        "attributes": None if attrs is None else attrs.report,
+    }
     return logged
 
 

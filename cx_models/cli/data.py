@@ -120,12 +120,23 @@ def generate(
     customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    attributes: Annotated[
+        bool,
+        typer.Option(
+            "--attributes",
+            help="Also write attributes.parquet (region, plan, channel; region changes the "
+            "dropout odds, the others nothing).",
+            metavar="",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a customer base with ground truth (transactions, surveys, truth, params)."""
-    from cx_models.synthetic import generate_customer_base, write_customer_base
+    from cx_models.synthetic import SyntheticParams, generate_customer_base, write_customer_base
 
     with err.status(f"simulating {customers:,} customers"):
-        base = generate_customer_base(customers, seed=seed)
+        base = generate_customer_base(
+            customers, seed=seed, params=SyntheticParams(attributes=attributes)
+        )
         paths = write_customer_base(base, out)
     err.print(
         f"wrote {base.transactions.height:,} transactions and {base.surveys.height:,} survey "

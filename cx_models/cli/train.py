@@ -24,6 +24,8 @@ from cx_models.cli.options import (
     EVENT_FORMAT,
     FEATURE_SPEC,
     AsOfOpt,
+    AttributesOpt,
+    CategoricalOpt,
     ClvModelOpt,
     ContactCostOpt,
     HorizonDaysOpt,
@@ -41,6 +43,7 @@ from cx_models.cli.options import (
     TrackingUriOpt,
     TransactionsOpt,
     TruthOpt,
+    attribute_input,
     settings_from,
 )
 from cx_models.errors import CXDataError
@@ -85,7 +88,7 @@ def _given(ctx: typer.Context, name: str) -> bool:
 @app.command()
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
-@database_sources("transactions", "surveys")
+@database_sources("transactions", "surveys", "attributes")
 @database_targets("quarantine_out")
 def train(
     ctx: typer.Context,
@@ -93,6 +96,8 @@ def train(
     as_of: AsOfOpt,
     horizon_days: HorizonDaysOpt = 90,
     surveys: SurveysOpt = None,
+    attributes: AttributesOpt = None,
+    categorical: CategoricalOpt = None,
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
         "cx-models"
     ),
@@ -185,6 +190,7 @@ def train(
         },
         truth=truth,
         quarantine_out=quarantine_out,
+        attributes=attribute_input(attributes, categorical),
     )
     if promote_if_better and not run["champion"]:
         run["champion"] = _promote_if_better(model_name, run)
@@ -228,7 +234,8 @@ def _promote_if_better(model_name: str, run: dict) -> bool:
 
 
 def run_training(
-    transactions, surveys, *, settings: dict, fmt, target: dict, truth, quarantine_out
+    transactions, surveys, *, settings: dict, fmt, target: dict, truth, quarantine_out,
+    attributes=None,
 ):
     """Train with progress on stderr; return the run summary (also used by ``demo``)."""
     from dataclasses import replace
@@ -251,10 +258,13 @@ def run_training(
             target=TrackingTarget(**target),
             truth=_truth(truth),
             progress=lambda message: (err.print(f"  {message}"), status.update(message)),
+            attributes=attributes,
         )
     reports = run["reports"]
     err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
-    say_quarantine(quarantine_out, reports["transactions"], reports["surveys"])
+    say_quarantine(
+        quarantine_out, reports["transactions"], reports["surveys"], reports.get("attributes")
+    )
     from cx_models.training.pipeline import describe_design
 
     for line in describe_design(run["design"]):

@@ -124,16 +124,66 @@ class BoosterSettings:
         }
 
 
-def feature_matrix(frame, features: list[str]) -> np.ndarray:
-    """Return the model matrix (float32, NaN = missing) from a frame or a column view."""
+def category_levels(values) -> list[str]:
+    """Return the levels of a categorical column: its distinct non-empty values as text, sorted.
+
+    Examples
+    --------
+    >>> category_levels(pd.Series(["S", "N", None, "N", " E "]))
+    ['E', 'N', 'S']
+    """
+    return sorted(set(_as_text(values).dropna()))
+
+
+def _as_text(values) -> pd.Series:
+    series = pd.Series(np.asarray(values, dtype=object), dtype=object)
+    missing = series.isna().to_numpy()
+    text = series.astype(str).str.strip()
+    return text.where(~(missing | (text == "").to_numpy()), None)
+
+
+def encode_levels(values, levels: list[str]) -> np.ndarray:
+    """Return each value's position in ``levels`` as float32; missing or unseen: NaN.
+
+    Examples
+    --------
+    >>> encode_levels(["N", "X", None, "S"], ["N", "S"]).tolist()
+    [0.0, nan, nan, 1.0]
+    """
+    codes = pd.Categorical(_as_text(values), categories=levels).codes.astype(np.float32)
+    codes[codes < 0] = np.nan
+    return codes
+
+
+def unseen_levels(values, levels: list[str]) -> int:
+    """Count the non-missing values that are not among ``levels`` (scored as missing)."""
+    text = _as_text(values).dropna()
+    return int((~text.isin(levels)).sum())
+
+
+def feature_matrix(frame, features: list[str], categories: dict | None = None) -> np.ndarray:
+    """Return the model matrix (float32, NaN = missing) from a frame or a column view.
+
+    ``categories`` maps each categorical feature to its trained levels; its
+    values become their level's position (:func:`encode_levels`).
+    """
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise CXDataError(
             f"churn features missing: {', '.join(missing)}; build them with "
             "cx_models.churn_data.snapshot_features"
         )
+    categories = categories or {}
+
+    def column(f):
+        if f in categories:
+            return encode_levels(frame[f], categories[f])
+        return as_float(frame[f])
+
     if isinstance(frame, NumericView):  # the scorer's view: arrays by name, no frame built
-        return _row_major([as_float(frame[f]) for f in features])
+        return _row_major([column(f) for f in features])
+    if categories:
+        return _row_major([column(f) for f in features])
     # categories and nullable dtypes become plain floats here (NaN = missing)
     part = frame[features]
     if all(

@@ -28,7 +28,13 @@ from cx_models._version import __version__
 from cx_models.churn_data import CHURN_FEATURES
 from cx_models.drivers import driver_texts
 from cx_models.errors import CXDataError, NotFittedError
-from cx_models.models._booster import FEATURE_LABELS, BoosterSettings, feature_matrix
+from cx_models.models._booster import (
+    FEATURE_LABELS,
+    BoosterSettings,
+    category_levels,
+    feature_matrix,
+    unseen_levels,
+)
 from cx_models.models._calibration import apply_calibrator, fit_calibrator
 
 __all__ = ["BoosterSettings", "ChurnModel", "FEATURE_LABELS"]
@@ -87,7 +93,9 @@ class ChurnModel:
             early stopping and calibration; with one snapshot only, a random
             :data:`HOLDOUT_SHARE` of its customers is (``holdout_`` says which).
         features : list of str, optional
-            Feature columns (default :data:`~cx_models.churn_data.CHURN_FEATURES`).
+            Feature columns (default :data:`~cx_models.churn_data.CHURN_FEATURES`
+            and the customer attributes the snapshots carry, ``attrs["attribute_columns"]``).
+            Text columns are categorical (their levels go to ``categories_``).
 
         Returns
         -------
@@ -102,7 +110,8 @@ class ChurnModel:
         for col in ("snapshot", "churn"):
             if col not in snapshots.columns:
                 raise CXDataError(f"snapshots need a {col!r} column (see training_snapshots)")
-        features = list(features or CHURN_FEATURES)
+        extra = [c for c in snapshots.attrs.get("attribute_columns", []) if c in snapshots]
+        features = list(features or [*CHURN_FEATURES, *extra])
         days = sorted(snapshots["snapshot"].unique())
         if len(days) >= 2:
             held = (snapshots["snapshot"] == days[-1]).to_numpy()
@@ -121,9 +130,18 @@ class ChurnModel:
         for name, y in (("training", y_train), ("held-out", y_hold)):
             if y.min() == y.max():
                 raise CXDataError(f"the {name} snapshots hold only one class (churn={y[0]})")
+        # text columns (customer attributes such as region or plan) are categorical: their
+        # levels are learnt here, and XGBoost splits on them natively
+        self.features_ = features
+        self.categories_ = {
+            f: category_levels(train[f])
+            for f in features
+            if not pd.api.types.is_numeric_dtype(train[f].dtype)
+            or isinstance(train[f].dtype, pd.CategoricalDtype)
+        }
         xgb = _xgb()
-        dtrain = xgb.DMatrix(feature_matrix(train, features), label=y_train, feature_names=features)
-        dhold = xgb.DMatrix(feature_matrix(hold, features), label=y_hold, feature_names=features)
+        dtrain = self._dmatrix(train, label=y_train)
+        dhold = self._dmatrix(hold, label=y_hold)
         booster = xgb.train(
             settings.params(features, learning_rate=self.learning_rate_, seed=self.random_state),
             dtrain,
@@ -134,13 +152,35 @@ class ChurnModel:
         )
         self.booster_ = booster
         self.best_iteration_ = int(booster.best_iteration)
-        self.features_ = features
         raw = self._raw_proba(dhold)
         self.calibrator_ = fit_calibrator(raw, y_hold, self.calibration)
         self.n_train_rows_ = int(len(train))
         self.n_holdout_rows_ = int(len(hold))
         self.snapshots_ = [str(d) for d in days]
         return self
+
+    def _matrix(self, frame) -> np.ndarray:
+        return feature_matrix(frame, self.features_, getattr(self, "categories_", None))
+
+    def _dmatrix(self, frame=None, *, matrix=None, **options):
+        """XGBoost's matrix of ``frame`` (or of a ``matrix`` already built)."""
+        categories = getattr(self, "categories_", None) or {}
+        if categories:
+            options["feature_types"] = ["c" if f in categories else "q" for f in self.features_]
+            options["enable_categorical"] = True
+        data = self._matrix(frame) if matrix is None else matrix
+        return _xgb().DMatrix(data, feature_names=self.features_, **options)
+
+    def unseen_levels(self, frame) -> dict[str, int]:
+        """Count, per categorical feature, the values of ``frame`` not seen in training.
+
+        They are scored as missing values.
+        """
+        return {
+            f: unseen_levels(frame[f], levels)
+            for f, levels in (getattr(self, "categories_", None) or {}).items()
+            if f in frame.columns
+        }
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "booster_"):
@@ -167,7 +207,7 @@ class ChurnModel:
     def predict_proba_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Return the uncalibrated probabilities of churn."""
         self._require_fitted()
-        dm = _xgb().DMatrix(feature_matrix(frame, self.features_), feature_names=self.features_)
+        dm = self._dmatrix(frame)
         return self._raw_proba(dm)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -190,10 +230,10 @@ class ChurnModel:
         chunk's trees, without making a Python string per customer.
         """
         self._require_fitted()
-        matrix = feature_matrix(frame, self.features_)
+        matrix = self._matrix(frame)
         few = len(matrix) <= SMALL_BATCH
         booster = self._small_booster() if few else self.booster_
-        dm = _xgb().DMatrix(matrix, feature_names=self.features_, nthread=1 if few else None)
+        dm = self._dmatrix(matrix=matrix, nthread=1 if few else None)
         if not explain:
             return apply_calibrator(self.calibrator_, self._raw_proba(dm, booster)), None
         contrib = booster.predict(
@@ -222,7 +262,7 @@ class ChurnModel:
         slow for nightly scoring of millions (figures: benchmarks/README.md).
         """
         self._require_fitted()
-        dm = _xgb().DMatrix(feature_matrix(frame, self.features_), feature_names=self.features_)
+        dm = self._dmatrix(frame)
         contrib = self.booster_.predict(
             dm,
             pred_contribs=True,
@@ -234,7 +274,7 @@ class ChurnModel:
     def margin(self, frame: pd.DataFrame) -> np.ndarray:
         """Return the booster's raw margin (log-odds before calibration)."""
         self._require_fitted()
-        dm = _xgb().DMatrix(feature_matrix(frame, self.features_), feature_names=self.features_)
+        dm = self._dmatrix(frame)
         return self.booster_.predict(
             dm, output_margin=True, iteration_range=(0, self.best_iteration_ + 1)
         )
@@ -246,11 +286,13 @@ class ChurnModel:
         the feature's value and its signed contribution to the log-odds of churn.
         """
         contrib = self.contributions(frame, exact=exact).drop(columns="bias").to_numpy()
-        return self._driver_texts(contrib, feature_matrix(frame, self.features_), top).to_pylist()
+        return self._driver_texts(contrib, self._matrix(frame), top).to_pylist()
 
     def _driver_texts(self, contrib: np.ndarray, values: np.ndarray, top: int):
         labels = [FEATURE_LABELS.get(f, f) for f in self.features_]
-        return driver_texts(contrib, values, labels, top)
+        categories = getattr(self, "categories_", None) or {}
+        levels = {j: categories[f] for j, f in enumerate(self.features_) if f in categories}
+        return driver_texts(contrib, values, labels, top, levels=levels or None)
 
     # -------------------------------------------------------------- persistence
     def to_dict(self) -> dict:
@@ -259,6 +301,7 @@ class ChurnModel:
         return {
             "horizon_days": self.horizon_days,
             "features": self.features_,
+            "categories": getattr(self, "categories_", None) or {},
             "best_iteration": self.best_iteration_,
             "calibrator": self.calibrator_,
             "settings": {
@@ -304,6 +347,7 @@ class ChurnModel:
         model.booster_ = booster
         model.best_iteration_ = int(meta["best_iteration"])
         model.features_ = list(meta["features"])
+        model.categories_ = {f: list(v) for f, v in meta.get("categories", {}).items()}
         model.calibrator_ = meta["calibrator"]
         model.n_train_rows_ = int(meta["n_train_rows"])
         model.n_holdout_rows_ = int(meta["n_holdout_rows"])
