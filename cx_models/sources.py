@@ -48,6 +48,8 @@ class EventInputs:
     transactions: str | os.PathLike
     surveys: str | os.PathLike | None = None
     fmt: EventFormat = field(default_factory=EventFormat)
+    #: Customer attributes (a path, database source or ``AttributeInput``), optional.
+    attributes: object | None = None
 
     def __post_init__(self):
         if self.transactions is None:
@@ -59,7 +61,9 @@ class EventInputs:
     def of(cls, inputs, fmt: EventFormat | None = None) -> EventInputs:
         """Return ``inputs`` as :class:`EventInputs` (a single path is the transactions)."""
         if isinstance(inputs, EventInputs):
-            return inputs if fmt is None else cls(inputs.transactions, inputs.surveys, fmt)
+            if fmt is None:
+                return inputs
+            return cls(inputs.transactions, inputs.surveys, fmt, inputs.attributes)
         return cls(inputs, None, fmt or EventFormat())
 
     def named(self) -> dict[str, str]:
@@ -71,7 +75,9 @@ class EventInputs:
 
     def files(self) -> dict[str, str | os.PathLike]:
         """Return the inputs that are files, by name (databases are not files)."""
-        named = {"transactions": self.transactions, "surveys": self.surveys}
+        attributes = getattr(self.attributes, "source", self.attributes)
+        named = {"transactions": self.transactions, "surveys": self.surveys,
+                 "attributes": attributes}
         return {k: v for k, v in named.items() if isinstance(v, (str, os.PathLike))}
 
 

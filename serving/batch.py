@@ -21,7 +21,9 @@ from cx_models.serving.batch_files import score_files
 from cx_models.serving.predictors import (
     BatchResult,
     as_predictor,
+    count_unseen,
     feature_spec_of,
+    prepare_attributes,
 )
 from cx_models.serving.predictors import extras as _extras
 from cx_models.serving.predictors import settings_for as _settings
@@ -55,7 +57,7 @@ def _finish(parts: list[pd.DataFrame], features_parts: list[pd.DataFrame]) -> pd
     )
     extras = pd.concat(features_parts, ignore_index=True) if features_parts else None
     if extras is not None:
-        for col in EXTRA_COLUMNS:
+        for col in extras.columns:  # the raw survey answers, then any attributes
             scored[col] = extras[col].to_numpy()
     # one global ranking 1..n over every chunk
     scored["priority_rank"] = priority_rank(scored)
@@ -104,9 +106,15 @@ def score_events(
     fmt: EventFormat | None = None,
     chunk_customers: int = 200_000,
     progress: Callable[[int, int], None] | None = None,
+    attributes=None,
     **keywords,
 ) -> BatchResult:
     """Validate raw events and score every customer with a purchase by ``as_of``.
+
+    ``attributes`` (a customer attributes input, see :mod:`cx_models.attributes`)
+    join the features; a model trained with attributes needs them. Their columns
+    follow the scoring contract's in the result; values the model never saw are
+    scored as missing and counted in ``unseen_levels``.
 
     The inputs are read as ``fmt`` says; the features are built the way the model
     was trained (its :class:`~cx_models.settings.FeatureSpec`). Customers are split
@@ -120,6 +128,11 @@ def score_events(
     as_of = parse_as_of(as_of)
     spec = _trained_spec(model, asked)
     tx, sv = validate_events(transactions, surveys, as_of=as_of, fmt=fmt)
+    attrs = (
+        None if attributes is None
+        else prepare_attributes(model, attributes, tx.data["customer_id"].dtype)
+    )
+    unseen: dict = {}
     predictor = as_predictor(model)
     params = params.to_pyfunc()
     ids = tx.data["customer_id"].unique().sort()
@@ -146,8 +159,14 @@ def score_events(
     for k in range(n_chunks):
         tx_chunk = tx_parts[(k,)]
         sv_chunk = sv_parts.get((k,), empty_sv)
-        feats, _ = features_from_validated(tx_chunk, sv_chunk, as_of=as_of, spec=spec)
+        feats, _ = features_from_validated(
+            tx_chunk, sv_chunk, as_of=as_of, spec=spec,
+            attributes=None if attrs is None else attrs.data,
+        )
         frame = to_pandas_features(feats, as_of=as_of, spec=spec)
+        if attrs is not None:
+            frame.attrs["attributes"] = dict(attrs.kinds)
+            count_unseen(model, frame, unseen)
         parts.append(pd.DataFrame(predictor.predict(frame, params=params)))
         extras.append(_extras(frame))
         done += len(frame)
@@ -161,4 +180,6 @@ def score_events(
         survey_customers_without_purchase=int(orphans),
         chunks=n_chunks,
         customers=len(scored),
+        attributes=None if attrs is None else attrs.report,
+        unseen_levels=unseen,
     )

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+from cx_models.serving.batch_output import write_ranked
 from cx_models.serving.file_chunks import chunk_starts, scan_input, split_by_chunk
 from cx_models.serving.predictors import (
     BatchResult,
     as_predictor,
+    count_unseen,
+    prepare_attributes,
 )
 from cx_models.serving.predictors import (
     extras as _extras,
@@ -28,7 +32,7 @@ from cx_models.serving.predictors import (
     trained_spec as _trained_spec,
 )
 
-from cx_models.contract import EXTRA_COLUMNS, require_columns
+from cx_models.contract import require_columns
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.nco import priority_rank
@@ -141,7 +145,8 @@ def _score_files(
     as_of = parse_as_of(as_of)
     out_format = table_format(out, what="output")
     out = Path(out) if out_format != "database" else out
-    check_distinct({"transactions": transactions, "surveys": surveys}, {"out": out})
+    check_distinct(inputs.files(), {"out": out})
+    attributes = inputs.attributes
     tcols, scols = fmt.transactions, fmt.surveys
     tx_scan, tx_source = scan_input(
         transactions, "transactions", spool=scratch / "transactions.arrow"
@@ -181,6 +186,20 @@ def _score_files(
 
     if loading is None:
         trained_spec()  # a look-back that differs fails before any work
+    validated_attributes: list = []
+    attributes_lock = threading.Lock()
+
+    def customer_attributes():
+        """Return the attributes validated for the model (once; waits for it to load)."""
+        if attributes is None:
+            return None
+        with attributes_lock:
+            if not validated_attributes:
+                loaded = loading.result() if loading is not None else model
+                validated_attributes.append(prepare_attributes(loaded, attributes, id_dtype))
+        return validated_attributes[0]
+
+    unseen: dict = {}
     tx_reports, sv_reports = [], []
     rank_parts = []
     done = 0
@@ -224,10 +243,14 @@ def _score_files(
                         lost = sv_data["customer_id"].drop_nulls().n_unique()
                     return tx_v.report, sv_v and sv_v.report, None, lost
                 spec = trained_spec()
+                attrs = customer_attributes()
                 feats, chunk_orphans = features_from_validated(
-                    tx_v.data, sv_data, as_of=as_of, spec=spec
+                    tx_v.data, sv_data, as_of=as_of, spec=spec,
+                    attributes=None if attrs is None else attrs.data,
                 )
                 frame = to_pandas_features(feats, as_of=as_of, spec=spec)
+                if attrs is not None:
+                    frame.attrs["attributes"] = dict(attrs.kinds)
                 return tx_v.report, sv_v and sv_v.report, frame, chunk_orphans
 
             def write(scored: pd.DataFrame, drivers=None) -> None:
@@ -272,8 +295,10 @@ def _score_files(
                     else:
                         scored = pd.DataFrame(predictor.predict(frame, params=params))
                     extras = _extras(frame)
-                    for col in EXTRA_COLUMNS:
+                    for col in extras.columns:  # survey answers, then any attributes
                         scored[col] = extras[col].to_numpy()
+                    if attributes is not None:
+                        count_unseen(loading.result() if loading else model, frame, unseen)
                     rank_parts.append(scored[["customer_id", "value_at_risk", "nco"]].copy())
                     if len(written) >= 2:  # at most two chunks wait for the writer
                         written[-2].result()
@@ -302,10 +327,10 @@ def _score_files(
                 from cx_models.database import write_target
 
                 staged = scratch / "scored.parquet"
-                _write_ranked(tmp, staged, "parquet", ranks, metadata or {})
+                write_ranked(tmp, staged, "parquet", ranks, metadata or {})
                 write_target(staged, out, metadata=metadata or {})
             else:
-                _write_ranked(tmp, out, out_format, ranks, metadata or {})
+                write_ranked(tmp, out, out_format, ranks, metadata or {})
         except OSError as exc:
             if write_errno(exc) is None:
                 raise
@@ -321,6 +346,8 @@ def _score_files(
         survey_customers_without_purchase=int(orphans),
         chunks=n_chunks,
         customers=done,
+        attributes=validated_attributes[0].report if validated_attributes else None,
+        unseen_levels=unseen,
     )
 
 
@@ -346,56 +373,3 @@ def _ahead(pool, prepare, pieces: list, busy: Callable[[], bool]):
         result = ahead.popleft().result()
         top_up(3 if busy() else 1)  # the next piece is prepared while this one is used
         yield result
-
-
-def _parquet_options(schema) -> dict:
-    """Parquet writer options for scored tables.
-
-    Scores are nearly all distinct: dictionary encoding only costs time (and
-    makes a slightly larger file); no statistics for the long driver texts.
-    """
-    return {
-        "use_dictionary": False,
-        "write_statistics": [name for name in schema.names if name != "drivers"],
-    }
-
-
-def _write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) -> None:
-    """Copy the scores batch by batch, setting the global rank, then rename into place."""
-    import json
-    from pathlib import Path
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    from cx_models.io import METADATA_KEY
-    from cx_models.outputs import atomic_output
-
-    mapped = pa.memory_map(str(tmp))
-    source = pa.ipc.open_file(mapped)
-    schema = source.schema
-    position = schema.get_field_index("priority_rank")
-    meta_text = json.dumps(metadata, default=str, sort_keys=True)
-    try:
-        with atomic_output(out) as final:
-            if out_format == "parquet":
-                meta = dict(schema.metadata or {})
-                meta[METADATA_KEY.encode()] = meta_text.encode()
-                writer = pq.ParquetWriter(
-                    final, schema.with_metadata(meta), **_parquet_options(schema)
-                )
-            else:
-                writer = pacsv.CSVWriter(final, schema)
-            done = 0
-            for batch in range(source.num_record_batches):  # a scored chunk at a time
-                table = pa.Table.from_batches([source.get_batch(batch)])
-                rank = pa.array(ranks[done : done + table.num_rows], type=pa.int64())
-                table = table.set_column(position, "priority_rank", rank)
-                writer.write_table(table.cast(writer.schema) if out_format == "parquet" else table)
-                done += table.num_rows
-            writer.close()
-        if out_format == "csv":
-            Path(str(out) + ".meta.json").write_text(meta_text + "\n")
-    finally:
-        mapped.close()

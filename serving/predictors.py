@@ -7,7 +7,7 @@ or a :class:`cx_models.scoring.CXScorer` (wrapped by :func:`as_predictor`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -100,10 +100,60 @@ class BatchResult:
     survey_customers_without_purchase: int = 0
     chunks: int = 1
     customers: int = 0
+    attributes: ValidationReport | None = None
+    unseen_levels: dict = field(default_factory=dict)
 
 
 def extras(features: pd.DataFrame) -> pd.DataFrame:
-    """Return the raw survey answers appended after the scoring contract's columns."""
-    return pd.DataFrame(
-        {c: features[c].to_numpy() if c in features.columns else np.nan for c in EXTRA_COLUMNS}
-    )
+    """Return the columns appended after the scoring contract's: raw survey answers, attributes.
+
+    The customer attributes are those the table records in ``attrs["attributes"]``.
+    """
+    columns = {
+        c: features[c].to_numpy() if c in features.columns else np.nan for c in EXTRA_COLUMNS
+    }
+    for c in features.attrs.get("attributes", {}):
+        if c in features.columns and c not in columns:
+            columns[c] = features[c].to_numpy()
+    return pd.DataFrame(columns, index=range(len(features)))
+
+
+def model_categories(model) -> dict[str, list[str]]:
+    """Return the categorical attributes of a model and their trained levels ({} if none)."""
+    scorer = getattr(as_predictor(model), "scorer", None)
+    if not isinstance(scorer, CXScorer):
+        return {}
+    return dict(getattr(scorer.churn, "categories_", None) or {})
+
+
+def prepare_attributes(model, attributes, id_dtype):
+    """Validate an attributes input for scoring with ``model``.
+
+    The model's categorical attributes are read as categorical whatever the
+    cells look like, so scoring sees the levels training saw.
+    """
+    from dataclasses import replace
+
+    from cx_models.attributes import AttributeInput
+    from cx_models.contract import feature_columns
+
+    given = AttributeInput.of(attributes)
+    trained = model_categories(model)
+    spec = replace(given.spec, categorical=tuple(dict.fromkeys(
+        [*given.spec.categorical, *trained])))
+    present = given.validate(id_dtype=id_dtype, reserved=feature_columns())
+    spec = replace(spec, categorical=tuple(c for c in spec.categorical if c in present.kinds))
+    if spec.categorical != given.spec.categorical:
+        present = AttributeInput(given.source, spec).validate(
+            id_dtype=id_dtype, reserved=feature_columns()
+        )
+    return present
+
+
+def count_unseen(model, frame: pd.DataFrame, into: dict) -> None:
+    """Add, per categorical attribute, the values of ``frame`` the model never saw."""
+    from cx_models.models._booster import unseen_levels
+
+    for column, levels in model_categories(model).items():
+        if column in frame.columns:
+            into[column] = into.get(column, 0) + unseen_levels(frame[column], levels)

@@ -21,9 +21,12 @@ from cx_models.cli.db_options import database_sources, database_targets, locatio
 from cx_models.cli.options import (
     EVENT_FORMAT,
     SCORE_PARAMS,
+    AttributesOpt,
+    CategoricalOpt,
     QuarantineOut,
     SurveysOpt,
     TrackingUriOpt,
+    attribute_input,
     settings_from,
 )
 from cx_models.errors import CXDataError
@@ -181,7 +184,7 @@ def score_table_file(
 @app.command()
 @user_errors
 @settings_from(fmt=EVENT_FORMAT, params=SCORE_PARAMS)
-@database_sources("transactions", "surveys")
+@database_sources("transactions", "surveys", "attributes")
 @database_targets("out", "quarantine_out")
 def score(
     model: ModelUriOpt,
@@ -208,6 +211,8 @@ def score(
         ),
     ] = None,
     surveys: SurveysOpt = None,
+    attributes: AttributesOpt = None,
+    categorical: CategoricalOpt = None,
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Cutoff day YYYY-MM-DD (with --transactions).")
     ] = None,
@@ -250,14 +255,20 @@ def score(
     if transactions is not None and as_of is None:
         raise CXDataError("--as-of is required when scoring from --transactions")
     day = None if as_of is None else parse_as_of(as_of, name="--as-of")
-    inputs = None if transactions is None else EventInputs(transactions, surveys, fmt)
+    attrs = attribute_input(attributes, categorical)
+    if attrs is not None and transactions is None:
+        raise CXDataError(
+            "--attributes joins the features built from --transactions; a --features table "
+            "carries its attributes already (cx-models features --attributes)"
+        )
+    inputs = None if transactions is None else EventInputs(transactions, surveys, fmt, attrs)
     if engine == "spark":
         if fmt_out != "parquet":
             raise CXDataError(
                 f"{source_name(out)}: --engine spark writes Parquet; give an --out ending "
                 ".parquet"
             )
-        databases = [source_name(v) for v in (transactions, surveys, quarantine_out)
+        databases = [source_name(v) for v in (transactions, surveys, attributes, quarantine_out)
                      if v is not None and not isinstance(v, Path)]
         if databases:
             raise CXDataError(
@@ -345,16 +356,21 @@ def _score_streamed(*, model, out, inputs, as_of, tracking_uri, params, quaranti
                 if not loading.done():
                     loading.cancel()
         loading.result()  # a model that failed to load fails the job even with no chunk
+    reports = (result.transactions, result.surveys, result.attributes)
     if not quiet:
-        reports = {"transactions": result.transactions, "surveys": result.surveys}
-        err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
+        named = dict(zip(("transactions", "surveys", "attributes"), reports, strict=True))
+        err.print(report_table({k: None if r is None else r.to_dict() for k, r in named.items()}))
     if quiet:
         if quarantine_out is not None:
             from cx_models.schemas import write_quarantine
 
-            write_quarantine(quarantine_out, result.transactions, result.surveys)
+            write_quarantine(quarantine_out, *reports)
     else:
-        say_quarantine(quarantine_out, result.transactions, result.surveys)
+        say_quarantine(quarantine_out, *reports)
+        unseen = {k: n for k, n in result.unseen_levels.items() if n}
+        if unseen:
+            listing = ", ".join(f"{k}: {n:,}" for k, n in unseen.items())
+            err.print(f"attribute values not seen in training, scored as missing: {listing}")
         err.print(scored_line(result.customers, info, out))
 
 

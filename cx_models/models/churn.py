@@ -160,6 +160,12 @@ class ChurnModel:
         return self
 
     def _matrix(self, frame) -> np.ndarray:
+        missing = [f for f in self.features_ if f not in frame.columns]
+        if missing and not set(missing) & set(CHURN_FEATURES):
+            raise CXDataError(
+                f"the model was trained with customer attributes ({', '.join(missing)}), "
+                "missing here: score with them (--attributes; Python attributes=)"
+            )
         return feature_matrix(frame, self.features_, getattr(self, "categories_", None))
 
     def _dmatrix(self, frame=None, *, matrix=None, **options):
