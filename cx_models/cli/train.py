@@ -303,7 +303,7 @@ app.add_typer(churn_app, name="churn")
 @churn_app.command("evaluate")
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
-@database_sources("transactions", "surveys")
+@database_sources("transactions", "surveys", "attributes")
 @database_targets("quarantine_out")
 def churn_evaluate(
     transactions: TransactionsOpt,
@@ -316,6 +316,8 @@ def churn_evaluate(
     plots: PlotsOpt = None,
     out: ReportOutOpt = None,
     quarantine_out: QuarantineOut = None,
+    attributes: AttributesOpt = None,
+    categorical: CategoricalOpt = None,
     *,
     spec: FeatureSpec,
     fmt: EventFormat,
@@ -329,15 +331,16 @@ def churn_evaluate(
         table_format(quarantine_out, what="quarantine output")
     day = parse_as_of(as_of, name="--as-of")
     tx, sv = validate_events(transactions, surveys, as_of=day, fmt=fmt)
-    err.print(
-        report_table(
-            {
-                "transactions": tx.report.to_dict(),
-                "surveys": None if sv is None else sv.report.to_dict(),
-            }
-        )
-    )
-    say_quarantine(quarantine_out, tx.report, None if sv is None else sv.report)
+    given = attribute_input(attributes, categorical)
+    attrs = None
+    if given is not None:
+        from cx_models.contract import feature_columns
+
+        attrs = given.validate(id_dtype=tx.data["customer_id"].dtype, reserved=feature_columns())
+    reports = {"transactions": tx.report, "surveys": None if sv is None else sv.report,
+               "attributes": None if attrs is None else attrs.report}
+    err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
+    say_quarantine(quarantine_out, *reports.values())
     with err.status("building snapshots, training and evaluating forward in time"):
         report = evaluate_churn(
             tx.data,
@@ -351,6 +354,7 @@ def churn_evaluate(
             ),
             truth=_truth(truth),
             plots_dir=plots,
+            attributes=None if attrs is None else attrs.data,
         )
     for key in [k for k in report if k.startswith("_")]:
         report.pop(key)
