@@ -149,7 +149,7 @@ def _score_files(
     attributes = inputs.attributes
     tcols, scols = fmt.transactions, fmt.surveys
     tx_scan, tx_source = scan_input(
-        transactions, "transactions", spool=scratch / "transactions.arrow"
+        transactions, "transactions", spool=scratch / "transactions.parquet"
     )
     schema = tx_scan.collect_schema()
     require_columns(schema.names(), tx_source, tcols.roles())
@@ -169,7 +169,7 @@ def _score_files(
     tx_id = canonical_id_expr(tcols.customer, schema[tcols.customer], id_dtype)
     sv_scan = sv_id = None
     if surveys is not None:
-        sv_scan, sv_source = scan_input(surveys, "surveys", spool=scratch / "surveys.arrow")
+        sv_scan, sv_source = scan_input(surveys, "surveys", spool=scratch / "surveys.parquet")
         sv_schema = sv_scan.collect_schema()
         id_role = {"customer_id": scols.roles()["customer_id"]}
         require_columns(sv_schema.names(), sv_source, id_role)

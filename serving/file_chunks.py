@@ -21,7 +21,7 @@ def scan_input(path, what: str, *, spool=None) -> tuple[pl.LazyFrame, str]:
 
     A CSV or Parquet file is scanned where it is; a database table or query
     (:class:`~cx_models.database.DatabaseSource`) is first streamed, batch by
-    batch, into the Arrow file ``spool`` (in the job's scratch folder), its rows
+    batch, into the Parquet file ``spool`` (in the job's scratch folder), its rows
     numbered in the order the database returned them.
     """
     from pathlib import Path
@@ -35,7 +35,7 @@ def scan_input(path, what: str, *, spool=None) -> tuple[pl.LazyFrame, str]:
         if spool is None:
             raise CXDataError(f"{path.name}: a database input needs a spool file to be scanned")
         spool_source(path, spool, what=what)
-        return pl.scan_ipc(spool).with_row_index(ROW_INDEX), path.name
+        return pl.scan_parquet(spool).with_row_index(ROW_INDEX), path.name
     path = Path(path)
     fmt = table_format(path, what=what)
     if not path.exists() or path.is_dir() or path.stat().st_size == 0:
