@@ -194,6 +194,13 @@ class CXScorer:
         scored = self.score(features, explain=False)
         return frame.assign(**{c: scored[c].to_numpy() for c in DRIFT_SCORES})
 
+    @property
+    def attribute_columns(self) -> list[str]:
+        """The customer attributes the churn model was trained with (none: ``[]``)."""
+        from cx_models.churn_data import CHURN_FEATURES
+
+        return [f for f in self.churn.features_ if f not in CHURN_FEATURES]
+
     def check_features(self, features: pd.DataFrame) -> None:
         """Refuse a feature table whose recorded definition differs from the trained one.
 

@@ -33,6 +33,7 @@ from cx_models.serving.api_models import (
     MAX_BODY_BYTES,
     HistoryRequest,
     ScoreRequest,
+    attribute_errors,
     cross_field_errors,
     field_path,
     json_records,
@@ -219,7 +220,17 @@ def create_app(
             errors.append(
                 {"field": field, "message": e.get("msg", "invalid"), "type": e.get("type", "")}
             )
-        for extra in cross_field_errors(getattr(exc, "body", None)):
+        body = getattr(exc, "body", None)
+        extras = cross_field_errors(body)
+        customers = body.get("customers") if isinstance(body, dict) else None
+        if isinstance(customers, list):  # extra fields: the served model's attributes only
+            scorer = state.scorer
+            categories = getattr(getattr(scorer, "churn", None), "categories_", None) or {}
+            attributes = scorer.attribute_columns if scorer is not None else []
+            rows = [c for c in customers if isinstance(c, dict)]
+            if len(rows) == len(customers):
+                extras += attribute_errors(rows, categories, attributes)
+        for extra in extras:
             if extra["field"] not in seen:
                 seen.add(extra["field"])
                 errors.append(extra)
@@ -294,12 +305,29 @@ def create_app(
 
     @app.post("/score")
     def score(body: ScoreRequest, request: Request):
+        extra = any(c.model_extra for c in body.customers)
+        categories, attributes = {}, []
+        if extra:  # customer attributes: only the served model's
+            not_ready = ready_or_503(request)
+            if not_ready:
+                return not_ready
+            categories = getattr(state.scorer.churn, "categories_", None) or {}
+            attributes = state.scorer.attribute_columns
+            errors = attribute_errors(body.customers, categories, attributes)
+            if errors:
+                return JSONResponse(
+                    {"errors": errors, "request_id": request.state.request_id}, status_code=422
+                )
         frame = pd.DataFrame([c.model_dump() for c in body.customers])
         for col in feature_columns():
             if col not in frame.columns:
                 frame[col] = np.nan
-        frame = frame[feature_columns()]
+        frame = frame[[*feature_columns(), *[a for a in attributes if a in frame.columns]]]
         frame.attrs["time_unit"] = "D"
+        if attributes:
+            frame.attrs["attributes"] = {
+                a: "categorical" if a in categories else "numeric" for a in attributes
+            }
         return score_frame(request, frame, body.intervals)
 
     @app.post("/score/history")

@@ -61,9 +61,14 @@ NpsBand = Literal[tuple(name for name, _ in NPS_BANDS)]  # type: ignore[valid-ty
 
 
 class CustomerFeatures(BaseModel):
-    """One row of the customer feature table (days), as ``cx-models features`` writes it."""
+    """One row of the customer feature table (days), as ``cx-models features`` writes it.
 
-    model_config = ConfigDict(extra="forbid")
+    Fields beyond these are kept aside (``model_extra``): the route accepts those
+    that are the served model's customer attributes (:func:`attribute_errors`) and
+    rejects any other.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     customer_id: int | str
     frequency: Count
@@ -280,3 +285,37 @@ def json_records(frame: pd.DataFrame) -> list[dict]:
     [{'a': 1.0}, {'a': None}]
     """
     return [{k: json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def attribute_errors(customers, categories: dict, attributes: list[str]) -> list[dict]:
+    """Return the errors of the customers' extra fields against the model's attributes.
+
+    ``customers`` are validated :class:`CustomerFeatures` or the raw dicts of a
+    body that failed validation. A field that is not one of ``attributes`` is
+    unknown; a categorical attribute takes a text, number or null, a numeric one
+    a finite number or null.
+    """
+    errors = []
+    known_fields = set(CustomerFeatures.model_fields)
+    for i, customer in enumerate(customers):
+        if isinstance(customer, dict):
+            extra = {k: v for k, v in customer.items() if k not in known_fields}
+        else:
+            extra = customer.model_extra or {}
+        for name, value in extra.items():
+            where = f"customers.{i}.{name}"
+            if name not in attributes:
+                known = ", ".join(attributes) if attributes else "none"
+                errors.append({"field": where, "type": "extra_forbidden",
+                               "message": f"unknown field (the model's attributes: {known})"})
+            elif value is not None and not isinstance(value, str | int | float) or (
+                isinstance(value, bool)
+            ):
+                errors.append({"field": where, "type": "attribute_type",
+                               "message": "an attribute is a text, a number or null"})
+            elif name not in categories and value is not None and (
+                isinstance(value, str) or not math.isfinite(value)
+            ):
+                errors.append({"field": where, "type": "attribute_type",
+                               "message": "a numeric attribute: a finite number or null"})
+    return errors

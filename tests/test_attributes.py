@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from cx_models.serving.batch import score_events
+from cx_models.training.pipeline import TrainingConfig, train_scorer
 from typer.testing import CliRunner
 
 from cx_models.attributes import AttributeInput, AttributeSpec, validate_attributes
@@ -13,9 +15,7 @@ from cx_models.errors import CXDataError
 from cx_models.features import build_features
 from cx_models.models.churn import ChurnModel
 from cx_models.schemas import validate_surveys, validate_transactions
-from cx_models.serving.batch import score_events
 from cx_models.synthetic import SyntheticParams, generate_customer_base
-from cx_models.training.pipeline import TrainingConfig, train_scorer
 
 TRAIN_AS_OF, AS_OF = "2025-06-30", "2025-12-31"
 
@@ -151,3 +151,34 @@ def test_scoring_carries_attributes_and_scores_unseen_levels_as_missing(base, tr
     finally:
         scorer.churn = churn
     np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_the_api_accepts_the_models_attributes_and_rejects_other_fields(base, trained):
+    import time
+
+    from cx_models.serving.api import create_app
+    from fastapi.testclient import TestClient
+
+    scorer = trained.scorer
+    features = build_features(base.transactions, base.surveys, as_of=AS_OF,
+                              attributes=base.attributes).features.head(3)
+    rows = features.replace({np.nan: None}).to_dict(orient="records")
+    app = create_app(loader=lambda: (scorer, {"name": "cx", "version": "1"}))
+    with TestClient(app) as client:
+        for _ in range(200):
+            if client.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+        r = client.post("/score", json={"customers": rows})
+        assert r.status_code == 200, r.text
+        served = [s["churn_risk"] for s in r.json()["scores"]]
+        np.testing.assert_allclose(served, scorer.score(features)["churn_risk"], atol=1e-6)
+        bad = [dict(rows[0], loyalty="gold", nps_latest=11), dict(rows[1], region=["x"])]
+        r = client.post("/score", json={"customers": bad})
+        assert r.status_code == 422
+        fields = {e["field"]: e["message"] for e in r.json()["errors"]}
+        assert "unknown field" in fields["customers.0.loyalty"]
+        assert "customers.0.nps_latest" in fields  # every error in one answer
+        assert "a text, a number or null" in fields["customers.1.region"]
+        r = client.post("/score", json={"customers": [dict(rows[0], loyalty="gold")]})
+        assert r.status_code == 422 and "region, plan, channel" in r.text

@@ -47,10 +47,9 @@ def store():
 def test_train_register_alias_load_score_and_serve_on_postgres(
     store, small_base_dir, tmp_path, monkeypatch
 ):
-    from fastapi.testclient import TestClient
-
     from cx_models.serving.api import app_from_env
     from cx_models.training.tracking import load_model
+    from fastapi.testclient import TestClient
 
     artifacts = tmp_path / "artifacts"
     monkeypatch.setenv("CX_MODELS_ARTIFACT_ROOT", str(artifacts))
