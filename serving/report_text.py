@@ -24,13 +24,17 @@ __all__ = ["ReportContext", "fmt_value", "parse_drivers", "plain_drivers", "plai
 _PART = re.compile(r"^(?P<label>.+) = (?P<value>\S+) \((?P<contribution>[+-]\d+(?:\.\d+)?)\)$")
 
 
-def parse_drivers(text) -> list[tuple[str, float, float]]:
+def parse_drivers(text) -> list[tuple[str, float | str, float]]:
     """Split a ``drivers`` text into (label, value, contribution) triples; NaN = missing.
+
+    A categorical attribute's value stays text (its level).
 
     Examples
     --------
     >>> parse_drivers("days since last purchase = 1,240 (+0.81); latest NPS = missing (-0.10)")
     [('days since last purchase', 1240.0, 0.81), ('latest NPS', nan, -0.1)]
+    >>> parse_drivers("region = east (+0.20)")
+    [('region', 'east', 0.2)]
     """
     if not isinstance(text, str) or not text:
         return []
@@ -43,7 +47,7 @@ def parse_drivers(text) -> list[tuple[str, float, float]]:
         try:
             value = float("nan") if raw == "missing" else float(raw)
         except ValueError:
-            value = float("nan")
+            value = match["value"].strip()  # a level of a categorical attribute
         out.append((match["label"], value, float(match["contribution"])))
     return out
 
@@ -122,7 +126,7 @@ _MISSING = (
 )
 
 
-def plain_factor(label: str, value: float) -> str:
+def plain_factor(label: str, value: float | str) -> str:
     """Return one driver as a phrase.
 
     Examples
@@ -131,7 +135,11 @@ def plain_factor(label: str, value: float) -> str:
     'no purchase for 280 days'
     >>> plain_factor("latest NPS", 4.0), plain_factor("latest CSAT", float("nan"))
     ('latest NPS 4 (detractor)', 'no CSAT answer')
+    >>> plain_factor("region", "east")
+    'region: east'
     """
+    if isinstance(value, str):
+        return f"{label}: {value}"
     if math.isnan(value):
         return next((text for key, text in _MISSING if key in label), f"{label} unknown")
     phrase = _PHRASES.get(label)

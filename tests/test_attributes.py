@@ -128,6 +128,16 @@ def test_scoring_carries_attributes_and_scores_unseen_levels_as_missing(base, tr
     scored = res.scored
     assert list(scored.columns[-3:]) == ["region", "plan", "channel"]
     assert res.unseen_levels == {"region": 200, "plan": 0, "channel": 0}
+    # the attributes are segments of the summary and words in the report's reasons
+    from cx_models.serving.report_text import plain_drivers
+
+    from cx_models.nco import summarise
+
+    summary = summarise(scored, by="region")
+    assert {"east", "north", "south", "west", "mars"} <= set(summary["region"])
+    assert summary["customers"].sum() == len(scored)
+    reasons = [plain_drivers(t) for t in scored["drivers"] if "region = " in t]
+    assert reasons and any("region: " in r for r in reasons)
     assert res.attributes.rows_in == res.attributes.rows_used == 3000
     missing = score_events(scorer, base.transactions, base.surveys, as_of=AS_OF,
                            attributes=attrs.with_columns(
