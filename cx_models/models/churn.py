@@ -136,8 +136,11 @@ class ChurnModel:
         self.categories_ = {
             f: category_levels(train[f])
             for f in features
-            if not pd.api.types.is_numeric_dtype(train[f].dtype)
-            or isinstance(train[f].dtype, pd.CategoricalDtype)
+            if f in train.columns
+            and (
+                not pd.api.types.is_numeric_dtype(train[f].dtype)
+                or isinstance(train[f].dtype, pd.CategoricalDtype)
+            )
         }
         xgb = _xgb()
         dtrain = self._dmatrix(train, label=y_train)
