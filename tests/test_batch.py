@@ -359,6 +359,7 @@ def test_chunks_are_prepared_ahead_and_more_while_the_model_loads():
         assert list(chunks) == [40, 50, 60] and submitted == list(range(7))
 
 
+@pytest.mark.slow  # default suite under two minutes; CI runs it
 @pytest.mark.parametrize("failure", ["no partitioned sink", "disk full"])
 def test_inputs_split_once_or_filtered_per_chunk_give_the_same_scores(
     setup, tmp_path, monkeypatch, failure

@@ -46,6 +46,7 @@ def test_the_tie_rule_by_hand():
     assert pick_model(figures) == ("bgnbd", ["bgnbd"])
 
 
+@pytest.mark.slow  # default suite under two minutes; CI runs it
 def test_auto_in_training_refits_the_chosen_model_everywhere(synthetic):
     config = TrainingConfig(as_of="2025-12-31", max_snapshots=2, clv_model="auto")
     result = train_scorer(synthetic, None, config)

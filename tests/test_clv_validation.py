@@ -86,6 +86,7 @@ def test_holdout_must_follow_calibration(sample):
         validate_clv(sample, calibration_end="1990-01-01", holdout_end="1998-06-30")
 
 
+@pytest.mark.slow  # default suite under two minutes; CI runs it
 def test_clv_cli_fit_predict_validate(tmp_path, sample):
     tx = tmp_path / "cdnow.csv"
     sample.assign(date=sample["timestamp"].dt.strftime("%Y%m%d")).drop(columns="timestamp").to_csv(

@@ -74,6 +74,7 @@ def _holdout_total(tx, features, cut, days):
             .join(ids, on="customer_id").height)
 
 
+@pytest.mark.slow  # default suite under two minutes; CI runs it
 def test_total_interval_is_ordered_and_checked(holdout):
     model, features, actual = holdout
     total = model.total_purchases(features, horizon_days=180, level=0.95)

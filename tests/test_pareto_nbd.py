@@ -207,6 +207,7 @@ def test_bgnbd_p_alive_at_a_future_day_by_quadrature(x, tx, T, t):
     assert bgnbd.p_alive_at(params, 0.0, [x], [tx], [T])[0] == pytest.approx(alive)
 
 
+@pytest.mark.slow  # default suite under two minutes; CI runs it
 def test_churn_snapshots_and_the_forward_evaluation_use_the_configured_model():
     from cx_models.churn_data import training_snapshots
     from cx_models.churn_eval import evaluate_churn
