@@ -343,10 +343,31 @@ def create_app(
         if body.surveys:
             sv = pd.DataFrame([s.model_dump() for s in body.surveys])
             sv["timestamp"] = pd.to_datetime(sv["timestamp"])
+        attributes = None
+        if body.attributes:
+            categories = getattr(state.scorer.churn, "categories_", None) or {}
+            errors = attribute_errors(
+                body.attributes, categories, state.scorer.attribute_columns, "attributes"
+            )
+            if errors:
+                return JSONResponse(
+                    {"errors": errors, "request_id": request.state.request_id}, status_code=422
+                )
+            attributes = pd.DataFrame([a.model_dump() for a in body.attributes])
         try:
             # the features the model was trained on (its survey look-back)
             spec = state.scorer.feature_spec
-            frame = build_customer_features(tx, sv, as_of=body.as_of, spec=spec)
+            if attributes is None:
+                frame = build_customer_features(tx, sv, as_of=body.as_of, spec=spec)
+            else:
+                from cx_models.attributes import AttributeInput, AttributeSpec
+                from cx_models.features import build_features
+
+                given = AttributeInput(attributes, AttributeSpec(categorical=tuple(
+                    c for c in categories if c in attributes.columns)))
+                frame = build_features(
+                    tx, sv, as_of=body.as_of, spec=spec, attributes=given
+                ).features
         except CXDataError as exc:
             return JSONResponse(
                 {

@@ -191,6 +191,13 @@ class SurveyRecord(BaseModel):
         return self
 
 
+class AttributeRecord(BaseModel):
+    """One customer's attributes: ``customer_id`` and the served model's attribute fields."""
+
+    model_config = ConfigDict(extra="allow")
+    customer_id: int | str
+
+
 class HistoryRequest(BaseModel):
     """Body of ``POST /score/history``."""
 
@@ -198,6 +205,7 @@ class HistoryRequest(BaseModel):
     as_of: dt.date
     transactions: Annotated[list[TransactionRecord], Field(min_length=1)]
     surveys: list[SurveyRecord] = []
+    attributes: list[AttributeRecord] = []
     intervals: Annotated[float | None, Field(gt=0.0, lt=1.0)] = None
 
     @model_validator(mode="after")
@@ -287,7 +295,9 @@ def json_records(frame: pd.DataFrame) -> list[dict]:
     return [{k: json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
-def attribute_errors(customers, categories: dict, attributes: list[str]) -> list[dict]:
+def attribute_errors(
+    customers, categories: dict, attributes: list[str], where: str = "customers"
+) -> list[dict]:
     """Return the errors of the customers' extra fields against the model's attributes.
 
     ``customers`` are validated :class:`CustomerFeatures` or the raw dicts of a
@@ -296,6 +306,7 @@ def attribute_errors(customers, categories: dict, attributes: list[str]) -> list
     a finite number or null.
     """
     errors = []
+    base = where
     known_fields = set(CustomerFeatures.model_fields)
     for i, customer in enumerate(customers):
         if isinstance(customer, dict):
@@ -303,7 +314,7 @@ def attribute_errors(customers, categories: dict, attributes: list[str]) -> list
         else:
             extra = customer.model_extra or {}
         for name, value in extra.items():
-            where = f"customers.{i}.{name}"
+            where = f"{base}.{i}.{name}"
             if name not in attributes:
                 known = ", ".join(attributes) if attributes else "none"
                 errors.append({"field": where, "type": "extra_forbidden",

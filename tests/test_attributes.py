@@ -192,3 +192,21 @@ def test_the_api_accepts_the_models_attributes_and_rejects_other_fields(base, tr
         assert "a text, a number or null" in fields["customers.1.region"]
         r = client.post("/score", json={"customers": [dict(rows[0], loyalty="gold")]})
         assert r.status_code == 422 and "region, plan, channel" in r.text
+        # from raw history, with the customer's attributes beside it
+        first = int(features["customer_id"].iloc[0])
+        tx = base.transactions.filter(pl.col("customer_id") == first)
+        history = {
+            "as_of": AS_OF,
+            "transactions": [{"customer_id": first, "timestamp": t.isoformat(), "amount": a}
+                             for _, t, a in tx.iter_rows()],
+            "attributes": [base.attributes.filter(pl.col("customer_id") == first).row(
+                0, named=True)],
+        }
+        r = client.post("/score/history", json=history)
+        assert r.status_code == 200, r.text
+        alone = build_features(tx, None, as_of=AS_OF, attributes=base.attributes).features
+        expected = scorer.score(alone)["churn_risk"].iloc[0]
+        assert abs(r.json()["scores"][0]["churn_risk"] - expected) < 1e-6
+        history["attributes"][0]["loyalty"] = "gold"
+        r = client.post("/score/history", json=history)
+        assert r.status_code == 422 and "attributes.0.loyalty" in r.text
