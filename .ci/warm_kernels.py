@@ -21,7 +21,27 @@ for name in ("bgnbd", "mbgnbd", "pnbd"):
     model.p_alive_at(table, days=30)
 table["z"] = np.random.default_rng(0).normal(size=len(table))
 for name in ("bgnbd", "pnbd"):
-    dropout = {"dropout": ["z"]} if name == "pnbd" else {"dropout_a": ["z"]}
-    model = CLVModel(model=name, covariates=Covariates(purchase=["z"], **dropout)).fit(table)
+    model = CLVModel(model=name, covariates=Covariates(purchase=("z",), dropout=("z",)))
+    model.fit(table)
     model.predict(table, horizon_days=90, intervals=0.9)
+# the same in days, on integer counts, as the generator's feature tables are
+from cx_models.features import build_customer_features  # noqa: E402
+from cx_models.models._covariate_fit import CovariatePatterns  # noqa: E402
+from cx_models.synthetic import generate_customer_base  # noqa: E402
+
+base = generate_customer_base(1_500, seed=0)
+days = build_customer_features(base.transactions, base.surveys, as_of="2025-12-31")
+for name in ("bgnbd", "pnbd"):
+    model = CLVModel(model=name).fit(days)
+    model.predict(days.head(10), horizon_days=90, clv_months=12, intervals=0.9)
+    model.predict(days, horizon_days=90, intervals=0.9)
+covariate_rows = table.head(40)
+for name in ("bgnbd", "pnbd"):
+    model = CLVModel(model=name, covariates=Covariates(purchase=("z",), dropout=("z",)))
+    model.fit(table)
+    model.purchase_distribution(covariate_rows, horizon_days=182, n_max=8)
+    model.p_alive_at(covariate_rows, days=91)
+data = CovariatePatterns([2, 0], [30.0, 0.0], [38.0, 38.0], [1, 1], [[1.0], [0.0]],
+                         model="pnbd", links=[(1, -1.0, [0])])
+data.objective(np.log([0.5, 10.0, 0.6, 11.0]).tolist() + [0.0])
 print("numba kernels compiled and cached")

@@ -106,7 +106,9 @@ def test_objective_gradient_matches_finite_differences(model):
     np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("which", ["pnbd", "bgnbd"])
+@pytest.mark.parametrize(
+    "which", [pytest.param("pnbd", marks=pytest.mark.slow), "bgnbd"]  # pnbd: 8 s of quadrature
+)
 def test_each_customer_is_predicted_with_their_own_parameters(which, request):
     model = request.getfixturevalue(f"{which}_fit")
     table = request.getfixturevalue(f"{which}_data").head(40)
