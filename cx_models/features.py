@@ -34,13 +34,13 @@ import polars as pl
 
 from cx_models.contract import (
     BTYD_COLUMNS,
-    NPS_BANDS,
     SURVEY_TYPES,
     WINDOWS_DAYS,
     feature_columns,
 )
 from cx_models.schemas import ValidationReport, quarantine_table, validate_events
 from cx_models.settings import EventFormat, FeatureSpec, from_keywords
+from cx_models.survey_features import nps_category, survey_features
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = [
@@ -204,45 +204,6 @@ def _transaction_features(tx: pl.DataFrame, as_of: dt.date, unit_days: float) ->
     )
 
 
-def _survey_features(sv: pl.DataFrame, as_of: dt.date, lookback_days: int) -> pl.DataFrame:
-    as_of_day = pl.lit(as_of, dtype=pl.Date)
-    day = pl.col("timestamp").dt.date()
-    in_window = sv.filter((as_of_day - day).dt.total_days() < lookback_days)
-    per_type = in_window.group_by("customer_id", "survey").agg(
-        pl.col("score")
-        .filter(pl.col("timestamp") == pl.col("timestamp").max())
-        .mean()
-        .alias("latest"),
-        pl.col("score").mean().alias("mean"),
-        pl.len().alias("count"),
-        (as_of_day - pl.col("timestamp").max().dt.date())
-        .dt.total_days()
-        .cast(pl.Float64)
-        .alias("days_since"),
-    )
-    wide = None
-    for s in SURVEY_TYPES:
-        part = per_type.filter(pl.col("survey") == s).select(
-            "customer_id",
-            pl.col("latest").alias(f"{s}_latest"),
-            pl.col("mean").alias(f"{s}_mean"),
-            pl.col("count").alias(f"{s}_count"),
-            pl.col("days_since").alias(f"{s}_days_since"),
-        )
-        wide = (
-            part if wide is None else wide.join(part, on="customer_id", how="full", coalesce=True)
-        )
-    return wide
-
-
-def _nps_category() -> pl.Expr:
-    nps = pl.col("nps_latest")
-    expr = None
-    for name, lowest in NPS_BANDS:  # highest band first
-        expr = (pl.when if expr is None else expr.when)(nps >= lowest).then(pl.lit(name))
-    return expr.otherwise(pl.lit(None, dtype=pl.String)).alias("nps_category")
-
-
 def features_from_validated(
     transactions: pl.DataFrame,
     surveys: pl.DataFrame | None,
@@ -271,7 +232,7 @@ def features_from_validated(
             surveys = surveys.with_columns(
                 pl.col("customer_id").cast(feats["customer_id"].dtype, strict=False)
             )
-        sv = _survey_features(surveys, as_of, spec.lookback_days)
+        sv = survey_features(surveys, as_of, spec.lookback_days)
         feats = feats.join(sv, on="customer_id", how="left")
         survey_ids = surveys.select(pl.col("customer_id").unique())
         orphans = survey_ids.join(feats.select("customer_id"), on="customer_id", how="anti").height
@@ -287,7 +248,7 @@ def features_from_validated(
             .cast(pl.Int64)
             .alias(name)
         )
-    feats = feats.with_columns(_nps_category()).select(feature_columns())
+    feats = feats.with_columns(nps_category()).select(feature_columns())
     if attributes is not None:
         from cx_models.attributes import join_attributes
 

@@ -4,13 +4,13 @@ PostgreSQL tests (marked ``db``) run against the server in ``CX_TEST_POSTGRES_UR
 (e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``); without it they skip.
 """
 
-import os
 
 import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from pg_server import POSTGRES, needs_postgres, require_server
 
 from cx_models.database import DatabaseSource, DatabaseTarget, read_source, write_target
 from cx_models.datasets import load_cdnow
@@ -109,18 +109,11 @@ def test_duckdb_target_is_replaced_in_one_transaction_keeping_its_views(tmp_path
 
 
 # ---------------------------------------------------------------- PostgreSQL
-POSTGRES = os.environ.get("CX_TEST_POSTGRES_URI")
-needs_postgres = pytest.mark.skipif(
-    not POSTGRES and os.environ.get("CI") != "true",
-    reason="set CX_TEST_POSTGRES_URI=postgresql://user@127.0.0.1:5432/db to run the "
-    "PostgreSQL tests",
-)
 
 
 @pytest.fixture(scope="module")
 def pg(shop):
-    if not POSTGRES:
-        pytest.fail("CI=true but CX_TEST_POSTGRES_URI is not set: no PostgreSQL server")
+    require_server()
     from adbc_driver_postgresql import dbapi
 
     _, tx = shop

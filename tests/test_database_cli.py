@@ -3,7 +3,6 @@
 DuckDB always; PostgreSQL (marked ``db``) where ``CX_TEST_POSTGRES_URI`` names a server.
 """
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 from cx_models.training.pipeline import TrainingConfig, train_scorer
+from pg_server import POSTGRES, needs_postgres, require_server
 from typer.testing import CliRunner
 
 from cx_models.cli import app
@@ -19,12 +19,6 @@ from cx_models.schemas import validate_surveys, validate_transactions
 from cx_models.synthetic import generate_customer_base
 
 AS_OF = "2025-12-31"
-POSTGRES = os.environ.get("CX_TEST_POSTGRES_URI")
-needs_postgres = pytest.mark.skipif(
-    not POSTGRES and os.environ.get("CI") != "true",
-    reason="set CX_TEST_POSTGRES_URI=postgresql://user@127.0.0.1:5432/db to run the "
-    "PostgreSQL tests",
-)
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +176,7 @@ def test_database_options_fail_in_one_line(setup, use_scorer):
 def test_score_from_postgres_to_postgres_equals_the_parquet_scores(setup, use_scorer):
     from adbc_driver_postgresql import dbapi
 
-    if not POSTGRES:
-        pytest.fail("CI=true but CX_TEST_POSTGRES_URI is not set: no PostgreSQL server")
+    require_server()
     folder, _, _ = setup
     tx = pl.read_parquet(folder / "tx.parquet")
     with dbapi.connect(POSTGRES) as con, con.cursor() as cur:

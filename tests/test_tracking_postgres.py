@@ -5,29 +5,20 @@ dropped and created anew; the artifacts go to ``CX_MODELS_ARTIFACT_ROOT``.
 """
 
 import json
-import os
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
 import pytest
+from pg_server import POSTGRES, needs_postgres, require_server
 from typer.testing import CliRunner
 
 from cx_models.cli import app
 
-POSTGRES = os.environ.get("CX_TEST_POSTGRES_URI")
 DATABASE = "cx_mlflow_test"
 
-pytestmark = [
-    pytest.mark.db,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not POSTGRES and os.environ.get("CI") != "true",
-        reason="set CX_TEST_POSTGRES_URI=postgresql://user@127.0.0.1:5432/db to run the "
-        "PostgreSQL tests",
-    ),
-]
+pytestmark = [pytest.mark.db, pytest.mark.slow, needs_postgres]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +26,7 @@ def store():
     """A fresh database on the test server for MLflow's tables."""
     from adbc_driver_postgresql import dbapi
 
-    if not POSTGRES:
-        pytest.fail("CI=true but CX_TEST_POSTGRES_URI is not set: no PostgreSQL server")
+    require_server()
     with dbapi.connect(POSTGRES, autocommit=True) as con, con.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         cur.execute(f"CREATE DATABASE {DATABASE}")
@@ -88,6 +78,8 @@ def test_train_register_alias_load_score_and_serve_on_postgres(
 
     monkeypatch.setenv("CX_MODELS_MODEL_URI", "models:/cx-scorer@champion")
     monkeypatch.setenv("CX_MODELS_TRACKING_URI", store)
+    import gc
+
     with TestClient(app_from_env()) as client:
         for _ in range(600):
             if client.get("/readyz").status_code == 200:
@@ -100,3 +92,4 @@ def test_train_register_alias_load_score_and_serve_on_postgres(
         assert response.status_code == 200, response.text
         served = response.json()["scores"][0]["churn_risk"]
         assert abs(served - direct["churn_risk"].iloc[0]) < 1e-6
+    gc.unfreeze()  # a server app freezes the heap once its model is loaded

@@ -22,6 +22,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from cx_models.training.model_package import input_example, package_dir, pip_requirements
+from cx_models.training.stores import (
+    DEFAULT_TRACKING_URI,
+    artifact_location,
+    resolve_tracking_uri,
+)
 
 from cx_models._version import __version__
 from cx_models.errors import CXDataError
@@ -42,7 +47,6 @@ __all__ = [
     "TrackingTarget",
 ]
 
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_MODEL_NAME = "cx-scorer"
 DEFAULT_EXPERIMENT = "cx-models"
 _PYFUNC_FILE = Path(__file__).with_name("cx_pyfunc.py")
@@ -79,36 +83,6 @@ def mlflow_module():
     return mlflow
 
 
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """Return the tracking URI to use and prepare the embedded default if it is that.
-
-    Examples
-    --------
-    >>> resolve_tracking_uri("http://127.0.0.1:5000")
-    'http://127.0.0.1:5000'
-    """
-    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if chosen == DEFAULT_TRACKING_URI:
-        Path("mlruns").mkdir(exist_ok=True)
-    return _with_driver(chosen)
-
-
-def _with_driver(uri: str) -> str:
-    """Name psycopg (3) in a ``postgresql://`` store URI when psycopg2 is not installed.
-
-    SQLAlchemy, under MLflow's database store, takes ``postgresql://`` to mean
-    psycopg2; the ``db`` extra installs psycopg 3, which it knows as
-    ``postgresql+psycopg://``.
-    """
-    import importlib.util
-
-    scheme, sep, rest = uri.partition("://")
-    if sep and scheme.lower() in ("postgresql", "postgres"):
-        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
-            return f"postgresql+psycopg://{rest}"
-    return uri
-
-
 @contextlib.contextmanager
 def quiet_mlflow():
     """Silence MLflow's advisory warnings and INFO lines for the duration of a call."""
@@ -133,32 +107,6 @@ def use_store(uri: str | None):
     mlflow.set_tracking_uri(resolved)
     mlflow.set_registry_uri(resolved)
     return mlflow, resolved
-
-
-def artifact_location(tracking_uri: str) -> str | None:
-    """Where a sqlite store keeps its artifacts: ``artifacts/`` beside the database file.
-
-    Relative (``sqlite:///mlruns/mlflow.db``) and absolute
-    (``sqlite:////srv/ml/mlflow.db``) paths alike. Other stores: the folder or URI
-    in ``CX_MODELS_ARTIFACT_ROOT`` if set (a database store, PostgreSQL say, keeps
-    only metadata), else ``None``: the store chooses.
-
-    Examples
-    --------
-    >>> artifact_location("sqlite:////srv/ml/mlflow.db")
-    'file:///srv/ml/artifacts'
-    >>> artifact_location("http://127.0.0.1:5000") is None
-    True
-    """
-    if not tracking_uri.startswith("sqlite:///"):
-        root = os.environ.get("CX_MODELS_ARTIFACT_ROOT")
-        if not root:
-            return None
-        return root if "://" in root else Path(root).resolve().as_uri()
-    database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if not database or database == ":memory:":
-        return None
-    return (Path(database).resolve().parent / "artifacts").as_uri()
 
 
 def _experiment(mlflow, name: str, tracking_uri: str) -> str:

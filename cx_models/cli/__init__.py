@@ -27,6 +27,7 @@ from cx_models.cli import (  # noqa: F401 - each module adds its verbs
     promote,
     report,
     score,
+    serve,
     target,
     train,
 )

@@ -1,4 +1,4 @@
-"""``cx-models score``, ``report`` and ``serve``: scores for a whole base, the report, the API."""
+"""``cx-models score``: scores for a whole base, from raw events or a feature table."""
 
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ __all__ = [
     "score_metadata",
     "score_table_file",
     "scored_line",
-    "serve",
 ]
 
 ModelUriOpt = Annotated[
@@ -372,40 +371,3 @@ def _score_streamed(*, model, out, inputs, as_of, tracking_uri, params, quaranti
             listing = ", ".join(f"{k}: {n:,}" for k, n in unseen.items())
             err.print(f"attribute values not seen in training, scored as missing: {listing}")
         err.print(scored_line(result.customers, info, out))
-
-
-@app.command()
-@user_errors
-def serve(
-    model: ModelUriOpt,
-    tracking_uri: TrackingUriOpt = None,
-    host: Annotated[
-        str, typer.Option("--host", help="Bind address (127.0.0.1: this machine only).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
-    workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Server processes (one model each).")
-    ] = 1,
-    trust: TrustOpt = False,
-) -> None:
-    """Serve the REST API (FastAPI): /healthz, /readyz, /metadata, /score, /score/history."""
-    import os
-
-    trust_modified(trust)
-
-    try:
-        import uvicorn
-    except ModuleNotFoundError:
-        raise CXDataError("the API needs the serve extra: pip install 'cx-models[serve]'") from None
-    os.environ["CX_MODELS_MODEL_URI"] = model
-    if tracking_uri:
-        os.environ["CX_MODELS_TRACKING_URI"] = tracking_uri
-    err.print(f"serving {model} on http://{host}:{port} ({workers} worker(s))")
-    uvicorn.run(
-        "cx_models.serving.api:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
