@@ -28,6 +28,7 @@ from cx_models.cli import (  # noqa: F401 - each module adds its verbs
     report,
     score,
     serve,
+    subscriptions,
     target,
     train,
 )

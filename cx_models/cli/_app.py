@@ -48,7 +48,7 @@ err = Console(stderr=True, width=None if _TTY else 120, soft_wrap=not _TTY)
 
 
 #: Options that name what a verb writes; every other path option is an input.
-OUTPUT_OPTIONS = ("out", "quarantine_out", "plots")
+OUTPUT_OPTIONS = ("out", "quarantine_out", "plots", "km_out")
 #: Verbs whose --out is a folder (``score --engine spark`` writes one too).
 FOLDER_OUTS = {"generate", "demo"}
 
@@ -113,7 +113,7 @@ def report_table(summary: dict) -> Table:
     table = Table(title="Input validation", title_justify="left")
     for col in ("input", "rows in", "used", "quarantined", "after as_of", "duplicates", "reasons"):
         table.add_column(col, justify="right" if col not in {"input", "reasons"} else "left")
-    for name in ("transactions", "surveys", "attributes"):
+    for name in ("transactions", "surveys", "attributes", "subscriptions"):
         rep = summary.get(name)
         if not rep:
             continue

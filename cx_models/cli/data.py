@@ -22,6 +22,7 @@ from cx_models.cli.options import (
     attribute_input,
     settings_from,
 )
+from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec
 from cx_models.timeutil import parse_as_of
 
@@ -129,10 +130,25 @@ def generate(
             metavar="",
         ),
     ] = False,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="transactions (non-contractual, BG/NBD) or subscriptions (contractual, sBG).",
+        ),
+    ] = "transactions",
 ) -> None:
-    """Simulate a customer base with ground truth (transactions, surveys, truth, params)."""
+    """Simulate a customer base with ground truth (transactions or subscriptions, surveys, truth)."""
     from cx_models.synthetic import SyntheticParams, generate_customer_base, write_customer_base
 
+    if kind not in ("transactions", "subscriptions"):
+        raise CXDataError(f"--kind must be transactions or subscriptions, got {kind!r}")
+    if kind == "subscriptions":
+        if attributes:
+            raise CXDataError("--attributes is for --kind transactions; a subscription base "
+                              "carries its plan in subscriptions.parquet")
+        _generate_subscriptions(customers, out, seed)
+        return
     with err.status(f"simulating {customers:,} customers"):
         base = generate_customer_base(
             customers, seed=seed, params=SyntheticParams(attributes=attributes)
@@ -142,4 +158,22 @@ def generate(
         f"wrote {base.transactions.height:,} transactions and {base.surveys.height:,} survey "
         f"responses for {customers:,} customers ({base.params['start']} to "
         f"{base.params['end']}, seed {seed}) to {paths['transactions'].parent}"
+    )
+
+
+def _generate_subscriptions(customers: int, out: Path, seed: int) -> None:
+    from cx_models.synthetic_subscriptions import (
+        generate_subscription_base,
+        write_subscription_base,
+    )
+
+    with err.status(f"simulating {customers:,} subscribers"):
+        base = generate_subscription_base(customers, seed=seed)
+        paths = write_subscription_base(base, out)
+    active = base.subscriptions["end"].null_count()
+    err.print(
+        f"wrote {base.subscriptions.height:,} subscriptions ({active:,} active at "
+        f"{base.params['end']}) and {base.surveys.height:,} survey responses "
+        f"({base.params['start']} to {base.params['end']}, {base.params['period_days']}-day "
+        f"periods, seed {seed}) to {paths['subscriptions'].parent}"
     )
