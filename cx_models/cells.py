@@ -125,6 +125,8 @@ def timestamps(
 ) -> tuple[pl.Series, pl.Series]:
     """Return (naive UTC datetimes, mask of present-but-unparseable values)."""
     dtype = series.dtype
+    if dtype == pl.Null:  # every cell empty
+        return series.cast(pl.Datetime("us")), pl.Series([False] * len(series), dtype=pl.Boolean)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)

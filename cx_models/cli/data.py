@@ -138,7 +138,7 @@ def generate(
         ),
     ] = "transactions",
 ) -> None:
-    """Simulate a customer base with ground truth (transactions or subscriptions, surveys, truth)."""
+    """Simulate a base with ground truth: transactions or subscriptions, surveys, truth."""
     from cx_models.synthetic import SyntheticParams, generate_customer_base, write_customer_base
 
     if kind not in ("transactions", "subscriptions"):
