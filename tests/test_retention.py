@@ -12,12 +12,12 @@ from cx_models.errors import CXDataError
 from cx_models.retention import calendar_grid, kaplan_meier, retention_matrix, retention_rates
 from cx_models.sbg import SBGModel
 
-O = dt.date(2024, 1, 1)
+ORIGIN = dt.date(2024, 1, 1)
 runner = CliRunner()
 
 
 def day(n):
-    return O + dt.timedelta(days=n)
+    return ORIGIN + dt.timedelta(days=n)
 
 
 def _rels():
