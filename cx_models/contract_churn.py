@@ -144,7 +144,7 @@ def contract_snapshots(
         feats = feats.filter(~pl.col("cancellation_pending"))
         y = contract_labels(subscriptions, feats, day=day, horizon_days=plan.horizon_days,
                             grace_days=spec.grace_days)
-        frames.append(feats.with_columns(pl.lit(day).alias("snapshot"),
+        frames.append(feats.with_columns(pl.lit(day.isoformat()).alias("snapshot"),
                                          pl.Series("churn", y)))
     snaps = _to_pandas(pl.concat(frames, how="vertical_relaxed"))
     snaps.attrs["snapshot_design"] = {

@@ -64,7 +64,7 @@ CONTRACT_FEATURES = (
 
 
 def visible_on(subscriptions: pl.DataFrame, day: dt.date) -> pl.DataFrame:
-    """Validated subscriptions as seen on ``day``: later starts dropped, later ends hidden."""
+    """Return validated subscriptions as seen on ``day`` (later starts dropped, ends hidden)."""
     later = pl.lit(day, dtype=pl.Date)
     return subscriptions.filter(pl.col("start") <= later).with_columns(
         pl.when(pl.col("end") > later).then(None).otherwise(pl.col("end")).alias("end"),
@@ -147,7 +147,7 @@ def _activity(transactions: pl.DataFrame | None, day: dt.date, ids: pl.Series) -
 
 
 def _retention_baselines(rels: pl.DataFrame, active: pl.DataFrame) -> tuple:
-    """The sBG and Kaplan–Meier churn probabilities over each active relationship's renewals due."""
+    """Return the sBG and Kaplan–Meier churn probabilities over the renewals due."""
     from cx_models.sbg import SBGModel
 
     k = active["renewals"].to_numpy().astype(float)

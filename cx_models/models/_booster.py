@@ -29,6 +29,10 @@ MONOTONE = {
     "purchases_30d": -1,
     "purchases_90d": -1,
     "purchases_180d": -1,
+    # contractual: the retention models' churn probabilities over the renewals due
+    "sbg_churn_prob": 1,
+    "km_churn_prob": 1,
+    "renewals_due": 1,
 }
 
 #: From this many training rows on, the default learning rate is 0.1 instead of 0.05.
