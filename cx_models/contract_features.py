@@ -23,7 +23,6 @@ from cx_models.billing import BillingPeriod
 from cx_models.contract import SURVEY_TYPES, score_0_100
 from cx_models.errors import CXDataError
 from cx_models.relationships import relationship_periods, relationships
-from cx_models.retention import kaplan_meier
 from cx_models.survey_features import survey_features
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
@@ -146,26 +145,6 @@ def _activity(transactions: pl.DataFrame | None, day: dt.date, ids: pl.Series) -
     )
 
 
-def _retention_baselines(rels: pl.DataFrame, active: pl.DataFrame) -> tuple:
-    """Return the sBG and Kaplan–Meier churn probabilities over the renewals due."""
-    from cx_models.sbg import SBGModel
-
-    k = active["renewals"].to_numpy().astype(float)
-    m = active["renewals_due"].to_numpy().astype(float)
-    try:
-        sbg = SBGModel().fit_renewals(rels["renewals"].to_numpy(), rels["lost"].to_numpy())
-        sbg_prob = sbg.churn_probability(k, m)
-    except CXDataError:
-        sbg, sbg_prob = None, np.full(k.size, np.nan)
-    km = kaplan_meier(rels["renewals"].to_numpy(), rels["lost"].to_numpy())["survival"].to_numpy()
-    last = km.size - 1
-    s_k = km[np.minimum(k.astype(int), last)]
-    s_km = km[np.minimum((k + m).astype(int), last)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        km_prob = np.where(s_k > 0, 1.0 - s_km / s_k, np.nan)
-    return sbg, sbg_prob, km_prob
-
-
 def contract_features(
     subscriptions: pl.DataFrame,
     *,
@@ -177,6 +156,7 @@ def contract_features(
     transactions: pl.DataFrame | None = None,
     lookback_days: int = 365,
     ces_higher_is_better: bool = False,
+    retention=None,
 ) -> pl.DataFrame:
     """One row per relationship active on ``day``: the contractual churn features.
 
@@ -200,6 +180,9 @@ def contract_features(
         The survey look-back window.
     ces_higher_is_better : bool
         The declared CES direction.
+    retention : RetentionBaselines, optional
+        Fitted retention models for ``sbg_churn_prob`` and ``km_churn_prob`` (a
+        scorer's); by default fitted on the relationships as seen on ``day``.
 
     Returns
     -------
@@ -238,7 +221,12 @@ def contract_features(
     )
     if not active.height:
         raise CXDataError(f"no relationship is active on {day}")
-    _, sbg_prob, km_prob = _retention_baselines(rels, active)
+    from cx_models.retention_baselines import RetentionBaselines
+
+    retention = retention or RetentionBaselines.fit(rels)
+    sbg_prob, km_prob = retention.churn_probabilities(
+        active["renewals"].to_numpy(), active["renewals_due"].to_numpy()
+    )
     active = active.with_columns(
         pl.Series("sbg_churn_prob", sbg_prob), pl.Series("km_churn_prob", km_prob)
     )
