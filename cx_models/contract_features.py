@@ -28,11 +28,15 @@ from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = [
     "CONTRACT_FEATURES",
+    "KEY_COLUMNS",
     "contract_features",
     "contract_labels",
     "renewals_due",
     "visible_on",
 ]
+
+#: The columns before the features: who, which spell, since when, what is known.
+KEY_COLUMNS = ("customer_id", "relationship", "start", "next_renewal", "cancellation_pending")
 
 #: Churn features of the contractual kind (``plan`` is categorical).
 CONTRACT_FEATURES = (
@@ -187,8 +191,7 @@ def contract_features(
     Returns
     -------
     polars.DataFrame
-        ``customer_id``, ``relationship``, ``start``, ``cancellation_pending`` and
-        :data:`CONTRACT_FEATURES`; ``attrs``-free, sorted by customer.
+        :data:`KEY_COLUMNS` and :data:`CONTRACT_FEATURES`, sorted by customer.
     """
     day = parse_as_of(day, name="snapshot day")
     period = BillingPeriod.of(period)
@@ -206,6 +209,7 @@ def contract_features(
         (today - pl.col("start")).dt.total_days().cast(pl.Float64).alias("tenure_days"),
         pl.col("renewals").cast(pl.Float64),
         renewals_due(pl.col("start"), day, horizon_days, period).alias("renewals_due"),
+        next_renewal.alias("next_renewal"),
         (next_renewal - today).dt.total_days().cast(pl.Float64).alias("days_to_next_renewal"),
         ((today - current_start).dt.total_days()
          / (next_renewal - current_start).dt.total_days()).cast(pl.Float64)
@@ -237,7 +241,7 @@ def contract_features(
         .join(_activity(transactions, day, ids), on="customer_id", how="left")
     )
     return out.select(
-        "customer_id", "relationship", "start", "cancellation_pending", *CONTRACT_FEATURES
+        *KEY_COLUMNS, *CONTRACT_FEATURES
     ).sort("customer_id")
 
 

@@ -44,7 +44,7 @@ def test_features_see_nothing_after_the_snapshot(base):
             surveys=validate_surveys(cut_surveys, as_of=day).data,
         )
         assert full.equals(cut), day
-        assert full.columns[4:] == list(CONTRACT_FEATURES)
+        assert full.columns[5:] == list(CONTRACT_FEATURES)
 
 
 def test_features_and_labels_by_hand():

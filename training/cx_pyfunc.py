@@ -6,7 +6,9 @@ the model's ``scorer`` artifact â€” JSON files and the XGBoost booster as UBJ â€
 read by :meth:`CXPyfuncModel.load_context`.
 
 Input: the customer feature table (one row per customer, as ``cx-models
-features`` writes it, in days unless the frame's ``attrs`` say otherwise).
+features`` writes it, in days unless the frame's ``attrs`` say otherwise); for a
+subscription scorer (``"kind": "subscriptions"`` in ``scorer.json``) the
+relationships' contractual features.
 Params: ``horizon_days``, ``clv_months``, ``discount_rate``, ``explain``.
 Output: the scoring contract (:data:`cx_models.scoring.SCORE_COLUMNS`).
 """
@@ -23,9 +25,19 @@ class CXPyfuncModel(PythonModel):
 
     def load_context(self, context):
         """Read the scorer from the model's ``scorer`` artifact directory."""
-        from cx_models.scoring import CXScorer
+        import json
+        from pathlib import Path
 
-        self.scorer = CXScorer.load(context.artifacts["scorer"])
+        directory = Path(context.artifacts["scorer"])
+        meta = json.loads((directory / "scorer.json").read_text())
+        if meta.get("kind") == "subscriptions":
+            from cx_models.contract_scoring import ContractScorer
+
+            self.scorer = ContractScorer.load(directory)
+        else:
+            from cx_models.scoring import CXScorer
+
+            self.scorer = CXScorer.load(directory)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         """Score a customer feature table; ``params`` override the trained settings.

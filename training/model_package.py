@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["input_example", "package_dir", "pip_requirements"]
+__all__ = [
+    "input_example",
+    "model_metrics",
+    "package_dir",
+    "pip_requirements",
+    "scorer_example",
+    "signature_params",
+]
 
 
 def pip_requirements() -> list[str]:
@@ -59,3 +66,53 @@ def input_example(features: pd.DataFrame) -> pd.DataFrame:
     example = rows.reset_index(drop=True).copy()
     example.attrs = dict(features.attrs)
     return example
+
+
+def model_metrics(scorer) -> tuple[dict, dict]:
+    """Return the metrics and tags a run records about the scorer's value model."""
+    if getattr(scorer, "kind", "transactions") == "subscriptions":
+        metrics, sbg = {}, scorer.retention.sbg
+        if sbg is not None:
+            for group, fit in sbg.groups_.items():
+                metrics[f"sbg.{group}.alpha"] = fit.alpha
+                metrics[f"sbg.{group}.beta"] = fit.beta
+                metrics[f"sbg.{group}.se.alpha"] = fit.se["alpha"]
+                metrics[f"sbg.{group}.se.beta"] = fit.se["beta"]
+                metrics[f"sbg.{group}.log_likelihood"] = fit.log_likelihood
+        return metrics, {"model.kind": "subscriptions", "clv.model": "sbg"}
+    clv = scorer.clv
+    metrics = {f"clv.{k}": v for k, v in clv.params_.items()}
+    metrics.update({f"clv.{k}": v for k, v in clv.spend_params_.items()})
+    metrics.update({f"clv.se.{k}": v for k, v in clv.standard_errors_.items()})
+    metrics["clv.log_likelihood"] = clv.log_likelihood_
+    metrics["clv.spend_log_likelihood"] = clv.spend_log_likelihood_
+    return metrics, {"model.kind": "transactions", "clv.model": clv.model}
+
+
+def scorer_example(scorer, features: pd.DataFrame) -> pd.DataFrame:
+    """Return the input example of a scorer's signature (see :func:`input_example`)."""
+    if getattr(scorer, "kind", "transactions") != "subscriptions":
+        return input_example(features)
+    no_survey = features["nps_latest"].isna() & features["csat_latest"].isna()
+    pending = features["cancellation_pending"].astype(bool)
+    rows = pd.concat([
+        features[~no_survey & ~pending].head(2),
+        features[no_survey & ~pending].head(2),
+        features[pending].head(1),
+    ])
+    example = rows.reset_index(drop=True).copy()
+    example.attrs = dict(features.attrs)
+    return example
+
+
+def signature_params(scorer) -> dict:
+    """Return the pyfunc's params with their defaults (their types make the signature)."""
+    params = {
+        "clv_months": int(scorer.clv_months),
+        "discount_rate": float(scorer.discount_rate),
+        "explain": True,
+    }
+    if getattr(scorer, "kind", "transactions") != "subscriptions":
+        params = {"horizon_days": float(scorer.horizon_days), **params,
+                  "intervals": 0.0}  # 0: none; a level in (0, 1) adds them
+    return params

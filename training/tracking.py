@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from cx_models.training.model_package import input_example, package_dir, pip_requirements
+from cx_models.training.model_package import (
+    model_metrics,
+    package_dir,
+    pip_requirements,
+    scorer_example,
+    signature_params,
+)
 from cx_models.training.stores import (
     DEFAULT_TRACKING_URI,
     artifact_location,
@@ -212,12 +218,8 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target, ar
                     source=item["source"],
                     digest=item["digest"],
                 )
-        metrics = {f"clv.{k}": v for k, v in scorer.clv.params_.items()}
-        metrics.update({f"clv.{k}": v for k, v in scorer.clv.spend_params_.items()})
-        metrics.update({f"clv.se.{k}": v for k, v in scorer.clv.standard_errors_.items()})
-        metrics["clv.log_likelihood"] = scorer.clv.log_likelihood_
-        metrics["clv.spend_log_likelihood"] = scorer.clv.spend_log_likelihood_
-        mlflow.set_tag("clv.model", scorer.clv.model)
+        metrics, model_tags = model_metrics(scorer)
+        mlflow.set_tags(model_tags)
         metrics.update(result.choice_metrics())
         if clv_validation is not None:
             for key, value in clv_validation["holdout"].items():
@@ -255,20 +257,10 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target, ar
 
         with tempfile.TemporaryDirectory() as tmp:
             scorer_dir = scorer.save(Path(tmp) / "scorer")
-            example = input_example(result.features)
+            example = scorer_example(scorer, result.features)
             output = scorer.score(example)
             signature = _any_id(
-                mlflow.models.infer_signature(
-                    example,
-                    output,
-                    params={
-                        "horizon_days": float(scorer.horizon_days),
-                        "clv_months": int(scorer.clv_months),
-                        "discount_rate": float(scorer.discount_rate),
-                        "explain": True,
-                        "intervals": 0.0,  # 0: none; a level in (0, 1) adds them
-                    },
-                )
+                mlflow.models.infer_signature(example, output, params=signature_params(scorer))
             )
             info = mlflow.pyfunc.log_model(
                 name="cx_scorer",

@@ -75,6 +75,24 @@ FEATURE_LABELS = {
     "expected_purchases": "expected purchases",
     "prob_no_purchase": "BG/NBD P(no purchase)",
     "clv": "CLV",
+    # contractual
+    "tenure_days": "days since the relationship began",
+    "renewals": "renewals so far",
+    "renewals_due": "renewals due in the horizon",
+    "days_to_next_renewal": "days to the next renewal",
+    "period_elapsed_share": "share of the billing period elapsed",
+    "plan": "plan",
+    "price": "price per period",
+    "price_change_ratio": "price / first price",
+    "price_changes": "price changes",
+    "subscriptions": "subscriptions in the relationship",
+    "prior_relationships": "earlier relationships lost",
+    "experience_trend": "latest survey score vs mean",
+    "activity_30d": "activity events in last 30 days",
+    "activity_90d": "activity events in last 90 days",
+    "days_since_activity": "days since last activity",
+    "sbg_churn_prob": "sBG churn probability for the tenure",
+    "km_churn_prob": "Kaplan-Meier churn probability for the tenure",
 }
 
 
