@@ -116,7 +116,7 @@ class ContractScorer:
         return _to_pandas(feats)
 
     def _payments(self, renewals, days_to_next, months: int, rate: float):
-        """Expected payments and discounted payments within ``months`` (sBG survival)."""
+        """Return the expected and the discounted payments within ``months`` (sBG)."""
         k = np.asarray(renewals, dtype=float)
         first = np.asarray(days_to_next, dtype=float)
         horizon = months * _MONTH_DAYS

@@ -23,6 +23,7 @@ from cx_models.settings import FeatureSpec, ScoreParams, from_keywords
 __all__ = [
     "BatchResult",
     "as_predictor",
+    "contract_scorer",
     "extras",
     "feature_spec_of",
     "settings_for",
@@ -74,6 +75,22 @@ def trained_spec(model, asked: FeatureSpec | None) -> FeatureSpec:
     return spec
 
 
+def contract_scorer(model):
+    """Return the :class:`~cx_models.contract_scoring.ContractScorer` inside a model, or raise."""
+    from cx_models.contract_scoring import ContractScorer
+
+    if isinstance(model, ContractScorer):
+        return model
+    unwrap = getattr(model, "unwrap_python_model", None)
+    inner = getattr(unwrap(), "scorer", None) if unwrap is not None else None
+    if isinstance(inner, ContractScorer):
+        return inner
+    raise CXDataError(
+        "this model scores customers from transactions (a non-contractual scorer): give "
+        "--transactions or --features, or train a model with --subscriptions"
+    )
+
+
 def as_predictor(model):
     """Return an object with ``predict(frame, params)`` for a pyfunc model or a CXScorer."""
     if isinstance(model, CXScorer):
@@ -85,6 +102,11 @@ def as_predictor(model):
         inner = getattr(unwrap(), "scorer", None)
         if isinstance(inner, CXScorer):
             return _ScorerPredictor(inner)
+        if getattr(inner, "kind", None) == "subscriptions":
+            raise CXDataError(
+                "this model is a subscription scorer (trained with --subscriptions): score "
+                "relationships with --subscriptions (Python: serving.contract_batch)"
+            )
     if not hasattr(model, "predict"):
         raise CXDataError(f"cannot score with {type(model).__name__}: it has no predict()")
     return model

@@ -29,6 +29,7 @@ from cx_models.cli.options import (
     attribute_input,
     settings_from,
 )
+from cx_models.cli.subscriptions import SUBSCRIPTION_SPEC
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, ScoreParams
 from cx_models.sources import EventInputs
@@ -182,8 +183,8 @@ def score_table_file(
 
 @app.command()
 @user_errors
-@settings_from(fmt=EVENT_FORMAT, params=SCORE_PARAMS)
-@database_sources("transactions", "surveys", "attributes")
+@settings_from(fmt=EVENT_FORMAT, params=SCORE_PARAMS, contract=SUBSCRIPTION_SPEC)
+@database_sources("transactions", "surveys", "attributes", "subscriptions")
 @database_targets("out", "quarantine_out")
 def score(
     model: ModelUriOpt,
@@ -215,6 +216,14 @@ def score(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Cutoff day YYYY-MM-DD (with --transactions).")
     ] = None,
+    subscriptions: Annotated[
+        Path | None,
+        typer.Option(
+            "--subscriptions", parser=location, metavar="<path|uri>",
+            help="Subscriptions, for a model trained with --subscriptions (then --transactions "
+            "are optional activity events): one scored row per relationship active at --as-of.",
+        ),
+    ] = None,
     tracking_uri: TrackingUriOpt = None,
     chunk_customers: Annotated[
         int, typer.Option("--chunk-customers", min=1, help="Customers per chunk.")
@@ -238,6 +247,7 @@ def score(
     *,
     fmt: EventFormat,
     params: ScoreParams,
+    contract,
 ) -> None:
     """Score a whole customer base with a logged CX scorer, in chunks of whole customers."""
     trust_modified(trust)
@@ -249,6 +259,21 @@ def score(
     fmt_out = table_format(out, what="output")
     if quarantine_out is not None:
         table_format(quarantine_out, what="quarantine output")
+    if subscriptions is not None:
+        from cx_models.cli.score_contract import score_contract
+
+        if features_path is not None or engine != "single":
+            raise CXDataError("--subscriptions scores from the raw subscriptions on this "
+                              "machine: leave out --features and --engine spark")
+        if as_of is None:
+            raise CXDataError("--as-of is required when scoring from --subscriptions")
+        score_contract(
+            model, out, subscriptions, surveys=surveys, transactions=transactions,
+            attributes=attribute_input(attributes, categorical),
+            as_of=parse_as_of(as_of, name="--as-of"), spec=contract, fmt=fmt, params=params,
+            tracking_uri=tracking_uri, quiet=quiet, quarantine_out=quarantine_out,
+        )
+        return
     if (features_path is None) == (transactions is None):
         raise CXDataError("give either --features or --transactions (with --as-of)")
     if transactions is not None and as_of is None:

@@ -19,7 +19,7 @@ from cx_models.cli._app import (
     say_quarantine,
     user_errors,
 )
-from cx_models.cli.db_options import database_sources, database_targets
+from cx_models.cli.db_options import database_sources, database_targets, location
 from cx_models.cli.options import (
     EVENT_FORMAT,
     FEATURE_SPEC,
@@ -46,6 +46,7 @@ from cx_models.cli.options import (
     attribute_input,
     settings_from,
 )
+from cx_models.cli.subscriptions import SUBSCRIPTION_SPEC
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec, SnapshotPlan
 from cx_models.sources import redacted
@@ -85,15 +86,36 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name != "DEFAULT"
 
 
+#: ``--transactions`` where ``--subscriptions`` may take its place (then: activity events).
+OptionalTransactionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--transactions",
+        parser=location,
+        metavar="<path|uri>",
+        help="Transactions file (.csv or .parquet) or database URI with its table or query; "
+        "with --subscriptions: optional activity events (usage, payments).",
+    ),
+]
+
+
 @app.command()
 @user_errors
-@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
-@database_sources("transactions", "surveys", "attributes")
+@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT, contract=SUBSCRIPTION_SPEC)
+@database_sources("transactions", "surveys", "attributes", "subscriptions")
 @database_targets("quarantine_out")
 def train(
     ctx: typer.Context,
-    transactions: TransactionsOpt,
     as_of: AsOfOpt,
+    transactions: OptionalTransactionsOpt = None,
+    subscriptions: Annotated[
+        Path | None,
+        typer.Option(
+            "--subscriptions", parser=location, metavar="<path|uri>",
+            help="Subscriptions (customer_id, start, end[, plan, price, cancelled_at]): train "
+            "the contractual kind (give --period-days or --period).",
+        ),
+    ] = None,
     horizon_days: HorizonDaysOpt = 90,
     surveys: SurveysOpt = None,
     attributes: AttributesOpt = None,
@@ -135,6 +157,7 @@ def train(
     *,
     spec: FeatureSpec,
     fmt: EventFormat,
+    contract,
 ) -> None:
     """Train, evaluate, log and register the CX scorer; print the run id and model URI.
 
@@ -177,6 +200,28 @@ def train(
         base = settings.get("campaign") or asdict(EVALUATION_CAMPAIGN)
         settings["campaign"] = {**base, **{k: v for k, v in campaign.items() if v is not None}}
     settings["nco_weights"] = resolve_weights(config, nco_weights)
+    if subscriptions is None and transactions is None:
+        raise CXDataError(
+            "give --transactions (a non-contractual business) or --subscriptions (contracts, "
+            "memberships)"
+        )
+    if subscriptions is not None:
+        from cx_models.cli.train_contract import run_contract_training
+
+        if promote_if_better:
+            raise CXDataError("--promote-if-better is not available for subscription scorers "
+                              "yet; use --promote or cx-models promote")
+        run = run_contract_training(
+            subscriptions, surveys, transactions, settings=settings, fmt=fmt, contract=contract,
+            target={"tracking_uri": tracking_uri, "experiment": experiment,
+                    "model_name": model_name, "promote": promote},
+            truth=truth, quarantine_out=quarantine_out,
+            attributes=attribute_input(attributes, categorical),
+        )
+        shown = {k: run[k] for k in ("run_id", "model_uri", "version", "champion",
+                                     "tracking_uri")}
+        print_json({**shown, "tracking_uri": redacted(shown["tracking_uri"])})
+        return
     run = run_training(
         transactions,
         surveys,

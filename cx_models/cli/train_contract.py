@@ -1,0 +1,64 @@
+"""``cx-models train --subscriptions``: the contractual kind's training run, with progress."""
+
+from __future__ import annotations
+
+from cx_models.cli._app import err, report_table, say_quarantine
+from cx_models.errors import CXDataError
+from cx_models.sources import redacted
+
+__all__ = ["describe_contract_evaluation", "run_contract_training"]
+
+
+def describe_contract_evaluation(evaluation: dict) -> list[str]:
+    """One line per scorer of the contractual forward evaluation."""
+    metrics = evaluation["metrics"]
+    lines = [
+        f"churn ROC-AUC {metrics['model']['roc_auc']:.4f} on the {evaluation['horizon_days']} "
+        f"days after {evaluation['evaluation_day']} ({evaluation['relationships']:,} active "
+        f"relationships, churn rate {evaluation['churn_rate']:.3f})"
+    ]
+    for name in ("sbg_churn_prob", "km_churn_prob", "logistic_regression",
+                 "ceiling_true_churn_prob"):
+        if name in metrics:
+            gap = evaluation["beats"][name]["roc_auc"]
+            lines.append(f"  {name}: ROC-AUC {metrics[name]['roc_auc']:.4f} (model {gap:+.4f}), "
+                         f"Brier {metrics[name]['brier']:.4f} vs {metrics['model']['brier']:.4f}")
+    return lines
+
+
+def run_contract_training(subscriptions, surveys, transactions, *, settings: dict, fmt,
+                          contract, target: dict, truth, quarantine_out, attributes=None):
+    """Train the contractual scorer with progress on stderr; return the run summary."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from cx_models.io import table_format
+    from cx_models.training.pipeline import TrainingConfig
+    from cx_models.training.tracking import TrackingTarget
+    from cx_models.training.train_contract import train_subscriptions
+
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    contract.require_period()
+    config = TrainingConfig(**settings)
+    fmt = replace(fmt, ces_higher_is_better=config.ces_higher_is_better)
+    if truth is not None and not truth.exists():
+        raise CXDataError(f"{truth}: truth file not found")
+    with err.status("training") as status:
+        run = train_subscriptions(
+            subscriptions, surveys, config=config, spec=contract, transactions=transactions,
+            attributes=attributes, fmt=fmt, target=TrackingTarget(**target),
+            truth=None if truth is None else pd.read_parquet(truth),
+            progress=lambda message: (err.print(f"  {message}"), status.update(message)),
+        )
+    reports = run["reports"]
+    err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
+    say_quarantine(quarantine_out, *[r for r in reports.values() if r is not None])
+    for line in describe_contract_evaluation(run["evaluation"]):
+        err.print(line, highlight=False, soft_wrap=True)
+    err.print(
+        f"run {run['run_id']}; model {run['model_uri']} (alias challenger"
+        f"{', champion' if run['champion'] else ''}) in {redacted(run['tracking_uri'])}"
+    )
+    return run
