@@ -21,7 +21,7 @@ The process (time in days, billing periods of ``period_days``):
 
 The tables are seen from ``end``: an end or cancellation after it is empty, as an
 export taken that day would show it. ``truth.parquet`` keeps ``churn_prob`` (θ),
-the period each customer is lost in and her true last day.
+the period each customer is lost in and her true last day (empty past year 9999).
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ from scipy import stats
 
 __all__ = ["SubscriptionBase", "SubscriptionParams", "generate_subscription_base",
            "write_subscription_base"]
+
+
+_LAST_DAY = (dt.date(9999, 12, 31) - dt.date(1970, 1, 1)).days
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,9 @@ def generate_subscription_base(
         "churn_prob": theta,
         "satisfaction": satisfaction,
         "lost_period": lost_period.astype(np.int64),
-        "true_end": dates(end_day),
+        # a lifetime past the calendar's end (year 9999) has no date
+        "true_end": dates(np.where(end_day < _LAST_DAY - (first - dt.date(1970, 1, 1)).days,
+                                   end_day, -1)),
         "plan": plan,
     })
     return SubscriptionBase(
