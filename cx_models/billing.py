@@ -107,6 +107,7 @@ class BillingPeriod:
 
         Examples
         --------
+        >>> import datetime as dt
         >>> f = pl.DataFrame({"s": [dt.date(2024, 1, 31)] * 3,
         ...                   "d": [dt.date(2024, 1, 31), dt.date(2024, 2, 29),
         ...                         dt.date(2024, 3, 1)]})

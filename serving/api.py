@@ -32,6 +32,7 @@ from cx_models.serving.api_models import (
     MAX_BODY_BYTES,
     HistoryRequest,
     ScoreRequest,
+    SubscriptionRequest,
     attribute_errors,
     cross_field_errors,
     field_path,
@@ -179,7 +180,20 @@ def create_app(
         if not_ready:
             return not_ready
         scorer = state.scorer
+        if getattr(scorer, "kind", None) == "subscriptions":
+            return {
+                "kind": "subscriptions",
+                "model_name": state.info.get("name"),
+                "model_version": state.info.get("version"),
+                "model_alias": state.info.get("alias"),
+                "model_uri": state.info.get("model_uri"),
+                "trained_horizon_days": scorer.horizon_days,
+                "billing_period": scorer.period.label,
+                "churn_features": scorer.churn.features_,
+                "nco_weights": scorer.weights,
+            }
         return {
+            "kind": "transactions",
             "model_name": state.info.get("name"),
             "model_version": state.info.get("version"),
             "model_alias": state.info.get("alias"),
@@ -192,7 +206,7 @@ def create_app(
         }
 
     def score_frame(request: Request, frame: pd.DataFrame, intervals: float | None = None):
-        not_ready = ready_or_503(request)
+        not_ready = ready_or_503(request) or wrong_kind(request)
         if not_ready:
             return not_ready
         try:
@@ -216,6 +230,9 @@ def create_app(
             not_ready = ready_or_503(request)
             if not_ready:
                 return not_ready
+            wrong = wrong_kind(request)
+            if wrong:
+                return wrong
             categories = getattr(state.scorer.churn, "categories_", None) or {}
             attributes = state.scorer.attribute_columns
             errors = attribute_errors(body.customers, categories, attributes)
@@ -235,11 +252,34 @@ def create_app(
             }
         return score_frame(request, frame, body.intervals)
 
+    def wrong_kind(request: Request):
+        if getattr(state.scorer, "kind", None) != "subscriptions":
+            return None
+        return JSONResponse(
+            {"errors": [{"field": "body", "message": "the served model is a subscription "
+                         "scorer: POST /score/subscriptions"}],
+             "request_id": request.state.request_id},
+            status_code=422,
+        )
+
+    @app.post("/score/subscriptions")
+    def score_subscriptions(body: SubscriptionRequest, request: Request):
+        from cx_models.serving.subscription_requests import score_subscription_request
+
+        not_ready = ready_or_503(request)
+        if not_ready:
+            return not_ready
+        scored, errors = score_subscription_request(state.scorer, body)
+        if errors:
+            return JSONResponse({"errors": errors, "request_id": request.state.request_id},
+                                status_code=422)
+        return JSONResponse({"scores": json_records(scored)})
+
     @app.post("/score/history")
     def score_history(body: HistoryRequest, request: Request):
         from cx_models.features import build_customer_features
 
-        not_ready = ready_or_503(request)
+        not_ready = ready_or_503(request) or wrong_kind(request)
         if not_ready:
             return not_ready
         tx = pd.DataFrame([t.model_dump() for t in body.transactions])

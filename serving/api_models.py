@@ -31,6 +31,8 @@ __all__ = [
     "CustomerFeatures",
     "HistoryRequest",
     "ScoreRequest",
+    "SubscriptionRecord",
+    "SubscriptionRequest",
     "SurveyRecord",
     "TransactionRecord",
     "cross_field_errors",
@@ -216,6 +218,49 @@ class HistoryRequest(BaseModel):
         return self
 
 
+class SubscriptionRecord(BaseModel):
+    """One subscription in the default column contract (``end``: last day of service)."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_id: int | str
+    start: dt.date
+    end: dt.date | None = None
+    plan: str | None = None
+    price: Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] | None = None
+    cancelled_at: dt.date | None = None
+
+    @field_validator("customer_id")
+    @classmethod
+    def _id_present(cls, value):
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("customer_id must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _end_after_start(self):
+        if self.end is not None and self.end < self.start:
+            raise ValueError("end (the last day of service) must be on or after start")
+        return self
+
+
+class SubscriptionRequest(BaseModel):
+    """Body of ``POST /score/subscriptions``: the relationships' rows seen on ``as_of``."""
+
+    model_config = ConfigDict(extra="forbid")
+    as_of: dt.date
+    subscriptions: Annotated[list[SubscriptionRecord], Field(min_length=1)]
+    surveys: list[SurveyRecord] = []
+    attributes: list[AttributeRecord] = []
+    explain: bool = True
+
+    @model_validator(mode="after")
+    def _few_customers(self):
+        customers = {s.customer_id for s in self.subscriptions}
+        if len(customers) > MAX_HISTORY_CUSTOMERS:
+            raise ValueError(f"at most {MAX_HISTORY_CUSTOMERS} customers per request")
+        return self
+
+
 _UNION_TAGS = {"datetime", "date", "int", "str", "float", "bool", "none", "list", "dict"}
 
 
@@ -281,6 +326,13 @@ def json_value(value):
         return None if not np.isfinite(value) else float(value)
     if isinstance(value, (np.integer,)):
         return int(value)
+    if isinstance(value, (dt.date, np.datetime64)):  # a pandas Timestamp is a datetime
+        if value is pd.NaT or (isinstance(value, np.datetime64) and np.isnat(value)):
+            return None
+        return pd.Timestamp(value).date().isoformat() if not isinstance(value, dt.datetime) \
+            or pd.Timestamp(value).time() == dt.time() else pd.Timestamp(value).isoformat()
+    if value is pd.NaT:
+        return None
     return value
 
 

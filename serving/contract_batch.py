@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from cx_models.serving.predictors import contract_scorer
 
 from cx_models.errors import CXDataError
 from cx_models.quarantine import ValidationReport
-from cx_models.serving.predictors import contract_scorer
 
 __all__ = ["ContractBatchResult", "score_subscriptions"]
 

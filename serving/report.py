@@ -152,6 +152,7 @@ def render_report(
     context: ReportContext | None = None,
     history: list[dict] | None = None,
     plan: pd.DataFrame | None = None,
+    retention: str | None = None,
 ) -> str:
     """Return the report for a scored table (the scoring contract) as one HTML string.
 
@@ -170,6 +171,9 @@ def render_report(
         :func:`cx_models.realised.observed_churn_history`, shown beside the prediction.
     plan : pandas.DataFrame, optional
         The campaign plan (``cx-models target``), its summary in ``attrs["campaign"]``.
+    retention : str, optional
+        The retention section of a subscription base
+        (:func:`cx_models.serving.report_retention.retention_section`).
 
     Examples
     --------
@@ -264,6 +268,7 @@ def render_report(
         f"{how_to_read(ctx)}"
         f'<h2>Distributions</h2><div class="charts">{charts}</div>'
         f"{very_high_note(scored, ctx)}"
+        f"{retention or ''}"
         f"{history_table(history, summary, ctx) if history else ''}"
         f"{plan_section(plan, ctx) if plan is not None else ''}"
         f"{segment_html}"

@@ -134,3 +134,20 @@ def test_demo_writes_every_output_it_names(tmp_path):
     scored = pd.read_parquet(out / "scored.parquet")
     assert len(plan) == len(scored) and plan["contact"].any()
     assert (plan.loc[plan["contact"], "expected_gain"] > 0).all()
+
+
+def test_subscriptions_commands_run_as_written(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    for command in _commands(_block("## Subscriptions: contractual churn and CLV", "bash")):
+        assert command[0] == "cx-models", command
+        args = command[1:]
+        if args[0] == "generate":
+            args[args.index("--customers") + 1] = "3000"
+        done = _cli(args, tmp_path, env)
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+    scored = pd.read_parquet(tmp_path / "subs-scored.parquet")
+    subs = pl.read_parquet(tmp_path / "subs/subscriptions.parquet")
+    assert len(scored) == subs["end"].null_count()
+    assert set(pl.read_csv(tmp_path / "curves.csv")["group"]) == {"basic", "plus", "premium"}
+    assert "Retention rate by acquisition cohort" in (tmp_path / "subs-report.html").read_text()

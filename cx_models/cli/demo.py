@@ -37,8 +37,22 @@ def demo(
     ] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the simulation.")] = 0,
     tracking_uri: TrackingUriOpt = None,
+    kind: Annotated[
+        str,
+        typer.Option("--kind", help="transactions (non-contractual) or subscriptions "
+                     "(contractual; registered as cx-subscription-scorer)."),
+    ] = "transactions",
 ) -> None:
     """Run the main job end to end: synthetic base -> tracked model -> scored table + report."""
+    if kind not in ("transactions", "subscriptions"):
+        from cx_models.errors import CXDataError
+
+        raise CXDataError(f"--kind must be transactions or subscriptions, got {kind!r}")
+    if kind == "subscriptions":
+        from cx_models.cli.demo_contract import demo_subscriptions
+
+        demo_subscriptions(out, customers=customers, seed=seed, tracking_uri=tracking_uri)
+        return
     from cx_models.io import write_text_atomic
     from cx_models.nco import summarise
     from cx_models.settings import EventFormat, FeatureSpec, ScoreParams

@@ -220,8 +220,8 @@ def score(
         Path | None,
         typer.Option(
             "--subscriptions", parser=location, metavar="<path|uri>",
-            help="Subscriptions, for a model trained with --subscriptions (then --transactions "
-            "are optional activity events): one scored row per relationship active at --as-of.",
+            help="Subscriptions, for a subscription model (transactions are then optional "
+            "activity events): one scored row per relationship active on the as-of day.",
         ),
     ] = None,
     tracking_uri: TrackingUriOpt = None,

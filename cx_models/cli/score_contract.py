@@ -30,7 +30,8 @@ def score_contract(model: str, out, subscriptions, *, surveys, transactions, att
         "name": info.get("name"), "version": info.get("version"), "alias": info.get("alias"),
         "run_id": info.get("run_id"), "as_of": as_of.isoformat(),
         "horizon_days": scorer.horizon_days, "clv_months": used.clv_months,
-        "discount_rate": used.discount_rate, "period": scorer.period.label,
+        "discount_rate": used.discount_rate, "period_days": scorer.period.days,
+        "calendar_period": scorer.period.calendar,
         "grace_days": scorer.grace_days, "lookback_days": scorer.lookback_days,
         "cx_models_version": __version__,
     }

@@ -94,7 +94,7 @@ OptionalTransactionsOpt = Annotated[
         parser=location,
         metavar="<path|uri>",
         help="Transactions file (.csv or .parquet) or database URI with its table or query; "
-        "with --subscriptions: optional activity events (usage, payments).",
+        "beside subscriptions: optional activity events (usage, payments).",
     ),
 ]
 
@@ -112,8 +112,8 @@ def train(
         Path | None,
         typer.Option(
             "--subscriptions", parser=location, metavar="<path|uri>",
-            help="Subscriptions (customer_id, start, end[, plan, price, cancelled_at]): train "
-            "the contractual kind (give --period-days or --period).",
+            help="Subscriptions (customer_id, start, end; optional plan, price, cancelled_at): "
+            "train the contractual kind, with its billing period.",
         ),
     ] = None,
     horizon_days: HorizonDaysOpt = 90,
@@ -211,6 +211,10 @@ def train(
         if promote_if_better:
             raise CXDataError("--promote-if-better is not available for subscription scorers "
                               "yet; use --promote or cx-models promote")
+        if not _given(ctx, "model_name"):
+            from cx_models.cli.demo_contract import MODEL_NAME
+
+            model_name = MODEL_NAME  # the other kind's champion stays where it is
         run = run_contract_training(
             subscriptions, surveys, transactions, settings=settings, fmt=fmt, contract=contract,
             target={"tracking_uri": tracking_uri, "experiment": experiment,
