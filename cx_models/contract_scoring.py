@@ -177,8 +177,9 @@ class ContractScorer:
         residual = np.full(len(features), np.nan)
         if self.retention.sbg is not None:
             d = self.period.per_period_rate(rate) if rate > 0 else None
-            if d:
-                residual = price * self.retention.sbg.derl(k, discount_rate=d)
+            if d:  # renewals are whole numbers: one DERL per distinct count
+                distinct, where = np.unique(np.nan_to_num(k), return_inverse=True)
+                residual = price * self.retention.sbg.derl(distinct, discount_rate=d)[where]
         clv = np.where(pending, 0.0, price * discounted)
         inputs = {name: as_float(features[name]) if name in features.columns
                   else np.full(len(features), np.nan)

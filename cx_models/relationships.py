@@ -31,6 +31,9 @@ RELATIONSHIP_COLUMNS = (
     "price_changes", "subscriptions", "cancelled_at", "cancellation_pending",
 )
 _OPEN = dt.date(9999, 12, 31)
+# days since 1970 + this offset is >= 0 for any date from year 1; _SPAN exceeds the last day
+_DAY_OFFSET = 719_163
+_SPAN = 1 << 22
 
 
 def relationships(subscriptions: pl.DataFrame, *, as_of, grace_days: int = 0) -> pl.DataFrame:
@@ -72,7 +75,7 @@ def relationships(subscriptions: pl.DataFrame, *, as_of, grace_days: int = 0) ->
     as_of = parse_as_of(as_of)
     if isinstance(grace_days, bool) or int(grace_days) != grace_days or grace_days < 0:
         raise CXDataError(f"grace_days must be a whole number of days >= 0, got {grace_days!r}")
-    gap = dt.timedelta(days=int(grace_days) + 1)
+    gap = int(grace_days) + 1
     visible_end = pl.when(pl.col("end") > as_of).then(None).otherwise(pl.col("end"))
     rows = (
         subscriptions.filter(pl.col("start") <= as_of)
@@ -80,12 +83,27 @@ def relationships(subscriptions: pl.DataFrame, *, as_of, grace_days: int = 0) ->
         .sort("customer_id", "start", pl.col("end").fill_null(_OPEN))
         .with_columns(pl.col("end").fill_null(_OPEN).alias("_reach"))
     )
-    reach_before = pl.col("_reach").cum_max().shift(1).over("customer_id")
+    # Window functions over a million small groups are slow in polars; the rows are sorted
+    # by customer, so each customer's running maximum of the last day of service is a
+    # global running maximum of (customer number, day), and relationships a global
+    # running count restarted at each customer's first row.
+    first = pl.col("customer_id") != pl.col("customer_id").shift(1)
+    first = first.fill_null(True)
+    day = pl.col("_reach").cast(pl.Int32).cast(pl.Int64) + _DAY_OFFSET
+    rows = rows.with_columns(first.alias("_first"))
     rows = rows.with_columns(
-        (reach_before.is_null() | (pl.col("start") > reach_before + gap))
-        .cum_sum().over("customer_id").cast(pl.Int64).alias("relationship")
+        (pl.col("_first").cum_sum().cast(pl.Int64) * _SPAN + day).cum_max().alias("_key")
     )
-    changed = (pl.col("price") != pl.col("price").shift(1)).over("customer_id", "relationship")
+    reach_before = (pl.col("_key").shift(1) % _SPAN) - _DAY_OFFSET
+    start_day = pl.col("start").cast(pl.Int32).cast(pl.Int64)
+    new = pl.col("_first") | (start_day > reach_before + gap)
+    rows = rows.with_columns(new.cum_sum().cast(pl.Int64).alias("_count"))
+    rows = rows.with_columns(
+        (pl.col("_count") - pl.when(pl.col("_first")).then(pl.col("_count")).forward_fill() + 1)
+        .alias("relationship")
+    )
+    same = ~pl.col("_first") & (pl.col("relationship") == pl.col("relationship").shift(1))
+    changed = same & (pl.col("price") != pl.col("price").shift(1))
     rows = rows.with_columns(changed.fill_null(False).alias("_changed"))
     out = rows.group_by("customer_id", "relationship", maintain_order=True).agg(
         pl.col("start").min(),
