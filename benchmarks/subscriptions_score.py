@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -61,12 +59,19 @@ def ensure_base(shape: str, customers: int, seed: int) -> Path:
     return out
 
 
+_WRAP = (
+    "import resource, subprocess, sys, time; t = time.perf_counter();"
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
 def timed(args: list[str]) -> tuple[float, float]:
-    """Run a command in a fresh process: (seconds, peak RSS in MB of the child)."""
-    t0 = time.perf_counter()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
-    seconds = time.perf_counter() - t0
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    """Run a command in a fresh process: (seconds, its own peak RSS in MB)."""
+    done = subprocess.run([sys.executable, "-c", _WRAP, *args], check=True,
+                          capture_output=True, text=True)
+    seconds, rss = done.stdout.split()
+    return float(seconds), float(rss) / 1024
 
 
 def validate_only(base: Path) -> float:
