@@ -19,7 +19,13 @@ from cx_models.cli.options import AsOfOpt, OptionGroup, QuarantineOut, settings_
 from cx_models.errors import CXDataError
 from cx_models.timeutil import parse_as_of
 
-__all__ = ["SUBSCRIPTION_SPEC", "SubscriptionsOpt", "sbg_app"]
+__all__ = [
+    "SUBSCRIPTION_SPEC",
+    "OptionalSubscriptionsOpt",
+    "OptionalTransactionsOpt",
+    "SubscriptionsOpt",
+    "sbg_app",
+]
 
 sbg_app = typer.Typer(
     help="Shifted-beta-geometric retention model (Fader & Hardie 2007) on subscriptions.",
@@ -37,6 +43,29 @@ SubscriptionsOpt = Annotated[
         ".parquet), or a database URI with its table or query.",
     ),
 ]
+
+
+#: ``--subscriptions`` on the verbs where it selects the contractual kind.
+OptionalSubscriptionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--subscriptions", parser=location, metavar="<path|uri>",
+        help="Subscriptions (customer_id, start, end; optional plan, price, cancelled_at): "
+        "the contractual kind, with its billing period.",
+    ),
+]
+#: ``--transactions`` where subscriptions may take its place (then: activity events).
+OptionalTransactionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--transactions",
+        parser=location,
+        metavar="<path|uri>",
+        help="Transactions file (.csv or .parquet) or database URI with its table or query; "
+        "beside subscriptions: optional activity events (usage, payments).",
+    ),
+]
+
 
 
 def _text(flag: str, help_text: str, default: Any) -> tuple[Any, Any]:

@@ -19,7 +19,7 @@ from cx_models.cli._app import (
     say_quarantine,
     user_errors,
 )
-from cx_models.cli.db_options import database_sources, database_targets, location
+from cx_models.cli.db_options import database_sources, database_targets
 from cx_models.cli.options import (
     EVENT_FORMAT,
     FEATURE_SPEC,
@@ -46,7 +46,11 @@ from cx_models.cli.options import (
     attribute_input,
     settings_from,
 )
-from cx_models.cli.subscriptions import SUBSCRIPTION_SPEC
+from cx_models.cli.subscriptions import (
+    SUBSCRIPTION_SPEC,
+    OptionalSubscriptionsOpt,
+    OptionalTransactionsOpt,
+)
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec, SnapshotPlan
 from cx_models.sources import redacted
@@ -86,19 +90,6 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name != "DEFAULT"
 
 
-#: ``--transactions`` where ``--subscriptions`` may take its place (then: activity events).
-OptionalTransactionsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--transactions",
-        parser=location,
-        metavar="<path|uri>",
-        help="Transactions file (.csv or .parquet) or database URI with its table or query; "
-        "beside subscriptions: optional activity events (usage, payments).",
-    ),
-]
-
-
 @app.command()
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT, contract=SUBSCRIPTION_SPEC)
@@ -108,14 +99,7 @@ def train(
     ctx: typer.Context,
     as_of: AsOfOpt,
     transactions: OptionalTransactionsOpt = None,
-    subscriptions: Annotated[
-        Path | None,
-        typer.Option(
-            "--subscriptions", parser=location, metavar="<path|uri>",
-            help="Subscriptions (customer_id, start, end; optional plan, price, cancelled_at): "
-            "train the contractual kind, with its billing period.",
-        ),
-    ] = None,
+    subscriptions: OptionalSubscriptionsOpt = None,
     horizon_days: HorizonDaysOpt = 90,
     surveys: SurveysOpt = None,
     attributes: AttributesOpt = None,
@@ -206,25 +190,17 @@ def train(
             "memberships)"
         )
     if subscriptions is not None:
-        from cx_models.cli.train_contract import run_contract_training
+        from cx_models.cli.train_contract import train_contract_verb
 
-        if promote_if_better:
-            raise CXDataError("--promote-if-better is not available for subscription scorers "
-                              "yet; use --promote or cx-models promote")
-        if not _given(ctx, "model_name"):
-            from cx_models.cli.demo_contract import MODEL_NAME
-
-            model_name = MODEL_NAME  # the other kind's champion stays where it is
-        run = run_contract_training(
+        train_contract_verb(
             subscriptions, surveys, transactions, settings=settings, fmt=fmt, contract=contract,
             target={"tracking_uri": tracking_uri, "experiment": experiment,
-                    "model_name": model_name, "promote": promote},
+                    "model_name": model_name if _given(ctx, "model_name") else None,
+                    "promote": promote},
             truth=truth, quarantine_out=quarantine_out,
             attributes=attribute_input(attributes, categorical),
+            promote_if_better=promote_if_better,
         )
-        shown = {k: run[k] for k in ("run_id", "model_uri", "version", "champion",
-                                     "tracking_uri")}
-        print_json({**shown, "tracking_uri": redacted(shown["tracking_uri"])})
         return
     run = run_training(
         transactions,

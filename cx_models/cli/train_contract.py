@@ -6,7 +6,7 @@ from cx_models.cli._app import err, report_table, say_quarantine
 from cx_models.errors import CXDataError
 from cx_models.sources import redacted
 
-__all__ = ["describe_contract_evaluation", "run_contract_training"]
+__all__ = ["describe_contract_evaluation", "run_contract_training", "train_contract_verb"]
 
 
 def describe_contract_evaluation(evaluation: dict) -> list[str]:
@@ -62,3 +62,19 @@ def run_contract_training(subscriptions, surveys, transactions, *, settings: dic
         f"{', champion' if run['champion'] else ''}) in {redacted(run['tracking_uri'])}"
     )
     return run
+
+
+def train_contract_verb(subscriptions, surveys, transactions, *, target: dict,
+                        promote_if_better: bool, **job) -> None:
+    """``cx-models train --subscriptions``: train, then print the run summary as JSON."""
+    from cx_models.cli._app import print_json
+    from cx_models.cli.demo_contract import MODEL_NAME
+
+    if promote_if_better:
+        raise CXDataError("--promote-if-better is not available for subscription scorers "
+                          "yet; use --promote or cx-models promote")
+    # its own default name: the other kind's champion stays where it is
+    target = {**target, "model_name": target.get("model_name") or MODEL_NAME}
+    run = run_contract_training(subscriptions, surveys, transactions, target=target, **job)
+    shown = {k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")}
+    print_json({**shown, "tracking_uri": redacted(shown["tracking_uri"])})
