@@ -132,7 +132,8 @@ class SBGModel:
         period_days : int, optional
             The billing period in days; else ``spec.period``, else the model's own.
         by : str, optional
-            ``"plan"`` (the latest plan of each relationship): one fit per plan.
+            ``"plan"`` (the latest plan of each relationship) or ``"cohort"`` (the year
+            it began): one fit per group.
         spec : SubscriptionSpec, optional
             Columns, date format, billing period and grace days.
         """
@@ -151,14 +152,17 @@ class SBGModel:
     def fit_relationships(self, rels, *, by=None) -> SBGModel:
         """Fit on relationships with their periods (from ``load_relationships``).
 
-        ``by="plan"`` fits one model per plan (the latest plan of each relationship).
+        ``by="plan"`` fits one model per plan (the latest plan of each relationship),
+        ``by="cohort"`` one per acquisition cohort (the calendar year it began).
         """
-        if by not in (None, "plan"):
-            raise CXDataError(f"by must be 'plan' or None, got {by!r}")
-        self.fit_renewals(
-            rels["renewals"].to_numpy(), rels["lost"].to_numpy(),
-            groups=None if by is None else rels[by].to_list(),
-        )
+        if by not in (None, "plan", "cohort"):
+            raise CXDataError(f"by must be 'plan', 'cohort' or None, got {by!r}")
+        groups = None
+        if by == "plan":
+            groups = rels["plan"].to_list()
+        elif by == "cohort":  # the calendar year the relationship began
+            groups = rels["start"].dt.year().cast(pl.String).to_list()
+        self.fit_renewals(rels["renewals"].to_numpy(), rels["lost"].to_numpy(), groups=groups)
         self.by_ = by
         return self
 

@@ -4,14 +4,14 @@ import time
 
 import numpy as np
 import pytest
+from cx_models.serving.api import create_app
+from cx_models.training.contract_pipeline import train_contract_scorer
+from cx_models.training.pipeline import TrainingConfig
 from fastapi.testclient import TestClient
 
 from cx_models.schemas import validate_surveys
-from cx_models.serving.api import create_app
 from cx_models.subscriptions import SubscriptionSpec, validate_subscriptions
 from cx_models.synthetic_subscriptions import generate_subscription_base
-from cx_models.training.contract_pipeline import train_contract_scorer
-from cx_models.training.pipeline import TrainingConfig
 
 AS_OF = "2025-12-31"
 

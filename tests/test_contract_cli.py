@@ -69,11 +69,12 @@ def test_generate_train_score(tmp_path):
 
 
 def test_contract_scorer_round_trip_and_params(tmp_path):
+    from cx_models.training.contract_pipeline import train_contract_scorer
+    from cx_models.training.pipeline import TrainingConfig
+
     from cx_models.schemas import validate_surveys
     from cx_models.subscriptions import SubscriptionSpec, validate_subscriptions
     from cx_models.synthetic_subscriptions import generate_subscription_base
-    from cx_models.training.contract_pipeline import train_contract_scorer
-    from cx_models.training.pipeline import TrainingConfig
 
     base = generate_subscription_base(3_000, seed=6)
     subs = validate_subscriptions(base.subscriptions, as_of="2025-12-31").data
@@ -116,3 +117,61 @@ def test_scored_at_as_of_beats_the_retention_baselines_on_what_happens_next(tmp_
     assert model - sbg >= 0.01, (model, sbg)
     assert ceiling - sbg >= 0.03
     assert abs(scored["churn_risk"].mean() - y.mean()) < 0.03
+
+
+def test_features_evaluate_and_cohorts_from_the_command_line(tmp_path):
+    from cx_models.synthetic_subscriptions import (
+        generate_subscription_base,
+        write_subscription_base,
+    )
+
+    paths = write_subscription_base(generate_subscription_base(3_000, seed=12), tmp_path / "g")
+    common = ["--subscriptions", paths["subscriptions"], "--surveys", paths["surveys"],
+              "--period-days", 30, "--as-of", "2025-12-31"]
+    feats = tmp_path / "features.parquet"
+    res = run("features", *common, "--horizon-days", 91, "--out", feats)
+    assert res.exit_code == 0, res.stderr
+    table = pd.read_parquet(feats)
+    subs = pl.read_parquet(paths["subscriptions"])
+    assert len(table) == subs["end"].null_count()
+    assert read_table_metadata(feats)["kind"] == "subscriptions"
+    report = tmp_path / "evaluation.json"
+    res = run("churn", "evaluate", *common, "--horizon-days", 91, "--truth", paths["truth"],
+              "--out", report)
+    assert res.exit_code == 0, res.stderr
+    evaluation = json.loads(report.read_text())
+    assert evaluation["kind"] == "subscriptions"
+    assert {"sbg_churn_prob", "km_churn_prob", "ceiling_true_churn_prob"} <= set(
+        evaluation["metrics"])
+    model = tmp_path / "cohorts.json"
+    res = run("sbg", "fit", *common[:2], *common[4:], "--by", "cohort", "--out", model)
+    assert res.exit_code == 0, res.stderr
+    assert set(json.loads(model.read_text())["groups"]) == {"2022", "2023", "2024", "2025"}
+    # transactions or subscriptions: one of them
+    res = run("features", "--as-of", "2025-12-31", "--out", tmp_path / "none.parquet")
+    assert res.exit_code == 2 and "--subscriptions" in res.stderr
+
+
+def test_subscriptions_from_duckdb_equal_the_file(tmp_path):
+    import duckdb
+
+    from cx_models.synthetic_subscriptions import (
+        generate_subscription_base,
+        write_subscription_base,
+    )
+
+    paths = write_subscription_base(generate_subscription_base(2_000, seed=13), tmp_path / "g")
+    shop = tmp_path / "shop.duckdb"
+    con = duckdb.connect(str(shop))
+    con.execute(f"CREATE TABLE subs AS SELECT * FROM read_parquet('{paths['subscriptions']}')")
+    con.close()
+    outs = []
+    for source in (["--subscriptions", paths["subscriptions"]],
+                   ["--subscriptions", f"duckdb:///{shop}", "--subscriptions-table", "subs"]):
+        out = tmp_path / f"sbg{len(outs)}.json"
+        res = run("sbg", "fit", *source, "--as-of", "2025-12-31", "--period-days", 30,
+                  "--out", out)
+        assert res.exit_code == 0, res.stderr
+        outs.append(json.loads(out.read_text())["groups"]["all"])
+    assert outs[0]["alpha"] == pytest.approx(outs[1]["alpha"], rel=1e-12)
+    assert outs[0]["log_likelihood"] == pytest.approx(outs[1]["log_likelihood"], rel=1e-12)

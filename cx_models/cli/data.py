@@ -18,9 +18,13 @@ from cx_models.cli.options import (
     CategoricalOpt,
     QuarantineOut,
     SurveysOpt,
-    TransactionsOpt,
     attribute_input,
     settings_from,
+)
+from cx_models.cli.subscriptions import (
+    SUBSCRIPTION_SPEC,
+    OptionalSubscriptionsOpt,
+    OptionalTransactionsOpt,
 )
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec
@@ -57,13 +61,18 @@ def build(
 
 @app.command()
 @user_errors
-@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
-@database_sources("transactions", "surveys", "attributes")
+@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT, contract=SUBSCRIPTION_SPEC)
+@database_sources("transactions", "surveys", "attributes", "subscriptions")
 @database_targets("quarantine_out")
 def features(
-    transactions: TransactionsOpt,
     as_of: AsOfOpt,
     out: Annotated[Path, typer.Option("--out", help="Feature table (.parquet or .csv).")],
+    transactions: OptionalTransactionsOpt = None,
+    subscriptions: OptionalSubscriptionsOpt = None,
+    horizon_days: Annotated[int, typer.Option(
+        "--horizon-days", min=1,
+        help="With subscriptions: the churn horizon the renewals due and retention "
+        "baselines count.")] = 90,
     surveys: SurveysOpt = None,
     quarantine_out: QuarantineOut = None,
     attributes: AttributesOpt = None,
@@ -71,8 +80,21 @@ def features(
     *,
     spec: FeatureSpec,
     fmt: EventFormat,
+    contract,
 ) -> None:
-    """Build one row of features per customer as of a cutoff day."""
+    """Build one row of features per customer (per active relationship) as of a cutoff day."""
+    if subscriptions is not None:
+        from cx_models.cli.subscriptions import write_contract_features
+
+        write_contract_features(
+            subscriptions, surveys, transactions, as_of=parse_as_of(as_of, name="--as-of"),
+            out=out, horizon_days=horizon_days, lookback_days=spec.lookback_days,
+            contract=contract, fmt=fmt, quarantine_out=quarantine_out,
+            attributes=attribute_input(attributes, categorical),
+        )
+        return
+    if transactions is None:
+        raise CXDataError("give --transactions, or --subscriptions for a subscription business")
     write_features(
         transactions,
         surveys,

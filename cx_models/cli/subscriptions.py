@@ -25,6 +25,7 @@ __all__ = [
     "OptionalTransactionsOpt",
     "SubscriptionsOpt",
     "sbg_app",
+    "write_contract_features",
 ]
 
 sbg_app = typer.Typer(
@@ -166,7 +167,8 @@ def sbg_fit(
     subscriptions: SubscriptionsOpt,
     as_of: AsOfOpt,
     out: Annotated[Path, typer.Option("--out", help="Model file (.json).")],
-    by: Annotated[str | None, typer.Option("--by", help="Fit per group: plan.")] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Fit per group: plan, or cohort (the year a relationship began).")] = None,
     quarantine_out: QuarantineOut = None,
     *,
     spec,
@@ -174,8 +176,8 @@ def sbg_fit(
     """Fit the sBG model on the relationships' renewals up to --as-of; write the JSON."""
     from cx_models.sbg import SBGModel
 
-    if by not in (None, "plan"):
-        raise CXDataError(f"--by must be plan, got {by!r}")
+    if by not in (None, "plan", "cohort"):
+        raise CXDataError(f"--by must be plan or cohort, got {by!r}")
     if out.suffix.lower() != ".json":
         raise CXDataError(f"--out {out}: the sBG model is written as .json")
     spec.require_period()
@@ -249,3 +251,50 @@ def rates(
         curve = kaplan_meier(rels["renewals"].to_numpy(), rels["lost"].to_numpy())
         write_table(curve, km_out)
         err.print(f"wrote the Kaplan–Meier curve ({curve.height} tenures) to {km_out}")
+
+
+def write_contract_features(subscriptions, surveys, transactions, *, as_of, out, horizon_days,
+                            lookback_days, contract, fmt, quarantine_out, attributes) -> None:
+    """``cx-models features --subscriptions``: the relationships active at as_of, featured."""
+    from cx_models._version import __version__
+    from cx_models.contract_features import contract_features
+    from cx_models.io import table_format, write_table
+    from cx_models.schemas import validate_surveys, validate_transactions
+    from cx_models.subscriptions import validate_subscriptions
+
+    table_format(out, what="output")
+    if quarantine_out is not None:
+        table_format(quarantine_out, what="quarantine output")
+    period = contract.require_period()
+    subs = validate_subscriptions(subscriptions, as_of=as_of, columns=contract.columns,
+                                  time_format=contract.time_format)
+    ids = subs.data["customer_id"].dtype
+    sv = None if surveys is None else validate_surveys(surveys, as_of=as_of, fmt=fmt,
+                                                       id_dtype=ids)
+    tx = None if transactions is None else validate_transactions(
+        transactions, as_of=as_of, fmt=fmt, id_dtype=ids)
+    attrs = None if attributes is None else attributes.validate(id_dtype=ids)
+    reports = {"subscriptions": subs.report, "surveys": None if sv is None else sv.report,
+               "transactions": None if tx is None else tx.report,
+               "attributes": None if attrs is None else attrs.report}
+    err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
+    say_quarantine(quarantine_out, *[r for r in reports.values() if r is not None])
+    table = contract_features(
+        subs.data, day=as_of, horizon_days=horizon_days, period=period,
+        grace_days=contract.grace_days, surveys=None if sv is None else sv.data,
+        transactions=None if tx is None else tx.data, lookback_days=lookback_days,
+        ces_higher_is_better=fmt.ces_higher_is_better,
+    )
+    if attrs is not None:
+        from cx_models.attributes import join_attributes
+
+        table = join_attributes(table, attrs.data)
+    write_table(table, out, metadata={
+        "kind": "subscriptions", "as_of": as_of.isoformat(), "horizon_days": horizon_days,
+        "period_days": period.days, "calendar_period": period.calendar,
+        "grace_days": contract.grace_days, "lookback_days": lookback_days,
+        "cx_models_version": __version__,
+        "validation": {k: None if r is None else r.to_dict() for k, r in reports.items()},
+    })
+    err.print(f"wrote {table.height:,} active relationships x {table.width} columns "
+              f"(as_of {as_of}) to {out}")

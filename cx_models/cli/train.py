@@ -41,7 +41,6 @@ from cx_models.cli.options import (
     StepOpt,
     SurveysOpt,
     TrackingUriOpt,
-    TransactionsOpt,
     TruthOpt,
     attribute_input,
     settings_from,
@@ -327,13 +326,14 @@ app.add_typer(churn_app, name="churn")
 
 @churn_app.command("evaluate")
 @user_errors
-@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT)
-@database_sources("transactions", "surveys", "attributes")
+@settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT, contract=SUBSCRIPTION_SPEC)
+@database_sources("transactions", "surveys", "attributes", "subscriptions")
 @database_targets("quarantine_out")
 def churn_evaluate(
-    transactions: TransactionsOpt,
     as_of: AsOfOpt,
     horizon_days: HorizonDaysOpt,
+    transactions: OptionalTransactionsOpt = None,
+    subscriptions: OptionalSubscriptionsOpt = None,
     surveys: SurveysOpt = None,
     step_days: StepOpt = None,
     max_snapshots: MaxSnapshotsOpt = None,
@@ -346,6 +346,7 @@ def churn_evaluate(
     *,
     spec: FeatureSpec,
     fmt: EventFormat,
+    contract,
 ) -> None:
     """Train up to as_of - horizon and evaluate on the window after it, against baselines."""
     from cx_models.churn_eval import evaluate_churn
@@ -354,6 +355,18 @@ def churn_evaluate(
 
     if quarantine_out is not None:
         table_format(quarantine_out, what="quarantine output")
+    if subscriptions is not None:
+        from cx_models.cli.train_contract import evaluate_contract_verb
+
+        evaluate_contract_verb(
+            subscriptions, surveys, transactions, as_of=as_of, horizon_days=horizon_days,
+            step_days=step_days, max_snapshots=max_snapshots, lookback_days=spec.lookback_days,
+            contract=contract, fmt=fmt, truth=truth, out=out, quarantine_out=quarantine_out,
+            attributes=attribute_input(attributes, categorical),
+        )
+        return
+    if transactions is None:
+        raise CXDataError("give --transactions, or --subscriptions for a subscription business")
     day = parse_as_of(as_of, name="--as-of")
     tx, sv = validate_events(transactions, surveys, as_of=day, fmt=fmt)
     given = attribute_input(attributes, categorical)

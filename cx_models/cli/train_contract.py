@@ -6,7 +6,12 @@ from cx_models.cli._app import err, report_table, say_quarantine
 from cx_models.errors import CXDataError
 from cx_models.sources import redacted
 
-__all__ = ["describe_contract_evaluation", "run_contract_training", "train_contract_verb"]
+__all__ = [
+    "describe_contract_evaluation",
+    "evaluate_contract_verb",
+    "run_contract_training",
+    "train_contract_verb",
+]
 
 
 def describe_contract_evaluation(evaluation: dict) -> list[str]:
@@ -78,3 +83,51 @@ def train_contract_verb(subscriptions, surveys, transactions, *, target: dict,
     run = run_contract_training(subscriptions, surveys, transactions, target=target, **job)
     shown = {k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")}
     print_json({**shown, "tracking_uri": redacted(shown["tracking_uri"])})
+
+
+def evaluate_contract_verb(subscriptions, surveys, transactions, *, as_of, horizon_days,
+                           step_days, max_snapshots, lookback_days, contract, fmt, truth, out,
+                           quarantine_out, attributes) -> None:
+    """``cx-models churn evaluate --subscriptions``: the contractual forward evaluation."""
+    import json
+
+    import pandas as pd
+
+    from cx_models.contract_churn import ContractPlan, evaluate_contract_churn
+    from cx_models.io import write_text_atomic
+    from cx_models.schemas import validate_surveys, validate_transactions
+    from cx_models.subscriptions import validate_subscriptions
+
+    contract.require_period()
+    subs = validate_subscriptions(subscriptions, as_of=as_of, columns=contract.columns,
+                                  time_format=contract.time_format)
+    ids = subs.data["customer_id"].dtype
+    sv = None if surveys is None else validate_surveys(surveys, as_of=as_of, fmt=fmt,
+                                                       id_dtype=ids)
+    tx = None if transactions is None else validate_transactions(
+        transactions, as_of=as_of, fmt=fmt, id_dtype=ids)
+    attrs = None if attributes is None else attributes.validate(id_dtype=ids)
+    reports = {"subscriptions": subs.report, "surveys": None if sv is None else sv.report,
+               "transactions": None if tx is None else tx.report,
+               "attributes": None if attrs is None else attrs.report}
+    err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
+    say_quarantine(quarantine_out, *[r for r in reports.values() if r is not None])
+    if truth is not None and not truth.exists():
+        raise CXDataError(f"{truth}: truth file not found")
+    plan = ContractPlan(horizon_days=horizon_days, step_days=step_days,
+                        max_snapshots=max_snapshots or 6, lookback_days=lookback_days,
+                        ces_higher_is_better=fmt.ces_higher_is_better)
+    with err.status("building snapshots, training and evaluating forward in time"):
+        report = evaluate_contract_churn(
+            subs.data, as_of=as_of, plan=plan, spec=contract,
+            surveys=None if sv is None else sv.data,
+            transactions=None if tx is None else tx.data,
+            attributes=None if attrs is None else attrs.data,
+            truth=None if truth is None else pd.read_parquet(truth),
+        )
+    report = {k: v for k, v in report.items() if not k.startswith("_")}
+    for line in describe_contract_evaluation(report):
+        err.print(line, highlight=False, soft_wrap=True)
+    if out is not None:
+        write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+        err.print(f"wrote the evaluation to {out}")
