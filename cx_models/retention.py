@@ -203,7 +203,9 @@ def kaplan_meier(renewals, lost, *, weights=None) -> pl.DataFrame:
     t = np.arange(horizon + 1)
     # at risk in period t: lost in period >= t, or censored after >= t renewals
     last = np.where(lost, k + 1, k)
-    at_risk = np.array([w[last >= tt].sum() for tt in t])
+    # at risk in period t: relationships observed through t or later (a reversed running sum)
+    through = np.bincount(last, weights=w, minlength=horizon + 1)[: horizon + 1]
+    at_risk = np.cumsum(through[::-1])[::-1]
     events = np.bincount(event_t[lost], weights=w[lost], minlength=horizon + 1)[: horizon + 1]
     events[0] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):

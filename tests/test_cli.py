@@ -182,7 +182,13 @@ def test_usage_errors_are_one_error_line_with_exit_2(monkeypatch, capsys):
     code, _, err = _main(monkeypatch, capsys, "features", "--as-of", "2024-01-01")
     assert code == 2
     assert err.strip().splitlines() == [
-        "error: Missing option '--transactions'. (see cx-models features --help)"
+        "error: Missing option '--out'. (see cx-models features --help)"
+    ]
+    code, _, err = _main(monkeypatch, capsys, "features", "--as-of", "2024-01-01", "--out",
+                         "f.parquet")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "error: give --transactions, or --subscriptions for a subscription business"
     ]
     code, _, err = _main(monkeypatch, capsys, "score", "--horizon-days", "0", "--model", "m")
     assert code == 2 and "--horizon-days" in err and len(err.strip().splitlines()) == 1

@@ -93,6 +93,7 @@ def test_snapshot_design_names_the_earliest_as_of(base):
                            spec=SPEC)
 
 
+@pytest.mark.slow
 def test_forward_evaluation_on_a_small_base(base):
     subs, surveys = _validated(base)
     r = evaluate_contract_churn(subs, as_of="2025-12-31", plan=ContractPlan(horizon_days=91),

@@ -40,6 +40,7 @@ def _train_and_score(tmp_path, customers, seed, as_of):
     return gen, store, summary, out, res
 
 
+@pytest.mark.slow
 def test_generate_train_score(tmp_path):
     gen, store, summary, out, res = _train_and_score(tmp_path, 3_000, 4, "2025-12-31")
     scored = pd.read_parquet(out)
