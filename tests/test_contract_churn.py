@@ -122,3 +122,24 @@ def test_forward_evaluation_beats_the_retention_baselines():
     assert m["model"]["roc_auc"] < m["ceiling_true_churn_prob"]["roc_auc"]
     # calibrated: the mean risk is close to the observed churn rate
     assert abs(r["_scores"]["model"].mean() - r["churn_rate"]) < 0.03
+
+
+def test_activity_events_become_features():
+    subs = pl.DataFrame({
+        "customer_id": [1, 2], "start": [D(2024, 1, 1), D(2024, 1, 1)], "end": [None, None],
+        "plan": ["a", "a"], "price": [10.0, 10.0], "cancelled_at": [None, None],
+    }).with_columns(pl.col("end").cast(pl.Date), pl.col("cancelled_at").cast(pl.Date))
+    events = pl.DataFrame({
+        "customer_id": [1, 1, 1, 2],
+        "timestamp": [dt.datetime(2024, 6, 25), dt.datetime(2024, 5, 1),
+                      dt.datetime(2024, 7, 5), dt.datetime(2023, 12, 1)],
+        "amount": [1.0, 1.0, 1.0, 1.0],
+    })
+    f = contract_features(subs, day=D(2024, 6, 30), horizon_days=30, period=30,
+                          transactions=events)
+    one, two = f.row(0, named=True), f.row(1, named=True)
+    # the event of 2024-07-05 is after the day: not seen
+    assert (one["activity_30d"], one["activity_90d"], one["days_since_activity"]) == (1, 2, 5)
+    assert (two["activity_30d"], two["activity_90d"], two["days_since_activity"]) == (0, 0, 212)
+    none = contract_features(subs, day=D(2024, 6, 30), horizon_days=30, period=30)
+    assert none["activity_30d"].null_count() == 2
