@@ -25,3 +25,23 @@ def small_base_dir(tmp_path_factory, small_base):
     out = tmp_path_factory.mktemp("base")
     write_customer_base(small_base, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def contract_trained():
+    """A subscription base of 3,000 (seed 9) and the contractual scorer trained on it."""
+    from cx_models.training.contract_pipeline import train_contract_scorer
+    from cx_models.training.pipeline import TrainingConfig
+
+    from cx_models.schemas import validate_surveys
+    from cx_models.subscriptions import SubscriptionSpec, validate_subscriptions
+    from cx_models.synthetic_subscriptions import generate_subscription_base
+
+    base = generate_subscription_base(3_000, seed=9)
+    subs = validate_subscriptions(base.subscriptions, as_of="2025-12-31").data
+    surveys = validate_surveys(base.surveys, as_of="2025-12-31").data
+    result = train_contract_scorer(
+        subs, surveys, TrainingConfig(as_of="2025-12-31", horizon_days=91),
+        spec=SubscriptionSpec(period=30),
+    )
+    return base, result

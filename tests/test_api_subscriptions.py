@@ -5,30 +5,14 @@ import time
 import numpy as np
 import pytest
 from cx_models.serving.api import create_app
-from cx_models.training.contract_pipeline import train_contract_scorer
-from cx_models.training.pipeline import TrainingConfig
 from fastapi.testclient import TestClient
-
-from cx_models.schemas import validate_surveys
-from cx_models.subscriptions import SubscriptionSpec, validate_subscriptions
-from cx_models.synthetic_subscriptions import generate_subscription_base
 
 AS_OF = "2025-12-31"
 
 
 @pytest.fixture(scope="module")
-def trained():
-    base = generate_subscription_base(3_000, seed=9)
-    subs = validate_subscriptions(base.subscriptions, as_of=AS_OF).data
-    surveys = validate_surveys(base.surveys, as_of=AS_OF).data
-    result = train_contract_scorer(subs, surveys, TrainingConfig(as_of=AS_OF, horizon_days=91),
-                                   spec=SubscriptionSpec(period=30))
-    return base, result
-
-
-@pytest.fixture(scope="module")
-def client(trained):
-    _, result = trained
+def client(contract_trained):
+    _, result = contract_trained
     app = create_app(loader=lambda: (result.scorer, {"name": "subs", "version": "1"}))
     with TestClient(app) as c:
         for _ in range(100):
@@ -54,8 +38,8 @@ def _body(base, customers):
     }
 
 
-def test_scores_equal_the_batch_scores(client, trained):
-    base, result = trained
+def test_scores_equal_the_batch_scores(client, contract_trained):
+    base, result = contract_trained
     features = result.features
     active = features[~features["cancellation_pending"]]["customer_id"].head(5).tolist()
     res = client.post("/score/subscriptions", json=_body(base, active))

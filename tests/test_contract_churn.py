@@ -19,7 +19,7 @@ SPEC = SubscriptionSpec(period=30)
 
 @pytest.fixture(scope="module")
 def base():
-    return generate_subscription_base(6_000, seed=21)
+    return generate_subscription_base(4_000, seed=21)
 
 
 def _validated(base, as_of="2025-12-31"):

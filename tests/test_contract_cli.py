@@ -69,20 +69,8 @@ def test_generate_train_score(tmp_path):
     assert res.exit_code == 2
 
 
-def test_contract_scorer_round_trip_and_params(tmp_path):
-    from cx_models.training.contract_pipeline import train_contract_scorer
-    from cx_models.training.pipeline import TrainingConfig
-
-    from cx_models.schemas import validate_surveys
-    from cx_models.subscriptions import SubscriptionSpec, validate_subscriptions
-    from cx_models.synthetic_subscriptions import generate_subscription_base
-
-    base = generate_subscription_base(3_000, seed=6)
-    subs = validate_subscriptions(base.subscriptions, as_of="2025-12-31").data
-    surveys = validate_surveys(base.surveys, as_of="2025-12-31").data
-    result = train_contract_scorer(subs, surveys, TrainingConfig(as_of="2025-12-31",
-                                                                 horizon_days=91),
-                                   spec=SubscriptionSpec(period=30))
+def test_contract_scorer_round_trip_and_params(tmp_path, contract_trained):
+    _, result = contract_trained
     scorer = result.scorer
     back = ContractScorer.load(scorer.save(tmp_path / "scorer"))
     a, b = scorer.score(result.features), back.score(result.features)
