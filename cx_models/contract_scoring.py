@@ -84,6 +84,13 @@ class ContractScorer:
     kind = "subscriptions"
 
     @property
+    def feature_spec(self):
+        """The survey look-back of the features, as the other kind's scorer says it."""
+        from cx_models.settings import FeatureSpec
+
+        return FeatureSpec(lookback_days=self.lookback_days)
+
+    @property
     def attribute_columns(self) -> list[str]:
         """The customer attributes the churn model was trained with."""
         from cx_models.contract_features import CONTRACT_FEATURES

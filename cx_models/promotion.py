@@ -122,6 +122,12 @@ def compare_on_window(
         ``promote`` (bool), ``reason`` and the ``gate``.
     """
     gate = gate or PromotionGate()
+    kinds = (getattr(champion, "kind", "transactions"), window.get("kind", "transactions"))
+    if kinds[0] != kinds[1]:
+        raise CXDataError(
+            f"the champion is a {kinds[0]} scorer, the challenger a {kinds[1]} one: they do "
+            "not score the same rows"
+        )
     day = dt.date.fromisoformat(window["evaluation_day"])
     horizon = int(window["horizon_days"])
     trained = champion.trained_as_of

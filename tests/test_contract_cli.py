@@ -164,3 +164,27 @@ def test_subscriptions_from_duckdb_equal_the_file(tmp_path):
         outs.append(json.loads(out.read_text())["groups"]["all"])
     assert outs[0]["alpha"] == pytest.approx(outs[1]["alpha"], rel=1e-12)
     assert outs[0]["log_likelihood"] == pytest.approx(outs[1]["log_likelihood"], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_promotion_gate_compares_two_subscription_scorers(tmp_path):
+    from cx_models.synthetic_subscriptions import (
+        generate_subscription_base,
+        write_subscription_base,
+    )
+
+    paths = write_subscription_base(generate_subscription_base(3_000, seed=3), tmp_path / "g")
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    outs = []
+    for as_of in ("2025-06-30", "2025-12-31"):
+        res = run("train", "--subscriptions", paths["subscriptions"], "--surveys",
+                  paths["surveys"], "--period-days", 30, "--as-of", as_of, "--horizon-days", 91,
+                  "--tracking-uri", store, "--promote-if-better")
+        assert res.exit_code == 0, res.stderr
+        outs.append((json.loads(res.stdout), res.stderr))
+    assert outs[0][0]["champion"] is True
+    # the second is compared with the first on its own evaluation window, whatever the outcome
+    second, said = outs[1]
+    assert second["model_uri"].startswith("models:/cx-subscription-scorer/")
+    assert ("not promoted" in said) != second["champion"]
+    assert "challenger ROC-AUC" in said or "promoted" in said

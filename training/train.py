@@ -176,6 +176,7 @@ def _window_artifacts(result, tmp: Path) -> dict[str, list[str]]:
         "lookback_days": spec.lookback_days,
         "time_unit": window.attrs.get("time_unit", spec.time_unit),
         "customers": int(len(window)),
+        "kind": getattr(result.scorer, "kind", "transactions"),
     }
     (folder / WINDOW_META).write_text(json.dumps(meta, indent=2) + "\n")
     return {"evaluation": [str(folder / WINDOW_FILE), str(folder / WINDOW_META)]}

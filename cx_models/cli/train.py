@@ -189,33 +189,32 @@ def train(
             "memberships)"
         )
     if subscriptions is not None:
-        from cx_models.cli.train_contract import train_contract_verb
+        from cx_models.cli.train_contract import run_contract_training, subscription_model_name
 
-        train_contract_verb(
+        model_name = model_name if _given(ctx, "model_name") else subscription_model_name()
+        run = run_contract_training(
             subscriptions, surveys, transactions, settings=settings, fmt=fmt, contract=contract,
             target={"tracking_uri": tracking_uri, "experiment": experiment,
-                    "model_name": model_name if _given(ctx, "model_name") else None,
-                    "promote": promote},
+                    "model_name": model_name, "promote": promote},
             truth=truth, quarantine_out=quarantine_out,
             attributes=attribute_input(attributes, categorical),
-            promote_if_better=promote_if_better,
         )
-        return
-    run = run_training(
-        transactions,
-        surveys,
-        settings=settings,
-        fmt=fmt,
-        target={
-            "tracking_uri": tracking_uri,
-            "experiment": experiment,
-            "model_name": model_name,
-            "promote": promote,
-        },
-        truth=truth,
-        quarantine_out=quarantine_out,
-        attributes=attribute_input(attributes, categorical),
-    )
+    else:
+        run = run_training(
+            transactions,
+            surveys,
+            settings=settings,
+            fmt=fmt,
+            target={
+                "tracking_uri": tracking_uri,
+                "experiment": experiment,
+                "model_name": model_name,
+                "promote": promote,
+            },
+            truth=truth,
+            quarantine_out=quarantine_out,
+            attributes=attribute_input(attributes, categorical),
+        )
     if promote_if_better and not run["champion"]:
         run["champion"] = _promote_if_better(model_name, run)
     shown = {k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")}

@@ -10,7 +10,7 @@ __all__ = [
     "describe_contract_evaluation",
     "evaluate_contract_verb",
     "run_contract_training",
-    "train_contract_verb",
+    "subscription_model_name",
 ]
 
 
@@ -69,20 +69,14 @@ def run_contract_training(subscriptions, surveys, transactions, *, settings: dic
     return run
 
 
-def train_contract_verb(subscriptions, surveys, transactions, *, target: dict,
-                        promote_if_better: bool, **job) -> None:
-    """``cx-models train --subscriptions``: train, then print the run summary as JSON."""
-    from cx_models.cli._app import print_json
+def subscription_model_name() -> str:
+    """Return the default registered name of a subscription scorer (not ``cx-scorer``).
+
+    The other kind's champion stays where it is.
+    """
     from cx_models.cli.demo_contract import MODEL_NAME
 
-    if promote_if_better:
-        raise CXDataError("--promote-if-better is not available for subscription scorers "
-                          "yet; use --promote or cx-models promote")
-    # its own default name: the other kind's champion stays where it is
-    target = {**target, "model_name": target.get("model_name") or MODEL_NAME}
-    run = run_contract_training(subscriptions, surveys, transactions, target=target, **job)
-    shown = {k: run[k] for k in ("run_id", "model_uri", "version", "champion", "tracking_uri")}
-    print_json({**shown, "tracking_uri": redacted(shown["tracking_uri"])})
+    return MODEL_NAME
 
 
 def evaluate_contract_verb(subscriptions, surveys, transactions, *, as_of, horizon_days,
