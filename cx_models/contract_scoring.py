@@ -81,6 +81,8 @@ class ContractScorer:
     clv_months: int = 12
     discount_rate: float = 0.10
     trained_as_of: str | None = None
+    #: the training-time distribution of each numeric churn feature and score
+    drift_reference: dict = field(default_factory=dict)
     kind = "subscriptions"
 
     @property
@@ -217,6 +219,13 @@ class ContractScorer:
         }
         return pd.DataFrame(out)[list(SUBSCRIPTION_SCORE_COLUMNS)]
 
+    def drift_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Return the columns drift is watched on: the numeric churn features and the scores."""
+        numeric = [f for f in self.churn.features_ if f not in self.churn.categories_]
+        scored = self.score(features, explain=False)
+        frame = features[numeric].reset_index(drop=True)
+        return frame.assign(**{c: scored[c].to_numpy() for c in ("churn_risk", "clv", "nco")})
+
     # -------------------------------------------------------------- persistence
     def save(self, directory) -> Path:
         """Write the scorer as JSON files and the booster as UBJ (no pickle)."""
@@ -237,6 +246,7 @@ class ContractScorer:
             "discount_rate": float(self.discount_rate),
             "features": self.churn.features_,
             "trained_as_of": self.trained_as_of,
+            "drift_reference": self.drift_reference,
             "cx_models_version": __version__,
         }
         (directory / "scorer.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -264,6 +274,7 @@ class ContractScorer:
             clv_months=int(meta["clv_months"]),
             discount_rate=float(meta["discount_rate"]),
             trained_as_of=meta.get("trained_as_of"),
+            drift_reference=meta.get("drift_reference") or {},
         )
 
     def settings(self) -> dict:

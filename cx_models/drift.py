@@ -107,6 +107,10 @@ def drift_report(frame: pd.DataFrame, reference: dict) -> dict:
         verdict = "warn"
     else:
         verdict = "ok"
-    worst = sorted(columns, key=lambda k: -(columns[k]["psi"] or np.inf))[:5]
+    # largest first; a PSI of exactly 0 is a value (no drift), only a missing one sorts last
+    worst = sorted(
+        columns,
+        key=lambda k: -columns[k]["psi"] if columns[k]["psi"] is not None else np.inf,
+    )[:5]
     return {"verdict": verdict, "columns": columns, "largest_psi": worst,
             "rules": {"warn_psi": WARN_PSI, "alarm_psi": ALARM_PSI, "alarm_ks": ALARM_KS}}

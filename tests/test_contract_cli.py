@@ -188,3 +188,28 @@ def test_promotion_gate_compares_two_subscription_scorers(tmp_path):
     assert second["model_uri"].startswith("models:/cx-subscription-scorer/")
     assert ("not promoted" in said) != second["champion"]
     assert "challenger ROC-AUC" in said or "promoted" in said
+    # monitor the first version a quarter after its training day: the base has aged
+    out = tmp_path / "monitor.json"
+    res = run("monitor", "--model", "models:/cx-subscription-scorer/1", "--tracking-uri", store,
+              "--subscriptions", paths["subscriptions"], "--surveys", paths["surveys"],
+              "--as-of", "2025-09-30", "--out", out)
+    assert res.exit_code == 0, res.stderr
+    report = json.loads(out.read_text())
+    assert report["largest_psi"][0] == max(report["columns"],
+                                           key=lambda c: report["columns"][c]["psi"])
+
+
+def test_drift_reference_of_a_subscription_scorer(contract_trained, tmp_path):
+    from cx_models.drift import drift_report
+
+    _, result = contract_trained
+    scorer = result.scorer
+    live = result.features[~result.features["cancellation_pending"]]
+    report = drift_report(scorer.drift_frame(live), scorer.drift_reference)
+    # the base it was trained on, on its training day: no drift
+    assert report["verdict"] == "ok"
+    assert max(c["psi"] for c in report["columns"].values()) < 1e-9
+    assert {"tenure_days", "churn_risk", "clv", "nco"} <= set(report["columns"])
+    assert "plan" not in report["columns"]  # categorical: not a numeric distribution
+    back = ContractScorer.load(scorer.save(tmp_path / "s"))
+    assert back.drift_reference == scorer.drift_reference

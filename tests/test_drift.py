@@ -120,3 +120,16 @@ def test_realised_performance_equals_an_independent_computation(earlier):
         realised_performance(scorer, tx, sv, scored_at="2025-11-01", as_of=AS_OF)
     with pytest.raises(CXDataError, match="before the model's training day 2025-06-30"):
         realised_performance(scorer, tx, sv, scored_at="2025-05-31", as_of=AS_OF)
+
+
+def test_a_zero_psi_is_not_the_largest():
+    import numpy as np
+    import pandas as pd
+
+    from cx_models.drift import drift_reference, drift_report
+
+    ref = pd.DataFrame({"same": np.arange(100.0), "moved": np.arange(100.0)})
+    now = pd.DataFrame({"same": np.arange(100.0), "moved": np.arange(100.0) + 50})
+    report = drift_report(now, drift_reference(ref, ref.columns))
+    assert report["columns"]["same"]["psi"] == 0
+    assert report["largest_psi"] == ["moved", "same"]

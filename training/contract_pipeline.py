@@ -126,6 +126,11 @@ def train_contract_scorer(
         clv[~features["cancellation_pending"].to_numpy(dtype=bool)],
         settings={"clv_months": config.clv_months, "discount_rate": config.discount_rate},
     )
+    from cx_models.drift import drift_reference
+
+    live = features[~features["cancellation_pending"].to_numpy(dtype=bool)]
+    frame = scorer.drift_frame(live)
+    scorer.drift_reference = drift_reference(frame, frame.columns)
     timings["retention_fit_s"] = time.perf_counter() - t0
     counts = snaps.groupby("snapshot")["churn"].agg(["size", "mean"])
     design = {"final": {**snaps.attrs["snapshot_design"], "holdout": churn.holdout_},

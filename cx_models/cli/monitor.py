@@ -15,10 +15,14 @@ from cx_models.cli.options import (
     AsOfOpt,
     SurveysOpt,
     TrackingUriOpt,
-    TransactionsOpt,
     settings_from,
 )
 from cx_models.cli.score import ModelUriOpt, resolve_and_load
+from cx_models.cli.subscriptions import (
+    SUBSCRIPTION_SPEC,
+    OptionalSubscriptionsOpt,
+    OptionalTransactionsOpt,
+)
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat
 from cx_models.timeutil import parse_as_of
@@ -28,12 +32,13 @@ __all__ = ["monitor"]
 
 @app.command()
 @user_errors
-@settings_from(fmt=EVENT_FORMAT)
-@database_sources("transactions", "surveys")
+@settings_from(fmt=EVENT_FORMAT, contract=SUBSCRIPTION_SPEC)
+@database_sources("transactions", "surveys", "subscriptions")
 def monitor(
     model: ModelUriOpt,
-    transactions: TransactionsOpt,
     as_of: AsOfOpt,
+    transactions: OptionalTransactionsOpt = None,
+    subscriptions: OptionalSubscriptionsOpt = None,
     surveys: SurveysOpt = None,
     tracking_uri: TrackingUriOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Report (.json).")] = None,
@@ -47,6 +52,7 @@ def monitor(
     ] = None,
     *,
     fmt: EventFormat,
+    contract,
 ) -> None:
     """Compare each churn feature and score at --as-of with the model's training reference.
 
@@ -55,12 +61,21 @@ def monitor(
     """
     from cx_models.drift import drift_report
     from cx_models.features import features_from_validated, to_pandas_features
-    from cx_models.io import write_text_atomic
     from cx_models.schemas import validate_events
     from cx_models.serving.predictors import as_predictor
 
     day = parse_as_of(as_of, name="--as-of")
     loaded, info = resolve_and_load(model, tracking_uri)
+    if subscriptions is not None:
+        if scored_at is not None:
+            raise CXDataError("--scored-at is not available for subscription scorers yet")
+        report = _contract_drift(loaded, info, subscriptions, surveys, transactions, day=day,
+                                 contract=contract, fmt=fmt)
+        _finish(report, info, day, out, tracking_uri)
+        print_json(report)
+        return
+    if transactions is None:
+        raise CXDataError("give --transactions, or --subscriptions for a subscription model")
     scorer = getattr(as_predictor(loaded), "scorer", None)
     reference = getattr(scorer, "drift_reference", None)
     if not reference:
@@ -86,6 +101,25 @@ def monitor(
             scored_at=parse_as_of(scored_at, name="--scored-at"),
             as_of=day,
         )
+    _finish(report, info, day, out, tracking_uri)
+    realised = report.get("realised")
+    if realised:
+        auc = "-" if realised["roc_auc"] is None else f"{realised['roc_auc']:.4f}"
+        err.print(
+            f"scored at {realised['scored_at']}: ROC-AUC {auc}, churn predicted "
+            f"{realised['predicted_churn_rate']:.1%} vs observed "
+            f"{realised['observed_churn_rate']:.1%}; spend predicted "
+            f"{realised['spend_predicted']:,.0f} vs actual {realised['spend_actual']:,.0f}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    print_json(report)
+
+
+def _finish(report: dict, info: dict, day, out, tracking_uri) -> None:
+    """Log the report under the model's run, write it, print the verdict."""
+    from cx_models.io import write_text_atomic
+
     if info.get("run_id"):
         from cx_models.training.tracking import log_monitoring
 
@@ -101,15 +135,30 @@ def monitor(
         highlight=False,
         soft_wrap=True,
     )
-    realised = report.get("realised")
-    if realised:
-        auc = "-" if realised["roc_auc"] is None else f"{realised['roc_auc']:.4f}"
-        err.print(
-            f"scored at {realised['scored_at']}: ROC-AUC {auc}, churn predicted "
-            f"{realised['predicted_churn_rate']:.1%} vs observed "
-            f"{realised['observed_churn_rate']:.1%}; spend predicted "
-            f"{realised['spend_predicted']:,.0f} vs actual {realised['spend_actual']:,.0f}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    print_json(report)
+
+
+def _contract_drift(loaded, info, subscriptions, surveys, transactions, *, day, contract, fmt):
+    from cx_models.drift import drift_report
+    from cx_models.schemas import validate_surveys, validate_transactions
+    from cx_models.serving.predictors import contract_scorer
+    from cx_models.subscriptions import validate_subscriptions
+
+    scorer = contract_scorer(loaded)
+    if not scorer.drift_reference:
+        raise CXDataError(f"model {info['model_uri']} carries no drift reference: train it "
+                          "again to monitor it")
+    subs = validate_subscriptions(subscriptions, as_of=day, columns=contract.columns,
+                                  time_format=contract.time_format)
+    ids = subs.data["customer_id"].dtype
+    sv = None if surveys is None else validate_surveys(surveys, as_of=day, fmt=fmt, id_dtype=ids)
+    tx = None if transactions is None else validate_transactions(
+        transactions, as_of=day, fmt=fmt, id_dtype=ids)
+    err.print(report_table({"subscriptions": subs.report.to_dict(),
+                            "surveys": None if sv is None else sv.report.to_dict(),
+                            "transactions": None if tx is None else tx.report.to_dict()}))
+    features = scorer.features(subs.data, day=day, surveys=None if sv is None else sv.data,
+                               transactions=None if tx is None else tx.data)
+    live = features[~features["cancellation_pending"].to_numpy(dtype=bool)]
+    report = drift_report(scorer.drift_frame(live), scorer.drift_reference)
+    report.update(as_of=day.isoformat(), model_uri=info["model_uri"], relationships=len(live))
+    return report
