@@ -60,37 +60,20 @@ def score_subscriptions(model, subscriptions, *, as_of, surveys=None, transactio
     params : ScoreParams, optional
         ``clv_months``, ``discount_rate``, ``explain``.
     """
-    from cx_models.schemas import validate_surveys, validate_transactions
+    from cx_models.contract_inputs import validate_contract_inputs
     from cx_models.settings import EventFormat
-    from cx_models.subscriptions import SubscriptionSpec, validate_subscriptions
+    from cx_models.subscriptions import SubscriptionSpec
 
     scorer = contract_scorer(model)
     spec = spec or SubscriptionSpec()
     _check_spec(scorer, spec)
     fmt = fmt or EventFormat(ces_higher_is_better=scorer.ces_higher_is_better)
-    subs = validate_subscriptions(subscriptions, as_of=as_of, columns=spec.columns,
-                                  time_format=spec.time_format)
-    ids = subs.data["customer_id"].dtype
-    sv = None if surveys is None else validate_surveys(surveys, as_of=as_of, fmt=fmt,
-                                                       id_dtype=ids)
-    tx = None if transactions is None else validate_transactions(
-        transactions, as_of=as_of, fmt=fmt, id_dtype=ids)
-    attrs = None
-    if attributes is not None:
-        from cx_models.attributes import AttributeInput
-
-        attrs = AttributeInput.of(attributes).validate(id_dtype=ids)
-    features = scorer.features(
-        subs.data, day=as_of, surveys=None if sv is None else sv.data,
-        transactions=None if tx is None else tx.data,
-        attributes=None if attrs is None else attrs.data,
-    )
+    inputs = validate_contract_inputs(subscriptions, as_of=as_of, spec=spec, surveys=surveys,
+                                      transactions=transactions, attributes=attributes, fmt=fmt)
+    features = scorer.features(inputs.subscriptions.data, day=as_of, **inputs.frames())
     scored = scorer.score(features, params)
     extra = [c for c in scorer.attribute_columns if c in features.columns]
     if extra:
         scored = pd.concat([scored, features[extra].reset_index(drop=True)], axis=1)
-    reports = {"subscriptions": subs.report, "surveys": None if sv is None else sv.report,
-               "transactions": None if tx is None else tx.report,
-               "attributes": None if attrs is None else attrs.report}
-    return ContractBatchResult(scored=scored, reports=reports,
+    return ContractBatchResult(scored=scored, reports=inputs.reports(),
                                unseen_levels=scorer.churn.unseen_levels(features))

@@ -67,46 +67,37 @@ def train_subscriptions(
         :func:`~cx_models.training.tracking.log_training_run`'s summary plus
         ``evaluation``, ``design``, ``result`` and the validation ``reports``.
     """
-    from cx_models.schemas import validate_surveys, validate_transactions
-    from cx_models.subscriptions import validate_subscriptions
+    from cx_models.contract_features import CONTRACT_FEATURES, KEY_COLUMNS
+    from cx_models.contract_inputs import validate_contract_inputs
 
     fmt = fmt or EventFormat()
     target = target or TrackingTarget()
     say = progress or (lambda message: None)
     spec.require_period()
     say("validating inputs")
-    subs = validate_subscriptions(subscriptions, as_of=config.as_of, columns=spec.columns,
-                                  time_format=spec.time_format)
-    ids = subs.data["customer_id"].dtype
-    sv = None if surveys is None else validate_surveys(surveys, as_of=config.as_of, fmt=fmt,
-                                                       id_dtype=ids)
-    tx = None if transactions is None else validate_transactions(
-        transactions, as_of=config.as_of, fmt=fmt, id_dtype=ids)
-    attrs = None
-    if attributes is not None:
-        from cx_models.attributes import AttributeInput
-        from cx_models.contract_features import CONTRACT_FEATURES, KEY_COLUMNS
-
-        attrs = AttributeInput.of(attributes).validate(
-            id_dtype=ids, reserved=[*KEY_COLUMNS, *CONTRACT_FEATURES])
+    inputs = validate_contract_inputs(
+        subscriptions, as_of=config.as_of, spec=spec, surveys=surveys,
+        transactions=transactions, attributes=attributes, fmt=fmt,
+        reserved=[*KEY_COLUMNS, *CONTRACT_FEATURES],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         result = train_contract_scorer(
-            subs.data, None if sv is None else sv.data, config, spec=spec,
-            transactions=None if tx is None else tx.data,
-            attributes=None if attrs is None else attrs.data, truth=truth, progress=say,
+            inputs.subscriptions.data, inputs.frames()["surveys"], config, spec=spec,
+            transactions=inputs.frames()["transactions"],
+            attributes=inputs.frames()["attributes"], truth=truth, progress=say,
         )
         evaluation = {k: v for k, v in result.evaluation.items() if not k.startswith("_")}
-        reports = {"subscriptions": subs, "surveys": sv, "transactions": tx, "attributes": attrs}
+        validated = inputs.validated()
         tables = {
             "churn_evaluation": evaluation,
             "snapshots": result.snapshot_counts,
             "retention_model": result.scorer.retention.to_dict(),
-            "data_quality": {k: v.report.to_dict() for k, v in reports.items() if v is not None},
+            "data_quality": {k: v.to_dict() for k, v in inputs.reports().items() if v is not None},
             "feature_importance": _importance(result.scorer.churn),
             "snapshot_design": result.design,
             "scorer": result.scorer.settings(),
         }
-        data = {k: _entry(v) for k, v in reports.items()}
+        data = {k: _entry(v) for k, v in validated.items()}
         say("logging the run and registering the model")
         logged = log_training_run(
             result=result, data=data, clv_validation=None, plots=[], tables=tables,
@@ -115,5 +106,5 @@ def train_subscriptions(
     logged["evaluation"] = evaluation
     logged["design"] = result.design
     logged["result"] = result
-    logged["reports"] = {k: None if v is None else v.report for k, v in reports.items()}
+    logged["reports"] = inputs.reports()
     return logged

@@ -138,26 +138,21 @@ def _finish(report: dict, info: dict, day, out, tracking_uri) -> None:
 
 
 def _contract_drift(loaded, info, subscriptions, surveys, transactions, *, day, contract, fmt):
+    from cx_models.contract_inputs import validate_contract_inputs
     from cx_models.drift import drift_report
-    from cx_models.schemas import validate_surveys, validate_transactions
     from cx_models.serving.predictors import contract_scorer
-    from cx_models.subscriptions import validate_subscriptions
 
     scorer = contract_scorer(loaded)
     if not scorer.drift_reference:
         raise CXDataError(f"model {info['model_uri']} carries no drift reference: train it "
                           "again to monitor it")
-    subs = validate_subscriptions(subscriptions, as_of=day, columns=contract.columns,
-                                  time_format=contract.time_format)
-    ids = subs.data["customer_id"].dtype
-    sv = None if surveys is None else validate_surveys(surveys, as_of=day, fmt=fmt, id_dtype=ids)
-    tx = None if transactions is None else validate_transactions(
-        transactions, as_of=day, fmt=fmt, id_dtype=ids)
-    err.print(report_table({"subscriptions": subs.report.to_dict(),
-                            "surveys": None if sv is None else sv.report.to_dict(),
-                            "transactions": None if tx is None else tx.report.to_dict()}))
-    features = scorer.features(subs.data, day=day, surveys=None if sv is None else sv.data,
-                               transactions=None if tx is None else tx.data)
+    inputs = validate_contract_inputs(subscriptions, as_of=day, spec=contract, surveys=surveys,
+                                      transactions=transactions, fmt=fmt)
+    err.print(report_table({k: None if r is None else r.to_dict()
+                            for k, r in inputs.reports().items()}))
+    frames = inputs.frames()
+    features = scorer.features(inputs.subscriptions.data, day=day, surveys=frames["surveys"],
+                               transactions=frames["transactions"])
     live = features[~features["cancellation_pending"].to_numpy(dtype=bool)]
     report = drift_report(scorer.drift_frame(live), scorer.drift_reference)
     report.update(as_of=day.isoformat(), model_uri=info["model_uri"], relationships=len(live))

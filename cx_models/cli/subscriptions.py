@@ -258,37 +258,29 @@ def write_contract_features(subscriptions, surveys, transactions, *, as_of, out,
     """``cx-models features --subscriptions``: the relationships active at as_of, featured."""
     from cx_models._version import __version__
     from cx_models.contract_features import contract_features
+    from cx_models.contract_inputs import validate_contract_inputs
     from cx_models.io import table_format, write_table
-    from cx_models.schemas import validate_surveys, validate_transactions
-    from cx_models.subscriptions import validate_subscriptions
 
     table_format(out, what="output")
     if quarantine_out is not None:
         table_format(quarantine_out, what="quarantine output")
     period = contract.require_period()
-    subs = validate_subscriptions(subscriptions, as_of=as_of, columns=contract.columns,
-                                  time_format=contract.time_format)
-    ids = subs.data["customer_id"].dtype
-    sv = None if surveys is None else validate_surveys(surveys, as_of=as_of, fmt=fmt,
-                                                       id_dtype=ids)
-    tx = None if transactions is None else validate_transactions(
-        transactions, as_of=as_of, fmt=fmt, id_dtype=ids)
-    attrs = None if attributes is None else attributes.validate(id_dtype=ids)
-    reports = {"subscriptions": subs.report, "surveys": None if sv is None else sv.report,
-               "transactions": None if tx is None else tx.report,
-               "attributes": None if attrs is None else attrs.report}
+    inputs = validate_contract_inputs(subscriptions, as_of=as_of, spec=contract, surveys=surveys,
+                                      transactions=transactions, attributes=attributes, fmt=fmt)
+    reports = inputs.reports()
+    frames = inputs.frames()
     err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
     say_quarantine(quarantine_out, *[r for r in reports.values() if r is not None])
     table = contract_features(
-        subs.data, day=as_of, horizon_days=horizon_days, period=period,
-        grace_days=contract.grace_days, surveys=None if sv is None else sv.data,
-        transactions=None if tx is None else tx.data, lookback_days=lookback_days,
+        inputs.subscriptions.data, day=as_of, horizon_days=horizon_days, period=period,
+        grace_days=contract.grace_days, surveys=frames["surveys"],
+        transactions=frames["transactions"], lookback_days=lookback_days,
         ces_higher_is_better=fmt.ces_higher_is_better,
     )
-    if attrs is not None:
+    if frames["attributes"] is not None:
         from cx_models.attributes import join_attributes
 
-        table = join_attributes(table, attrs.data)
+        table = join_attributes(table, frames["attributes"])
     write_table(table, out, metadata={
         "kind": "subscriptions", "as_of": as_of.isoformat(), "horizon_days": horizon_days,
         "period_days": period.days, "calendar_period": period.calendar,

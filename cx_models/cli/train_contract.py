@@ -88,22 +88,13 @@ def evaluate_contract_verb(subscriptions, surveys, transactions, *, as_of, horiz
     import pandas as pd
 
     from cx_models.contract_churn import ContractPlan, evaluate_contract_churn
+    from cx_models.contract_inputs import validate_contract_inputs
     from cx_models.io import write_text_atomic
-    from cx_models.schemas import validate_surveys, validate_transactions
-    from cx_models.subscriptions import validate_subscriptions
 
     contract.require_period()
-    subs = validate_subscriptions(subscriptions, as_of=as_of, columns=contract.columns,
-                                  time_format=contract.time_format)
-    ids = subs.data["customer_id"].dtype
-    sv = None if surveys is None else validate_surveys(surveys, as_of=as_of, fmt=fmt,
-                                                       id_dtype=ids)
-    tx = None if transactions is None else validate_transactions(
-        transactions, as_of=as_of, fmt=fmt, id_dtype=ids)
-    attrs = None if attributes is None else attributes.validate(id_dtype=ids)
-    reports = {"subscriptions": subs.report, "surveys": None if sv is None else sv.report,
-               "transactions": None if tx is None else tx.report,
-               "attributes": None if attrs is None else attrs.report}
+    inputs = validate_contract_inputs(subscriptions, as_of=as_of, spec=contract, surveys=surveys,
+                                      transactions=transactions, attributes=attributes, fmt=fmt)
+    reports = inputs.reports()
     err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
     say_quarantine(quarantine_out, *[r for r in reports.values() if r is not None])
     if truth is not None and not truth.exists():
@@ -113,11 +104,8 @@ def evaluate_contract_verb(subscriptions, surveys, transactions, *, as_of, horiz
                         ces_higher_is_better=fmt.ces_higher_is_better)
     with err.status("building snapshots, training and evaluating forward in time"):
         report = evaluate_contract_churn(
-            subs.data, as_of=as_of, plan=plan, spec=contract,
-            surveys=None if sv is None else sv.data,
-            transactions=None if tx is None else tx.data,
-            attributes=None if attrs is None else attrs.data,
-            truth=None if truth is None else pd.read_parquet(truth),
+            inputs.subscriptions.data, as_of=as_of, plan=plan, spec=contract,
+            truth=None if truth is None else pd.read_parquet(truth), **inputs.frames(),
         )
     report = {k: v for k, v in report.items() if not k.startswith("_")}
     for line in describe_contract_evaluation(report):
