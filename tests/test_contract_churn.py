@@ -143,3 +143,24 @@ def test_activity_events_become_features():
     assert (two["activity_30d"], two["activity_90d"], two["days_since_activity"]) == (0, 0, 212)
     none = contract_features(subs, day=D(2024, 6, 30), horizon_days=30, period=30)
     assert none["activity_30d"].null_count() == 2
+
+
+def test_customer_attributes_join_the_contractual_features(base):
+    from cx_models.attributes import validate_attributes
+    from cx_models.training.contract_pipeline import train_contract_scorer
+    from cx_models.training.pipeline import TrainingConfig
+
+    subs, surveys = _validated(base)
+    ids = base.subscriptions["customer_id"]
+    raw = pl.DataFrame({"customer_id": ids,
+                        "region": np.where(ids.to_numpy() % 2 == 0, "north", "south")})
+    attrs = validate_attributes(raw).data
+    result = train_contract_scorer(subs, surveys, TrainingConfig(as_of="2025-12-31",
+                                                                 horizon_days=91),
+                                   spec=SPEC, attributes=attrs)
+    scorer = result.scorer
+    assert scorer.attribute_columns == ["region"]
+    assert scorer.churn.categories_["region"] == ["north", "south"]
+    assert "region" in result.features.columns
+    with pytest.raises(CXDataError, match="trained with customer attributes"):
+        scorer.features(subs, day=D(2025, 12, 31), surveys=surveys)
