@@ -146,9 +146,10 @@ def test_activity_events_become_features():
 
 
 def test_customer_attributes_join_the_contractual_features(base):
-    from cx_models.attributes import validate_attributes
     from cx_models.training.contract_pipeline import train_contract_scorer
     from cx_models.training.pipeline import TrainingConfig
+
+    from cx_models.attributes import validate_attributes
 
     subs, surveys = _validated(base)
     ids = base.subscriptions["customer_id"]
