@@ -25,7 +25,12 @@ import pandas as pd
 import polars as pl
 
 from cx_models.billing import BillingPeriod
-from cx_models.contract_features import CONTRACT_FEATURES, contract_features, contract_labels
+from cx_models.contract_features import (
+    CONTRACT_FEATURES,
+    contract_features,
+    contract_labels,
+    features_to_pandas,
+)
 from cx_models.errors import CXDataError
 from cx_models.timeutil import parse_as_of
 
@@ -97,14 +102,6 @@ def _snapshot_days(subscriptions: pl.DataFrame, as_of: dt.date, plan: ContractPl
     return sorted(days)
 
 
-def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    out = frame.to_pandas()
-    for column in ("plan",):
-        if column in out.columns:
-            out[column] = out[column].astype(object).where(out[column].notna(), None)
-    return out
-
-
 def contract_snapshots(
     subscriptions: pl.DataFrame,
     *,
@@ -146,7 +143,7 @@ def contract_snapshots(
                             grace_days=spec.grace_days)
         frames.append(feats.with_columns(pl.lit(day.isoformat()).alias("snapshot"),
                                          pl.Series("churn", y)))
-    snaps = _to_pandas(pl.concat(frames, how="vertical_relaxed"))
+    snaps = features_to_pandas(pl.concat(frames, how="vertical_relaxed"))
     snaps.attrs["snapshot_design"] = {
         "snapshots": [str(d) for d in sorted(snaps["snapshot"].unique())],
         "step_days": plan.step, "horizon_days": plan.horizon_days,
@@ -204,8 +201,8 @@ def evaluate_contract_churn(
 
     as_of = parse_as_of(as_of)
     day = as_of - dt.timedelta(days=plan.horizon_days)
-    seen_then = subscriptions  # contract_features hides what `day` cannot see
-    snaps = contract_snapshots(seen_then, as_of=day, plan=plan, spec=spec, surveys=surveys,
+    # each snapshot's features hide what its day cannot see
+    snaps = contract_snapshots(subscriptions, as_of=day, plan=plan, spec=spec, surveys=surveys,
                                transactions=transactions, attributes=attributes)
     features = [*CONTRACT_FEATURES, *snaps.attrs["attribute_columns"]]
     model = model or ChurnModel(horizon_days=plan.horizon_days)
@@ -214,7 +211,7 @@ def evaluate_contract_churn(
     current = current.filter(~pl.col("cancellation_pending"))
     y = contract_labels(subscriptions, current, day=day, horizon_days=plan.horizon_days,
                         grace_days=spec.grace_days)
-    current = _to_pandas(current)
+    current = features_to_pandas(current)
     numeric = [f for f in model.features_ if f not in model.categories_]
     scores = {
         "model": model.predict_proba(current),

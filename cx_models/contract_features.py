@@ -31,6 +31,7 @@ __all__ = [
     "KEY_COLUMNS",
     "contract_features",
     "contract_labels",
+    "features_to_pandas",
     "renewals_due",
     "visible_on",
 ]
@@ -269,3 +270,14 @@ def contract_labels(subscriptions: pl.DataFrame, features: pl.DataFrame, *, day,
         raise CXDataError("a relationship matched more than one spell; check grace_days")
     ended = joined["end"].is_not_null() & (joined["end"] <= later)
     return ended.to_numpy().astype(np.int64)
+
+
+def features_to_pandas(frame: pl.DataFrame):
+    """Return a contractual feature table as pandas, ``plan`` as text with ``None`` when empty.
+
+    The churn model reads a text column as categorical.
+    """
+    out = frame.to_pandas()
+    if "plan" in out.columns:
+        out["plan"] = out["plan"].astype(object).where(out["plan"].notna(), None)
+    return out

@@ -120,9 +120,9 @@ class ContractScorer:
                 f"the model was trained with customer attributes ({', '.join(missing)}): "
                 "score with them (--attributes; Python attributes=)"
             )
-        from cx_models.contract_churn import _to_pandas
+        from cx_models.contract_features import features_to_pandas
 
-        return _to_pandas(feats)
+        return features_to_pandas(feats)
 
     def _payments(self, renewals, days_to_next, months: int, rate: float):
         """Return the expected and the discounted payments within ``months`` (sBG)."""

@@ -265,6 +265,33 @@ def _attributes(rng, prm: SyntheticParams, n: int) -> tuple[pl.DataFrame, np.nda
     return frame, factor
 
 
+def survey_answers(rng, survey_mix: dict, satisfaction: np.ndarray):
+    """Draw each answer's survey type (by ``survey_mix``) and its score on the type's scale.
+
+    Scores are rounded, clipped functions of the answer's satisfaction plus noise:
+    NPS 7 + 2.2·s, CSAT 3.7 + 0.9·s, CES 3 − 1.1·s. Returns ``(kind, score)``.
+
+    Examples
+    --------
+    >>> kind, score = survey_answers(np.random.default_rng(0), {"nps": 1.0}, np.zeros(3))
+    >>> kind.tolist(), bool(((score >= 0) & (score <= 10)).all())
+    (['nps', 'nps', 'nps'], True)
+    """
+    kinds = np.array(list(survey_mix))
+    weights = np.array(list(survey_mix.values()), dtype=float)
+    kind = rng.choice(kinds, size=satisfaction.size, p=weights / weights.sum())
+    noise = rng.standard_normal(satisfaction.size)
+    score = np.select(
+        [kind == "nps", kind == "csat", kind == "ces"],
+        [
+            np.clip(np.round(7.0 + 2.2 * satisfaction + 1.2 * noise), 0, 10),
+            np.clip(np.round(3.7 + 0.9 * satisfaction + 0.6 * noise), 1, 5),
+            np.clip(np.round(3.0 - 1.1 * satisfaction + 0.9 * noise), 1, 7),
+        ],
+    ).astype(np.int64)
+    return kind, score
+
+
 def _simulate_surveys(
     rng, prm, cust, day, satisfaction, last_straw, period_days, start
 ) -> pl.DataFrame:
@@ -275,19 +302,9 @@ def _simulate_surveys(
     when = day[answered] + rng.uniform(0.0, 3.0, who.size)
     keep = when < period_days
     who, when, shock = who[keep], when[keep], shock[keep]
-    kinds = np.array(list(prm.survey_mix))
-    weights = np.array(list(prm.survey_mix.values()), dtype=float)
-    kind = rng.choice(kinds, size=who.size, p=weights / weights.sum())
-    sat = satisfaction[who] - prm.last_straw_shift * shock
-    noise = rng.standard_normal(who.size)
-    score = np.select(
-        [kind == "nps", kind == "csat", kind == "ces"],
-        [
-            np.clip(np.round(7.0 + 2.2 * sat + 1.2 * noise), 0, 10),
-            np.clip(np.round(3.7 + 0.9 * sat + 0.6 * noise), 1, 5),
-            np.clip(np.round(3.0 - 1.1 * sat + 0.9 * noise), 1, 7),
-        ],
-    ).astype(np.int64)
+    kind, score = survey_answers(
+        rng, prm.survey_mix, satisfaction[who] - prm.last_straw_shift * shock
+    )
     timestamp = start + _seconds(when)
     order = np.argsort(timestamp, kind="stable")
     return pl.DataFrame(

@@ -35,6 +35,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from cx_models.synthetic import survey_answers
+
 __all__ = ["SubscriptionBase", "SubscriptionParams", "generate_subscription_base",
            "write_subscription_base"]
 
@@ -162,19 +164,8 @@ def _surveys(rng, prm, start_day, end_day, horizon, satisfaction, origin) -> pl.
     day = start_day[who] + offsets * prm.period_days + rng.integers(0, prm.period_days, who.size)
     keep = answered & (day <= np.minimum(end_day[who], horizon))
     who, day, shock = who[keep], day[keep], last[keep]
-    kinds = np.array(list(prm.survey_mix))
-    weights = np.array(list(prm.survey_mix.values()), dtype=float)
-    kind = rng.choice(kinds, size=who.size, p=weights / weights.sum())
-    sat = satisfaction[who] - prm.last_straw_shift * shock
-    noise = rng.standard_normal(who.size)
-    score = np.select(
-        [kind == "nps", kind == "csat", kind == "ces"],
-        [
-            np.clip(np.round(7.0 + 2.2 * sat + 1.2 * noise), 0, 10),
-            np.clip(np.round(3.7 + 0.9 * sat + 0.6 * noise), 1, 5),
-            np.clip(np.round(3.0 - 1.1 * sat + 0.9 * noise), 1, 7),
-        ],
-    ).astype(np.int64)
+    kind, score = survey_answers(rng, prm.survey_mix,
+                                 satisfaction[who] - prm.last_straw_shift * shock)
     seconds = rng.integers(8 * 3600, 20 * 3600, who.size)
     timestamp = (origin + day.astype("timedelta64[D]")).astype("datetime64[us]") + (
         seconds * 1_000_000

@@ -151,20 +151,28 @@ Timestamp = Annotated[
 ]
 
 
+def _present_id(value):
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("customer_id must not be empty")
+    return value
+
+
+#: A record's customer id: an integer or a non-empty text.
+RecordId = Annotated[int | str, AfterValidator(_present_id)]
+
+
+def _few_customers(ids: set) -> None:
+    if len(ids) > MAX_HISTORY_CUSTOMERS:
+        raise ValueError(f"at most {MAX_HISTORY_CUSTOMERS} customers per request")
+
+
 class TransactionRecord(BaseModel):
     """One order in the default column contract."""
 
     model_config = ConfigDict(extra="forbid")
-    customer_id: int | str
+    customer_id: RecordId
     timestamp: Timestamp
     amount: Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
-
-    @field_validator("customer_id")
-    @classmethod
-    def _id_present(cls, value):
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("customer_id must not be empty")
-        return value
 
 
 class SurveyRecord(BaseModel):
@@ -212,9 +220,7 @@ class HistoryRequest(BaseModel):
 
     @model_validator(mode="after")
     def _few_customers(self):
-        customers = {t.customer_id for t in self.transactions}
-        if len(customers) > MAX_HISTORY_CUSTOMERS:
-            raise ValueError(f"at most {MAX_HISTORY_CUSTOMERS} customers per request")
+        _few_customers({t.customer_id for t in self.transactions})
         return self
 
 
@@ -222,19 +228,12 @@ class SubscriptionRecord(BaseModel):
     """One subscription in the default column contract (``end``: last day of service)."""
 
     model_config = ConfigDict(extra="forbid")
-    customer_id: int | str
+    customer_id: RecordId
     start: dt.date
     end: dt.date | None = None
     plan: str | None = None
     price: Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] | None = None
     cancelled_at: dt.date | None = None
-
-    @field_validator("customer_id")
-    @classmethod
-    def _id_present(cls, value):
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("customer_id must not be empty")
-        return value
 
     @model_validator(mode="after")
     def _end_after_start(self):
@@ -255,9 +254,7 @@ class SubscriptionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _few_customers(self):
-        customers = {s.customer_id for s in self.subscriptions}
-        if len(customers) > MAX_HISTORY_CUSTOMERS:
-            raise ValueError(f"at most {MAX_HISTORY_CUSTOMERS} customers per request")
+        _few_customers({s.customer_id for s in self.subscriptions})
         return self
 
 
@@ -326,13 +323,12 @@ def json_value(value):
         return None if not np.isfinite(value) else float(value)
     if isinstance(value, (np.integer,)):
         return int(value)
-    if isinstance(value, (dt.date, np.datetime64)):  # a pandas Timestamp is a datetime
-        if value is pd.NaT or (isinstance(value, np.datetime64) and np.isnat(value)):
-            return None
-        return pd.Timestamp(value).date().isoformat() if not isinstance(value, dt.datetime) \
-            or pd.Timestamp(value).time() == dt.time() else pd.Timestamp(value).isoformat()
     if value is pd.NaT:
         return None
+    if isinstance(value, dt.datetime):  # pandas Timestamps too; a day at midnight is a date
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
     return value
 
 

@@ -19,6 +19,7 @@ import typer
 
 from cx_models._version import __version__
 from cx_models.cli import (  # noqa: F401 - each module adds its verbs
+    churn,
     clv,
     data,
     demo,

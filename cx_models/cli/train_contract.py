@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cx_models.cli._app import err, report_table, say_quarantine
-from cx_models.errors import CXDataError
+from cx_models.cli.train import read_truth
 from cx_models.sources import redacted
 
 __all__ = [
@@ -36,8 +36,6 @@ def run_contract_training(subscriptions, surveys, transactions, *, settings: dic
     """Train the contractual scorer with progress on stderr; return the run summary."""
     from dataclasses import replace
 
-    import pandas as pd
-
     from cx_models.io import table_format
     from cx_models.training.pipeline import TrainingConfig
     from cx_models.training.tracking import TrackingTarget
@@ -48,13 +46,11 @@ def run_contract_training(subscriptions, surveys, transactions, *, settings: dic
     contract.require_period()
     config = TrainingConfig(**settings)
     fmt = replace(fmt, ces_higher_is_better=config.ces_higher_is_better)
-    if truth is not None and not truth.exists():
-        raise CXDataError(f"{truth}: truth file not found")
     with err.status("training") as status:
         run = train_subscriptions(
             subscriptions, surveys, config=config, spec=contract, transactions=transactions,
             attributes=attributes, fmt=fmt, target=TrackingTarget(**target),
-            truth=None if truth is None else pd.read_parquet(truth),
+            truth=read_truth(truth),
             progress=lambda message: (err.print(f"  {message}"), status.update(message)),
         )
     reports = run["reports"]
@@ -85,8 +81,6 @@ def evaluate_contract_verb(subscriptions, surveys, transactions, *, as_of, horiz
     """``cx-models churn evaluate --subscriptions``: the contractual forward evaluation."""
     import json
 
-    import pandas as pd
-
     from cx_models.contract_churn import ContractPlan, evaluate_contract_churn
     from cx_models.contract_inputs import validate_contract_inputs
     from cx_models.io import write_text_atomic
@@ -97,15 +91,13 @@ def evaluate_contract_verb(subscriptions, surveys, transactions, *, as_of, horiz
     reports = inputs.reports()
     err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
     say_quarantine(quarantine_out, *[r for r in reports.values() if r is not None])
-    if truth is not None and not truth.exists():
-        raise CXDataError(f"{truth}: truth file not found")
     plan = ContractPlan(horizon_days=horizon_days, step_days=step_days,
                         max_snapshots=max_snapshots or 6, lookback_days=lookback_days,
                         ces_higher_is_better=fmt.ces_higher_is_better)
     with err.status("building snapshots, training and evaluating forward in time"):
         report = evaluate_contract_churn(
             inputs.subscriptions.data, as_of=as_of, plan=plan, spec=contract,
-            truth=None if truth is None else pd.read_parquet(truth), **inputs.frames(),
+            truth=read_truth(truth), **inputs.frames(),
         )
     report = {k: v for k, v in report.items() if not k.startswith("_")}
     for line in describe_contract_evaluation(report):
