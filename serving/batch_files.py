@@ -35,7 +35,7 @@ from cx_models.serving.predictors import (
 from cx_models.contract import require_columns
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
-from cx_models.nco import priority_rank
+from cx_models.nco import rank_arrays
 from cx_models.schemas import (
     validate_surveys,
     validate_transactions,
@@ -299,7 +299,7 @@ def _score_files(
                         scored[col] = extras[col].to_numpy()
                     if attributes is not None:
                         count_unseen(loading.result() if loading else model, frame, unseen)
-                    rank_parts.append(scored[["customer_id", "value_at_risk", "nco"]].copy())
+                    rank_parts.append(_rank_part(scored, rank_parts))
                     if len(written) >= 2:  # at most two chunks wait for the writer
                         written[-2].result()
                     written.append(writes.submit(write, scored, drivers))
@@ -308,7 +308,9 @@ def _score_files(
                         progress(done, ids.len())
                 # 2. one global rank (while the last chunk is written)
                 ranks = (
-                    priority_rank(pd.concat(rank_parts, ignore_index=True))
+                    rank_arrays(  # rows in id order: a row's position ranks its id
+                        *(np.concatenate([part[i] for part in rank_parts]) for i in (0, 1)), None
+                    )
                     if rank_parts
                     else np.empty(0, dtype=np.int64)
                 )
@@ -349,6 +351,22 @@ def _score_files(
         attributes=validated_attributes[0].report if validated_attributes else None,
         unseen_levels=unseen,
     )
+
+
+def _rank_part(scored: pd.DataFrame, parts: list) -> tuple:
+    """Keep what the global rank needs of a scored chunk: value at risk, NCO, last id.
+
+    Chunks hold ascending ranges of ids, each sorted, so the rows of the scored
+    table are in id order and the rank's last tie-break is a row's position: no
+    id is kept for the rank (4 M text ids cost more than the scores themselves).
+    """
+    ids = scored["customer_id"]
+    after = parts[-1][2] if parts else None
+    first = ids.iloc[0] if len(ids) else None
+    if not ids.is_monotonic_increasing or not (after is None or first is None or first > after):
+        raise RuntimeError("scored chunks out of customer-id order: the global rank needs them so")
+    values = (scored[col].to_numpy(dtype=float, copy=True) for col in ("value_at_risk", "nco"))
+    return (*values, ids.iloc[-1] if len(ids) else after)
 
 
 def _ahead(pool, prepare, pieces: list, busy: Callable[[], bool]):

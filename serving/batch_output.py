@@ -34,7 +34,8 @@ def write_ranked(tmp, out, out_format: str, ranks: np.ndarray, metadata: dict) -
     from cx_models.io import METADATA_KEY
     from cx_models.outputs import atomic_output
 
-    mapped = pa.memory_map(str(tmp))
+    # read, not memory-mapped: a mapped file's pages count in the job's resident memory
+    mapped = pa.OSFile(str(tmp), "rb")
     source = pa.ipc.open_file(mapped)
     schema = source.schema
     position = schema.get_field_index("priority_rank")
