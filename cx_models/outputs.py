@@ -100,6 +100,27 @@ overwrites an input; choose another --out
             _conflict(label, text, path, other_label, other_text, other, "an input")
         for other_label, other_text, other in outs[:i]:
             _conflict(label, text, path, other_label, other_text, other, "another output")
+    _check_tables(inputs, outputs)
+
+
+def _check_tables(inputs: Mapping[str, object], outputs: Mapping[str, object]) -> None:
+    """Refuse a database output that writes a table an input reads or another output writes."""
+    from cx_models.sources import table_clash
+
+    def tables(values, kind):
+        return [(k, v) for k, v in values.items() if type(v).__name__ == kind]
+
+    sources, targets = tables(inputs, "DatabaseSource"), tables(outputs, "DatabaseTarget")
+    for i, (label, target) in enumerate(targets):
+        others = [(k, v, "reads", "an input") for k, v in sources]
+        others += [(k, v, "writes", "another output") for k, v in targets[:i]]
+        for other_label, other, verb, what in others:
+            if table_clash(target, other):
+                raise CXDataError(
+                    f"{label} {target.name} writes a table (or its _meta) that {other_label} "
+                    f"{other.name} {verb}: an output never overwrites {what}; choose another "
+                    f"{label}-table"
+                )
 
 
 def _conflict(label, text, path, other_label, other_text, other, what) -> None:

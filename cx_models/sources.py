@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat
 
-__all__ = ["EventInputs", "is_database_uri", "redacted", "source_name"]
+__all__ = ["EventInputs", "is_database_uri", "redacted", "source_name", "table_clash"]
 
 _URI = re.compile(r"(?i)^(postgresql|postgres|duckdb)://")
 
@@ -75,10 +75,14 @@ class EventInputs:
 
     def files(self) -> dict[str, str | os.PathLike]:
         """Return the inputs that are files, by name (databases are not files)."""
+        return {k: v for k, v in self.sources().items() if isinstance(v, (str, os.PathLike))}
+
+    def sources(self) -> dict[str, object]:
+        """Return every input given, by name: paths and database sources."""
         attributes = getattr(self.attributes, "source", self.attributes)
         named = {"transactions": self.transactions, "surveys": self.surveys,
                  "attributes": attributes}
-        return {k: v for k, v in named.items() if isinstance(v, (str, os.PathLike))}
+        return {k: v for k, v in named.items() if v is not None}
 
 
 def source_name(source) -> str:
@@ -114,3 +118,59 @@ def redacted(uri: str) -> str:
     user = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, parts.query, ""))
+
+
+def _database_key(uri: str) -> tuple:
+    """Return the database a URI names, whoever connects: scheme, host, port, database."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme == "duckdb":
+        path = (parts.netloc + parts.path) if parts.netloc else parts.path
+        return ("duckdb", os.path.realpath(path) if path else "")
+    host = (parts.hostname or "localhost").lower()
+    if host in ("127.0.0.1", "::1"):
+        host = "localhost"
+    return ("postgresql", host, parts.port or 5432, parts.path.strip("/") or parts.username)
+
+
+def _bare(table: str, kind: str) -> str:
+    """Return a table name as the database resolves it unquoted (default schema dropped)."""
+    schema, _, name = table.lower().rpartition(".")
+    default = "main" if kind == "duckdb" else "public"
+    return name if schema in ("", default) else f"{schema}.{name}"
+
+
+def table_clash(target, other) -> bool:
+    """Whether writing ``target`` (a ``DatabaseTarget``) would touch ``other``.
+
+    ``target`` writes its table and ``<table>_meta``. ``other`` is a
+    ``DatabaseSource`` — its table, or any table its query names — or another
+    ``DatabaseTarget`` (its table and ``_meta``). Names compare as the database
+    resolves them unquoted: case-insensitive, the default schema implied.
+
+    Examples
+    --------
+    >>> from cx_models.database import DatabaseSource, DatabaseTarget
+    >>> out = DatabaseTarget("duckdb:///tmp/shop.duckdb", "Orders")
+    >>> table_clash(out, DatabaseSource("duckdb:///tmp/./shop.duckdb", table="main.orders"))
+    True
+    >>> meta = DatabaseSource("duckdb:///tmp/shop.duckdb", query="SELECT * FROM orders_meta")
+    >>> table_clash(out, meta)
+    True
+    >>> table_clash(out, DatabaseSource("duckdb:///tmp/other.duckdb", table="orders"))
+    False
+    """
+    key = _database_key(target.uri)
+    if key != _database_key(other.uri):
+        return False
+    return bool(_tables(target, key[0]) & _tables(other, key[0]))
+
+
+def _tables(source, kind: str) -> set[str]:
+    """Return the tables a source reads or a target writes."""
+    query = getattr(source, "query", None)
+    if query is not None:
+        words = re.findall(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?", query)
+        return {_bare(word, kind) for word in words}
+    table = _bare(source.table, kind)
+    return {table} if hasattr(source, "query") else {table, f"{table}_meta"}

@@ -145,7 +145,7 @@ def _score_files(
     as_of = parse_as_of(as_of)
     out_format = table_format(out, what="output")
     out = Path(out) if out_format != "database" else out
-    check_distinct(inputs.files(), {"out": out})
+    check_distinct(inputs.sources(), {"out": out})
     attributes = inputs.attributes
     tcols, scols = fmt.transactions, fmt.surveys
     tx_scan, tx_source = scan_input(

@@ -171,6 +171,67 @@ def test_database_options_fail_in_one_line(setup, use_scorer):
     assert not (folder / "never.parquet").exists()
 
 
+def test_features_to_a_duckdb_table_equal_the_parquet_features(setup):
+    folder, _, _ = setup
+    shop = f"duckdb:///{folder}/shop.duckdb"
+    code, _, err = _cli("features", "--as-of", AS_OF, "--transactions", f"{folder}/tx.parquet",
+                        "--out", f"{folder}/f.parquet")
+    assert code == 0, err
+    code, _, err = _cli("features", "--as-of", AS_OF, "--transactions", shop,
+                        "--transactions-table", "orders", "--out", shop, "--out-table", "feats")
+    assert code == 0, err
+    assert f"to {shop} (table feats)" in err
+    from_file = pl.read_parquet(f"{folder}/f.parquet")
+    _assert_same_scores(_table(folder / "shop.duckdb", "feats"), from_file)
+    meta = dict(_table(folder / "shop.duckdb", "feats_meta").iter_rows())
+    assert meta["as_of"] == f'"{AS_OF}"' or meta["as_of"] == AS_OF
+
+
+def test_an_output_table_never_overwrites_an_input_table(setup, use_scorer):
+    """The scores, features or quarantine never replace a table (or its _meta) being read."""
+    from cx_models.serving.batch import score_files
+
+    from cx_models.database import DatabaseSource, DatabaseTarget
+    from cx_models.errors import CXDataError
+    from cx_models.sources import EventInputs
+
+    folder, _, scorer = setup
+    shop = f"duckdb:///{folder}/shop.duckdb"
+    before = _table(folder / "shop.duckdb", "orders")
+    same = f"duckdb:///{folder}/./shop.duckdb"  # the same file by another spelling
+    cases = [
+        (["--transactions-table", "orders"], ["--out", same, "--out-table", "ORDERS"]),
+        (["--transactions-table", "main.orders"], ["--out", shop, "--out-table", "orders"]),
+        (["--transactions-query", "SELECT * FROM orders WHERE amount > 0"],
+         ["--out", shop, "--out-table", "orders"]),
+        (["--transactions-table", "orders_meta"], ["--out", shop, "--out-table", "orders"]),
+        (["--transactions-table", "orders"], ["--out", f"{folder}/x.parquet",
+                                              "--quarantine-out", shop, "--quarantine-table",
+                                              "orders"]),
+    ]
+    for source, target in cases:
+        for verb in ("features", "score"):
+            extra = ["--model", "models:/cx@champion"] if verb == "score" else []
+            code, _, err = _cli(verb, "--as-of", AS_OF, "--transactions", shop, *source, *target,
+                                *extra)
+            assert code == 2 and "an output never overwrites an input" in err, (verb, source, err)
+            assert len(err.strip().splitlines()) == 1
+    # two outputs on one table, and the Python API
+    code, _, err = _cli("features", "--as-of", AS_OF, "--transactions", f"{folder}/tx.parquet",
+                        "--out", shop, "--out-table", "q", "--quarantine-out", shop,
+                        "--quarantine-table", "q")
+    assert code == 2 and "another output" in err
+    with pytest.raises(CXDataError, match="never overwrites an input"):
+        score_files(scorer, EventInputs(DatabaseSource(shop, table="orders")), as_of=AS_OF,
+                    out=DatabaseTarget(shop, "orders"))
+    assert _table(folder / "shop.duckdb", "orders").equals(before)
+    # another table of the same database, or the same name in another database, is fine
+    code, _, err = _cli("features", "--as-of", AS_OF, "--transactions", shop,
+                        "--transactions-table", "orders", "--out", f"duckdb:///{folder}/crm.duckdb",
+                        "--out-table", "orders")
+    assert code == 0, err
+
+
 @pytest.mark.db
 @needs_postgres
 def test_score_from_postgres_to_postgres_equals_the_parquet_scores(setup, use_scorer):

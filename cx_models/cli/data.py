@@ -9,7 +9,7 @@ import typer
 
 from cx_models._version import __version__
 from cx_models.cli._app import app, err, report_table, say_quarantine, user_errors
-from cx_models.cli.db_options import database_sources, database_targets
+from cx_models.cli.db_options import database_sources, database_targets, location
 from cx_models.cli.options import (
     EVENT_FORMAT,
     FEATURE_SPEC,
@@ -28,6 +28,7 @@ from cx_models.cli.subscriptions import (
 )
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec
+from cx_models.sources import source_name
 from cx_models.timeutil import parse_as_of
 
 __all__ = ["build", "features", "generate", "write_features"]
@@ -63,10 +64,12 @@ def build(
 @user_errors
 @settings_from(spec=FEATURE_SPEC, fmt=EVENT_FORMAT, contract=SUBSCRIPTION_SPEC)
 @database_sources("transactions", "surveys", "attributes", "subscriptions")
-@database_targets("quarantine_out")
+@database_targets("out", "quarantine_out")
 def features(
     as_of: AsOfOpt,
-    out: Annotated[Path, typer.Option("--out", help="Feature table (.parquet or .csv).")],
+    out: Annotated[Path, typer.Option(
+        "--out", parser=location, metavar="<path|uri>",
+        help="Feature table (.parquet or .csv), or a database URI with --out-table.")],
     transactions: OptionalTransactionsOpt = None,
     subscriptions: OptionalSubscriptionsOpt = None,
     horizon_days: Annotated[int, typer.Option(
@@ -133,7 +136,7 @@ def write_features(
     )
     err.print(
         f"wrote {summary['customers']:,} customers x {built.features.shape[1]} columns "
-        f"(as_of {summary['as_of']}, time unit {summary['time_unit']}) to {out}"
+        f"(as_of {summary['as_of']}, time unit {summary['time_unit']}) to {source_name(out)}"
     )
 
 

@@ -135,9 +135,14 @@ def database_targets(*names: str):
             added.append(_option(table, f"With a database URI as {flag}: the table to write."))
 
         def resolve(kwargs):
+            from cx_models.outputs import check_distinct
+
             for name in names:
                 table = kwargs.pop(f"{name.removesuffix('_out')}_table")
                 kwargs[name] = target_for(_flag(name), kwargs.get(name), table)
+            # the inputs are resolved first (database_sources wraps this verb)
+            flags = {_flag(name): kwargs[name] for name in names}
+            check_distinct({_flag(k): v for k, v in kwargs.items() if k not in names}, flags)
 
         return _with_options(func, added, resolve)
 

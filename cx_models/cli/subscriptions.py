@@ -17,6 +17,7 @@ from cx_models.cli._app import app, err, print_json, report_table, say_quarantin
 from cx_models.cli.db_options import database_sources, database_targets, location
 from cx_models.cli.options import AsOfOpt, OptionGroup, QuarantineOut, settings_from
 from cx_models.errors import CXDataError
+from cx_models.sources import source_name
 from cx_models.timeutil import parse_as_of
 
 __all__ = [
@@ -289,4 +290,4 @@ def write_contract_features(subscriptions, surveys, transactions, *, as_of, out,
         "validation": {k: None if r is None else r.to_dict() for k, r in reports.items()},
     })
     err.print(f"wrote {table.height:,} active relationships x {table.width} columns "
-              f"(as_of {as_of}) to {out}")
+              f"(as_of {as_of}) to {source_name(out)}")
