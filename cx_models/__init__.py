@@ -10,13 +10,17 @@ The public surface:
 * :func:`generate_customer_base` — synthetic data with ground truth.
 """
 
-from cx_models._version import __version__
-from cx_models.errors import ConvergenceError, CXDataError, NotFittedError
-from cx_models.features import build_customer_features, build_features
-from cx_models.models.churn import ChurnModel
-from cx_models.models.clv import CLVModel
-from cx_models.nco import score_nco
-from cx_models.synthetic import generate_customer_base
+from cx_models.threads import configure_threads
+
+configure_threads()  # before polars, numba or XGBoost size their pools (CX_MODELS_THREADS)
+
+from cx_models._version import __version__  # noqa: E402
+from cx_models.errors import ConvergenceError, CXDataError, NotFittedError  # noqa: E402
+from cx_models.features import build_customer_features, build_features  # noqa: E402
+from cx_models.models.churn import ChurnModel  # noqa: E402
+from cx_models.models.clv import CLVModel  # noqa: E402
+from cx_models.nco import score_nco  # noqa: E402
+from cx_models.synthetic import generate_customer_base  # noqa: E402
 
 __all__ = [
     "CLVModel",

@@ -42,6 +42,7 @@ from cx_models.schemas import (
 )
 from cx_models.settings import FeatureSpec, ScoreParams
 from cx_models.sources import EventInputs
+from cx_models.threads import thread_count
 from cx_models.timeutil import parse_as_of
 
 __all__ = ["score_files"]
@@ -269,7 +270,9 @@ def _score_files(
             # a pipeline: the next chunk is read and featurised, and the last one written,
             # while this one is scored (polars, pyarrow and XGBoost work outside the GIL)
             with (
-                ThreadPoolExecutor(max_workers=2, thread_name_prefix="cx-prefetch") as pool,
+                ThreadPoolExecutor(
+                    max_workers=min(2, thread_count()), thread_name_prefix="cx-prefetch"
+                ) as pool,
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-write") as writes,
             ):
                 written = []

@@ -15,6 +15,7 @@ import pandas as pd
 
 from cx_models.columns import NumericView, as_float
 from cx_models.errors import CXDataError
+from cx_models.threads import thread_count
 
 __all__ = ["BoosterSettings", "FEATURE_LABELS", "LARGE_TRAINING_ROWS", "MONOTONE", "feature_matrix"]
 
@@ -104,7 +105,8 @@ class BoosterSettings:
     training rows and 0.1 from there: with many rows each round's trees are well
     determined and the larger step reaches the same fit in about half the rounds.
     ``early_stopping_rounds`` is the number of rounds without improvement on the
-    held-out snapshot before stopping; ``n_jobs`` the XGBoost threads.
+    held-out snapshot before stopping; ``n_jobs`` the XGBoost threads (``None``:
+    :func:`cx_models.threads.thread_count`, the available CPUs or ``CX_MODELS_THREADS``).
 
     Examples
     --------
@@ -120,7 +122,7 @@ class BoosterSettings:
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     early_stopping_rounds: int = 50
-    n_jobs: int = 2
+    n_jobs: int | None = None
 
     def learning_rate_for(self, n_rows: int) -> float:
         """Return the learning rate used for ``n_rows`` training rows."""
@@ -142,7 +144,7 @@ class BoosterSettings:
             "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree,
             "seed": seed,
-            "nthread": self.n_jobs,
+            "nthread": self.n_jobs or thread_count(),
         }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from cx_models.errors import CXDataError
+from cx_models.threads import thread_count
 
 __all__ = [
     "SparkRun",
@@ -66,7 +67,8 @@ def spark_session(master: str = "local[*]", *, app_name: str = "cx-models", prog
     Parameters
     ----------
     master : str
-        Spark master URL, ``local[*]`` by default.
+        Spark master URL, ``local[*]`` by default (as many threads as
+        :func:`cx_models.threads.thread_count`).
     app_name : str
         Application name shown by Spark.
     progress : bool
@@ -77,6 +79,8 @@ def spark_session(master: str = "local[*]", *, app_name: str = "cx-models", prog
     pyspark.sql.SparkSession
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if master == "local[*]":  # the CPUs this process may use, or CX_MODELS_THREADS
+        master = f"local[{thread_count()}]"
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # the JVM logs at WARN from its first line: errors only
@@ -99,7 +103,7 @@ def spark_session(master: str = "local[*]", *, app_name: str = "cx-models", prog
         builder = (
             builder.config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
-            .config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 1)))
+            .config("spark.sql.shuffle.partitions", str(4 * thread_count()))
         )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
