@@ -9,7 +9,15 @@ it times lifetimes' BG/NBD + Gamma-Gamma conditional predictions for one custome
 in-process (no HTTP, no churn model): the ratio is what the full scorer behind
 HTTP costs against the RFM-only computation.
 
-Run: ``python benchmarks/api_load.py [--requests 2000] [--port 8765]``.
+With ``--rate R`` the 50 clients are an **open** load: together they send R
+requests a second on a fixed schedule (each client R/50), and a request's latency
+counts from its scheduled time, so a server that falls behind shows its queue
+(no coordinated omission). Without it they are a closed loop (each sends when its
+last answer came; by Little's law their latency is 50 / throughput). During the
+50-client run a probe sends ``GET /healthz`` every 100 ms (its worst and p99
+latency are printed: liveness probes time out at 1 s).
+
+Run: ``python benchmarks/api_load.py [--requests 2000] [--workers 2] [--rate 150]``.
 """
 
 from __future__ import annotations
@@ -36,18 +44,26 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values) * 1000, q))
 
 
-def run_load(url: str, bodies: list[dict], clients: int, total: int, seconds: float) -> dict:
+def run_load(url: str, bodies: list[dict], clients: int, total: int, seconds: float,
+             rate: float | None = None) -> dict:
+    """Send ``total`` requests from ``clients`` threads (closed loop, or open at ``rate``/s)."""
     latencies, errors = [], 0
     deadline = time.perf_counter() + seconds
+    start = time.perf_counter() + 0.05
 
     def worker(k: int):
         nonlocal errors
         out = []
         with httpx.Client(timeout=10) as client:
-            for i in range(k, total, clients):
+            for n, i in enumerate(range(k, total, clients)):
                 if time.perf_counter() > deadline:
                     break
-                t0 = time.perf_counter()
+                if rate:  # this client's n-th request is due at its slot of the schedule
+                    due = start + (n * clients + k) / rate
+                    time.sleep(max(due - time.perf_counter(), 0.0))
+                    t0 = due
+                else:
+                    t0 = time.perf_counter()
                 r = client.post(url, json=bodies[i % len(bodies)])
                 out.append(time.perf_counter() - t0)
                 if r.status_code != 200:
@@ -61,6 +77,7 @@ def run_load(url: str, bodies: list[dict], clients: int, total: int, seconds: fl
     wall = time.perf_counter() - t0
     return {
         "clients": clients,
+        "rate": rate,
         "requests": len(latencies),
         "errors": errors,
         "p50_ms": percentile(latencies, 50),
@@ -69,14 +86,29 @@ def run_load(url: str, bodies: list[dict], clients: int, total: int, seconds: fl
     }
 
 
+def probe_health(url: str, stop) -> list[float]:
+    """``GET /healthz`` every 100 ms until ``stop`` is set; the latencies (s)."""
+    times = []
+    with httpx.Client(timeout=5) as client:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            client.get(url)
+            times.append(time.perf_counter() - t0)
+            stop.wait(0.1)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models:/cx-bench@champion")
+    parser.add_argument("--model", default="models:/cx-bench-db@champion")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{DATA / 'mlruns' / 'mlflow.db'}")
     parser.add_argument("--features", type=Path, default=None)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=None,
+                        help="Open load for the 50 clients: requests per second in all.")
     args = parser.parse_args()
 
     import pandas as pd
@@ -86,7 +118,10 @@ def main() -> None:
     if args.features is not None:
         features = pd.read_parquet(args.features)
     else:
-        base = DATA / "base-100000-1"
+        sys.path.insert(0, str(HERE))
+        from batch_score import ensure_base
+
+        base = ensure_base(20_000, 1)
         features = build_customer_features(
             base / "transactions.parquet", base / "surveys.parquet", as_of="2025-12-31"
         )
@@ -108,6 +143,8 @@ def main() -> None:
             "127.0.0.1",
             "--port",
             str(args.port),
+            "--workers",
+            str(args.workers),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -128,16 +165,26 @@ def main() -> None:
         print(f"ready after {time.perf_counter() - t0:.1f} s")
         for _ in range(50):  # warm-up
             httpx.post(f"{base_url}/score", json=bodies[0], timeout=10)
-        results = [
-            run_load(f"{base_url}/score", bodies, clients, args.requests, args.max_seconds)
-            for clients in (1, 50)
-        ]
+        import threading
+
+        results = [run_load(f"{base_url}/score", bodies, 1, args.requests, args.max_seconds)]
+        stop = threading.Event()
+        with ThreadPoolExecutor(1) as prober:
+            health = prober.submit(probe_health, f"{base_url}/healthz", stop)
+            results.append(run_load(f"{base_url}/score", bodies, 50, args.requests,
+                                    args.max_seconds, args.rate))
+            stop.set()
+            health = health.result()
         for r in results:
             print(
                 f"{r['clients']:>2} client(s): {r['requests']:,} requests, {r['errors']} errors, "
                 f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
                 f"{r['throughput_rps']:.0f} req/s"
+                + (f" (open load at {r['rate']:.0f} req/s offered)" if r["rate"] else "")
             )
+        print(f"GET /healthz during the 50-client run: {len(health)} probes, p99 "
+              f"{percentile(health, 99):.1f} ms, worst {max(health) * 1000:.1f} ms; "
+              f"{args.workers} worker(s), load average {os.getloadavg()[0]:.2f}")
     finally:
         server.terminate()
         server.wait(timeout=30)

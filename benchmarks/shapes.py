@@ -129,11 +129,26 @@ def make_shape(name: str, customers: int, seed: int = 0) -> pl.DataFrame:
 
 
 def ensure_shape(name: str, customers: int, seed: int = 0) -> Path:
-    """Write the shape's Parquet file once (seeded) and return its path."""
+    """Write the shape's Parquet file once (seeded), in a child process; return its path.
+
+    A child: the suite's own memory stays small, and Linux counts a forked child's
+    peak RSS from before its ``exec`` (the parent's pages) in the child's maximum.
+    """
+    import subprocess
+    import sys
+
     path = DATA / f"shape-{name}-{customers}-{seed}.parquet"
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        make_shape(name, customers, seed).write_parquet(partial)
-        partial.rename(path)
+        subprocess.run([sys.executable, __file__, name, str(customers), str(seed)], check=True)
     return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    shape, n, seed_ = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    target = DATA / f"shape-{shape}-{n}-{seed_}.parquet"
+    partial = target.with_suffix(".partial")
+    make_shape(shape, n, seed_).write_parquet(partial)
+    partial.rename(target)

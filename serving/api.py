@@ -20,6 +20,7 @@ the size limit get 413; errors never carry a stack trace and every response has 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -46,6 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cx_models.contract import feature_columns
 from cx_models.errors import CXDataError
 from cx_models.settings import ScoreParams
+from cx_models.threads import thread_count
 
 __all__ = ["create_app"]
 
@@ -90,6 +92,21 @@ def _mlflow_loader(model_uri: str, tracking_uri: str | None):
     return load
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Run at most as many scoring requests at once as there are threads to run them.
+
+    Scoring is CPU-bound and holds the GIL between its numeric steps: forty
+    requests in forty threads (anyio's default) only share the cores, make every
+    answer late and starve the event loop that answers the probes. The others
+    wait their turn, holding nothing.
+    """
+    from anyio import to_thread
+
+    to_thread.current_default_thread_limiter().total_tokens = max(thread_count(), 2)
+    yield
+
+
 def create_app(
     model_uri: str | None = None,
     *,
@@ -110,7 +127,7 @@ def create_app(
             raise CXDataError("create_app needs a model URI or a loader")
         loader = _mlflow_loader(model_uri, tracking_uri)
     state = _ModelState(loader, freeze_heap=freeze_heap)
-    app = FastAPI(title="cx-models scoring API", version="1")
+    app = FastAPI(title="cx-models scoring API", version="1", lifespan=_lifespan)
     threading.Thread(target=state.load, name="cx-model-loader", daemon=True).start()
 
     app.add_middleware(RequestIdAndSize, max_body_bytes=max_body_bytes)
@@ -165,12 +182,13 @@ def create_app(
             )
         return None
 
+    # the probes answer on the event loop (async), never queued behind scoring threads
     @app.get("/healthz")
-    def healthz():
+    async def healthz():
         return {"status": "ok", "uptime_s": round(time.time() - state.started, 3)}
 
     @app.get("/readyz")
-    def readyz(request: Request):
+    async def readyz(request: Request):
         not_ready = ready_or_503(request)
         return not_ready or {"status": "ready"}
 
