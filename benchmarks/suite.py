@@ -109,7 +109,17 @@ def worker(work: str, engine: str, path: Path) -> dict:
         else:
             from lifetimes import BetaGeoFitter, GammaGammaFitter
 
-            BetaGeoFitter().fit(feats["frequency"], feats["recency"], feats["T"])
+            try:
+                BetaGeoFitter().fit(feats["frequency"], feats["recency"], feats["T"])
+            except Exception:  # noqa: BLE001 - lifetimes' ConvergenceError: the same refit
+                note = "not identified; refitted with penalizer 0.001 (both fits timed)"
+                try:
+                    BetaGeoFitter(penalizer_coef=0.001).fit(
+                        feats["frequency"], feats["recency"], feats["T"])
+                except Exception:  # noqa: BLE001
+                    return {"seconds": time.perf_counter() - t0, "customers": rows,
+                            "transactions": len(tx), "failed": True,
+                            "note": "lifetimes did not converge, even with penalizer 0.001"}
             repeat = feats[(feats["frequency"] > 0) & (feats["monetary_value"] > 0)]
             GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
     else:
@@ -152,7 +162,9 @@ def _ensure_model(env: dict) -> None:
 
 def row(shape: str, work: str, ours: dict, peer: dict | None, customers: int) -> dict:
     """One line of the table: times, ratio or target, memory, others' CPU."""
-    ratio = None if peer is None else peer["result"]["seconds"] / ours["result"]["seconds"]
+    failed = peer is not None and peer["result"].get("failed")
+    ratio = None if peer is None or failed else peer["result"]["seconds"] / ours["result"][
+        "seconds"]
     busy = max(ours["others_cores"], peer["others_cores"] if peer else 0.0)
     per_million = ours["result"]["seconds"] * 1e6 / max(ours["result"]["customers"], 1)
     return {
@@ -162,7 +174,7 @@ def row(shape: str, work: str, ours: dict, peer: dict | None, customers: int) ->
         "ratio": ratio, "per_million_s": per_million, "cx_mb": ours["peak_rss_mb"],
         "peer_mb": peer and peer["peak_rss_mb"], "others_cores": busy, "busy": busy > 0.3,
         "target": TARGETS[work], "asked_customers": customers,
-        "note": ours["result"].get("note"),
+        "note": ours["result"].get("note") or (peer or {}).get("result", {}).get("note"),
     }
 
 
@@ -175,6 +187,8 @@ def markdown(rows: list[dict]) -> str:
             return "–" if v is None else format(v, fmt)
 
         ratio = num(r["ratio"], ".1f") + "×" if r["ratio"] else f"{r['per_million_s']:.1f} s/M"
+        if r["ratio"] is None and r["peer_s"] is not None:
+            ratio = "peer failed"
         flag = " (busy)" if r["busy"] else ""
         lines.append(
             f"| {r['shape']} | {r['work']} | {r['customers']:,} | "
@@ -213,8 +227,13 @@ def main() -> None:
                 peer = None if args.no_peer else _step(work, "lifetimes", path, env)
             rows.append(row(shape, work, ours, peer, args.customers))
             print(markdown(rows[-1:]).splitlines()[2], flush=True)
+            _keep(rows[-1:])
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end; {os.cpu_count()} CPUs\n")
     print(markdown(rows))
+
+
+def _keep(rows: list[dict]) -> None:
+    """Add rows to ``benchmarks/data/suite.json`` (the latest figures per shape and work)."""
     results = DATA / "suite.json"
     previous = json.loads(results.read_text()) if results.exists() else {}
     previous.update({f"{r['shape']}/{r['work']}/{r['asked_customers']}": r for r in rows})
