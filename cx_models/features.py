@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -113,12 +114,8 @@ def _sorted_occasions(tx: pl.DataFrame) -> pl.DataFrame:
             .agg(pl.col("amount").sum(), pl.len().cast(pl.Int64).alias("n_tx"))
             .with_columns(pl.col("customer_id").set_sorted())
         )
-    occasions = (
-        pl.DataFrame({"key": code * (1 << bits) + offset, "amount": tx["amount"]})
-        .sort("key")
-        .group_by("key", maintain_order=True)
-        .agg(pl.col("amount").sum(), pl.len().cast(pl.Int64).alias("n_tx"))
-    )
+    key = code * (1 << bits) + offset
+    occasions = _occasion_sums(key, tx["amount"])
     code_out = occasions["key"] // (1 << bits)
     customer = (
         (code_out + ids.min()).cast(ids.dtype) if uniques is None else uniques.gather(code_out)
@@ -131,6 +128,33 @@ def _sorted_occasions(tx: pl.DataFrame) -> pl.DataFrame:
             "n_tx": occasions["n_tx"],
         }
     )
+
+
+def _occasion_sums(key: pl.Series, amount: pl.Series) -> pl.DataFrame:
+    """Sum ``amount`` and count rows per distinct ``key``, in ascending key order.
+
+    The row number is packed below the key (when both fit in 63 bits) and the
+    packed integers sorted by value — several times faster than sorting a frame
+    by a key, and stable: equal keys keep their rows' order, as polars' sort did.
+    """
+    n = key.len()
+    row_bits = max(int(n).bit_length(), 1)
+    if n == 0 or int(key.max()).bit_length() + row_bits > 63:
+        return (
+            pl.DataFrame({"key": key, "amount": amount})
+            .sort("key", maintain_order=True)
+            .group_by("key", maintain_order=True)
+            .agg(pl.col("amount").sum(), pl.len().cast(pl.Int64).alias("n_tx"))
+        )
+    packed = np.sort((key.to_numpy() << row_bits) | np.arange(n, dtype=np.int64))
+    keys = packed >> row_bits
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    values = amount.fill_null(0.0).cast(pl.Float64).to_numpy()[packed & ((1 << row_bits) - 1)]
+    return pl.DataFrame({
+        "key": keys[starts],
+        "amount": np.add.reduceat(values, starts),
+        "n_tx": np.diff(np.append(starts, n)).astype(np.int64),
+    })
 
 
 def _transaction_features(tx: pl.DataFrame, as_of: dt.date, unit_days: float) -> pl.DataFrame:

@@ -216,3 +216,27 @@ def test_bad_time_unit():
             as_of=AS_OF,
             time_unit="M",
         )
+
+
+def test_occasion_sums_fast_and_fallback_paths_agree():
+    """Sums and counts per key, ascending: the packed sort and the frame sort give one answer."""
+    import numpy as np
+    import polars as pl
+
+    from cx_models.features import _occasion_sums
+
+    rng = np.random.default_rng(3)
+    key = rng.integers(0, 500, size=5_000)
+    amount = rng.gamma(2.0, 10.0, size=5_000)
+    fast = _occasion_sums(pl.Series(key), pl.Series(amount))
+    slow = _occasion_sums(pl.Series(key + (1 << 60)), pl.Series(amount))  # 61 + 13 bits > 63
+    assert fast["key"].to_list() == sorted(set(key.tolist()))
+    assert (slow["key"] - (1 << 60)).to_list() == fast["key"].to_list()
+    assert fast["n_tx"].to_list() == slow["n_tx"].to_list()
+    assert fast["n_tx"].sum() == 5_000
+    np.testing.assert_allclose(fast["amount"].to_numpy(), slow["amount"].to_numpy(), rtol=1e-12)
+    expected = {k: amount[key == k].sum() for k in (0, 17, 499)}
+    got = dict(zip(fast["key"].to_list(), fast["amount"].to_list(), strict=True))
+    assert all(abs(got[k] - v) < 1e-9 for k, v in expected.items())
+    empty = _occasion_sums(pl.Series([], dtype=pl.Int64), pl.Series([], dtype=pl.Float64))
+    assert empty.height == 0
