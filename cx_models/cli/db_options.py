@@ -140,9 +140,12 @@ def database_targets(*names: str):
             for name in names:
                 table = kwargs.pop(f"{name.removesuffix('_out')}_table")
                 kwargs[name] = target_for(_flag(name), kwargs.get(name), table)
-            # the inputs are resolved first (database_sources wraps this verb)
+            # the inputs are resolved first (database_sources wraps this verb); files are
+            # checked against files before any of this (guard_paths)
             flags = {_flag(name): kwargs[name] for name in names}
-            check_distinct({_flag(k): v for k, v in kwargs.items() if k not in names}, flags)
+            tables = {_flag(k): v for k, v in kwargs.items()
+                      if k not in names and type(v).__name__ == "DatabaseSource"}
+            check_distinct(tables, flags)
 
         return _with_options(func, added, resolve)
 
