@@ -249,16 +249,19 @@ def training_snapshots(
     (0/1), the newest snapshot first; ``attrs["snapshot_design"]`` records the design
     and what was adapted (snapshots dropped, fits penalized), and
     ``attrs["attribute_columns"]`` the customer attributes joined (static, so the
-    same on every snapshot: leakage-safe only if they were fixed before it).
+    same on every snapshot: leakage-safe only if they were fixed before it), and
+    ``attrs["extra_columns"]`` the aggregates of ``plan.spec.extras`` (levels learnt
+    on the transactions up to ``as_of``).
     """
     as_of = parse_as_of(as_of)
     if transactions.height == 0:
         raise CXDataError("no transactions to build churn snapshots from")
     first_day = transactions["timestamp"].min().date()
     design = design_snapshots(first_day, as_of, plan)
-    horizon_days, spec = plan.horizon_days, plan.spec
     cutoff = as_of_cutoff(as_of)
     visible = transactions.filter(pl.col("timestamp") < cutoff)
+    plan = plan.learn(visible)  # levels of extra columns: learnt once, the same on every snapshot
+    horizon_days, spec = plan.horizon_days, plan.spec
     parts = []
     for day in design.dates:
         try:
@@ -288,4 +291,5 @@ def training_snapshots(
     out.attrs["attribute_columns"] = (
         [] if attributes is None else [c for c in attributes.columns if c != "customer_id"]
     )
+    out.attrs["extra_columns"] = spec.extras.feature_names()
     return out

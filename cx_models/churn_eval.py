@@ -37,7 +37,7 @@ from cx_models.churn_data import (
 from cx_models.emp import emp_score
 from cx_models.models.churn import ChurnModel
 from cx_models.settings import SnapshotPlan
-from cx_models.timeutil import parse_as_of
+from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = ["classification_metrics", "evaluate_churn", "true_prob_no_purchase"]
 
@@ -157,8 +157,11 @@ def evaluate_churn(
         (the replay per scorer), training details, and ``plots``.
     """
     as_of = parse_as_of(as_of)
-    horizon_days, spec = plan.horizon_days, plan.spec
+    horizon_days = plan.horizon_days
     day = as_of - dt.timedelta(days=horizon_days)
+    # the extra columns' levels are learnt on what the model trained to as_of - horizon saw
+    plan = plan.learn(transactions.filter(pl.col("timestamp") < as_of_cutoff(day)))
+    spec = plan.spec
     snaps = training_snapshots(transactions, surveys, as_of=day, plan=plan, attributes=attributes)
     model = model or ChurnModel(horizon_days=horizon_days)
     model.fit(snaps)

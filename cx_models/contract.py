@@ -218,6 +218,10 @@ QUARANTINE_REASONS: dict[str, str] = {
     "non_numeric_score": "the score is not a finite number",
     "non_integer_score": "the score is not a whole number on its scale",
     "out_of_range_score": "the score is outside its declared scale",
+    "non_numeric_extra": "a declared numeric transaction column (--tx-numeric) holds text or "
+    "a NaN or infinite value",
+    "extra_too_large": "a declared numeric transaction column (--tx-numeric) is above 1e15 in "
+    "magnitude",
     "duplicate_row": "an exact copy of an earlier row, dropped on request (--drop-duplicates)",
 }
 #: The largest amount one order may carry; larger ones are quarantined (``amount_too_large``).

@@ -67,6 +67,8 @@ class FeatureBuild:
     survey_customers_without_purchase: int
     attributes: ValidationReport | None = None
     attribute_customers_without_purchase: int = 0
+    #: The feature definition the table was built with, its levels learnt.
+    spec: FeatureSpec | None = None
 
     def quarantine(self):
         """Every rejected row of every input (see :func:`~cx_models.schemas.quarantine_table`)."""
@@ -239,16 +241,19 @@ def features_from_validated(
     """Compute the feature table (polars) from already validated canonical frames.
 
     Returns the features, defined by ``spec``, and the number of survey customers
-    without a purchase by ``as_of`` (who get no row). ``attributes`` (validated by
-    :func:`cx_models.attributes.validate_attributes`: ``customer_id`` and static
-    columns) are joined after the feature columns; a customer without a row gets
-    nulls.
+    without a purchase by ``as_of`` (who get no row). The extra transaction columns
+    of ``spec.extras`` (:mod:`cx_models.transaction_extras`; levels not yet learnt
+    are learnt on these transactions) follow the standard feature columns.
+    ``attributes`` (validated by :func:`cx_models.attributes.validate_attributes`:
+    ``customer_id`` and static columns) are joined after them; a customer without
+    a row gets nulls.
     """
     as_of = parse_as_of(as_of)
     spec = spec or FeatureSpec()
     cutoff = as_of_cutoff(as_of)
     transactions = transactions.filter(pl.col("timestamp") < cutoff)
     feats = _transaction_features(transactions, as_of, spec.unit_days)
+    extras = spec.extras.learn(transactions) if spec.extras else None
     orphans = 0
     if surveys is not None and surveys.height:
         surveys = surveys.filter(pl.col("timestamp") < cutoff)
@@ -273,6 +278,9 @@ def features_from_validated(
             .alias(name)
         )
     feats = feats.with_columns(nps_category()).select(feature_columns())
+    if extras is not None:
+        feats = feats.join(extras.features(transactions, as_of=as_of), on="customer_id",
+                           how="left", maintain_order="left")
     if attributes is not None:
         from cx_models.attributes import join_attributes
 
@@ -319,13 +327,15 @@ def build_features(
     """
     fmt, spec = from_keywords("build_features", keywords, fmt=fmt, spec=spec)
     as_of = parse_as_of(as_of)
-    tx, sv = validate_events(transactions, surveys, as_of=as_of, fmt=fmt)
+    tx, sv = validate_events(transactions, surveys, as_of=as_of, fmt=fmt, extras=spec.extras)
+    spec = spec.learn(tx.data.filter(pl.col("timestamp") < as_of_cutoff(as_of)))
     attrs = None
     if attributes is not None:
         from cx_models.attributes import AttributeInput
 
         attrs = AttributeInput.of(attributes).validate(
-            id_dtype=tx.data["customer_id"].dtype, reserved=feature_columns()
+            id_dtype=tx.data["customer_id"].dtype,
+            reserved=[*feature_columns(), *spec.extras.feature_names()],
         )
     feats, orphans = features_from_validated(
         tx.data, None if sv is None else sv.data, as_of=as_of, spec=spec,
@@ -343,6 +353,7 @@ def build_features(
         attribute_customers_without_purchase=(
             0 if attrs is None else attrs.without_purchase(feats["customer_id"])
         ),
+        spec=spec,
     )
 
 

@@ -56,6 +56,7 @@ from cx_models.quarantine import (
 )
 from cx_models.settings import EventFormat, from_keywords
 from cx_models.timeutil import as_of_cutoff, parse_as_of
+from cx_models.transaction_extras import TransactionExtras
 
 __all__ = [
     "QUARANTINE_REASONS",
@@ -145,6 +146,7 @@ def validate_transactions(
     fmt: EventFormat | None = None,
     id_dtype=None,
     require_usable: bool = True,
+    extras: TransactionExtras | None = None,
     **keywords,
 ) -> ValidatedTable:
     """Validate a transactions input and keep the rows usable at ``as_of``.
@@ -166,13 +168,18 @@ def validate_transactions(
         the whole input when it is validated in chunks.
     require_usable : bool
         Raise when no row is usable (off for one chunk of a larger input).
+    extras : TransactionExtras, optional
+        Extra columns the features aggregate (a feature definition's
+        ``extras``): kept under their own names, numeric ones as Float64 (a
+        cell that is not a finite number is quarantined, ``non_numeric_extra``),
+        categorical ones as stripped text.
 
     Returns
     -------
     ValidatedTable
         ``data`` has ``customer_id`` (Int64 or String), ``timestamp`` (naive
         UTC datetime) and ``amount`` (Float64, finite, >= 0) for rows at or
-        before ``as_of``; ``report`` counts everything else.
+        before ``as_of``, then the ``extras``; ``report`` counts everything else.
 
     Raises
     ------
@@ -219,6 +226,11 @@ def validate_transactions(
             "amount": amount,
         }
     )
+    if extras:
+        role_of = {column: role for role, (column, _) in roles.items()}
+        extra_columns, extra_checks = extras.validate(raw, source, role_of)
+        canonical = canonical.with_columns(extra_columns)
+        checks += extra_checks
     validated = _finish(
         raw=raw,
         canonical=canonical,
@@ -327,6 +339,7 @@ def validate_events(
     *,
     as_of,
     fmt: EventFormat | None = None,
+    extras: TransactionExtras | None = None,
     **keywords,
 ) -> tuple[ValidatedTable, ValidatedTable | None]:
     """Validate transactions and (optionally) surveys together, read as ``fmt`` says.
@@ -346,7 +359,7 @@ def validate_events(
     (1, {'missing_customer_id': 1})
     """
     fmt, _ = from_keywords("validate_events", keywords, fmt=fmt)
-    tx = validate_transactions(transactions, as_of=as_of, fmt=fmt)
+    tx = validate_transactions(transactions, as_of=as_of, fmt=fmt, extras=extras)
     if surveys is None:
         return tx, None
     sv = validate_surveys(surveys, as_of=as_of, fmt=fmt, id_dtype=tx.data["customer_id"].dtype)

@@ -199,7 +199,13 @@ class CXScorer:
         """The customer attributes the churn model was trained with (none: ``[]``)."""
         from cx_models.churn_data import CHURN_FEATURES
 
-        return [f for f in self.churn.features_ if f not in CHURN_FEATURES]
+        extra = set(self.extra_columns)
+        return [f for f in self.churn.features_ if f not in CHURN_FEATURES and f not in extra]
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """The features aggregated from extra transaction columns (none: ``[]``)."""
+        return self.feature_spec.extras.feature_names()
 
     def check_features(self, features: pd.DataFrame) -> None:
         """Refuse a feature table whose recorded definition differs from the trained one.
@@ -208,6 +214,21 @@ class CXScorer:
         (``lookback_days``); a table without it is taken as given.
         """
         _check_magnitudes(features)
+        missing = [c for c in self.extra_columns if c not in features.columns]
+        if missing:
+            extras = self.feature_spec.extras
+            flags = " ".join(
+                f"{flag} {','.join(cols)}"
+                for flag, cols in (("--tx-numeric", extras.numeric),
+                                   ("--tx-categorical", extras.categorical))
+                if cols
+            )
+            raise CXDataError(
+                f"the model was trained with features of extra transaction columns "
+                f"({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}), missing here: "
+                f"score from the transactions (they are built the trained way) or build the "
+                f"features with {flags}"
+            )
         built = features.attrs.get("lookback_days")
         if built is not None and int(built) != self.feature_spec.lookback_days:
             raise CXDataError(

@@ -18,11 +18,12 @@ line maps names to its flags.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 from cx_models.contract import SurveyColumns, SurveyScale, TransactionColumns, survey_scales
 from cx_models.errors import CXDataError
 from cx_models.timeutil import check_time_format, check_time_unit
+from cx_models.transaction_extras import TransactionExtras
 
 __all__ = [
     "CLV_MONTHS_MAX",
@@ -31,6 +32,7 @@ __all__ = [
     "HORIZON_DAYS_MAX",
     "ScoreParams",
     "SnapshotPlan",
+    "TransactionExtras",
     "check_time_format",
     "from_keywords",
 ]
@@ -79,14 +81,18 @@ class FeatureSpec:
 
     Examples
     --------
-    >>> FeatureSpec(time_unit="w", lookback_days=180)
-    FeatureSpec(time_unit='W', lookback_days=180)
+    >>> FeatureSpec(time_unit="w", lookback_days=180).time_unit
+    'W'
     >>> FeatureSpec.from_dict(FeatureSpec(lookback_days=90).to_dict()).lookback_days
     90
+    >>> FeatureSpec(extras=TransactionExtras(numeric=["cds"])).extras.feature_names()[:3]
+    ['cds_sum', 'cds_mean', 'cds_sum_30d']
     """
 
     time_unit: str = "D"
     lookback_days: int = 365
+    #: Extra transaction columns aggregated as features (:mod:`cx_models.transaction_extras`).
+    extras: TransactionExtras = field(default_factory=TransactionExtras)
 
     def __post_init__(self):
         object.__setattr__(self, "time_unit", check_time_unit(self.time_unit))
@@ -103,7 +109,10 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         """JSON-friendly form (saved with a trained scorer and in feature files)."""
-        return asdict(self)
+        out = {"time_unit": self.time_unit, "lookback_days": self.lookback_days}
+        if self.extras:
+            out["extras"] = self.extras.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict | None) -> FeatureSpec:
@@ -112,7 +121,22 @@ class FeatureSpec:
         return cls(
             time_unit=data.get("time_unit", "D"),
             lookback_days=int(data.get("lookback_days", 365)),
+            extras=TransactionExtras.from_dict(data.get("extras")),
         )
+
+    def core(self) -> FeatureSpec:
+        """Return this definition without extra transaction columns (what the CLV models read)."""
+        return replace(self, extras=TransactionExtras()) if self.extras else self
+
+    def learn(self, transactions) -> FeatureSpec:
+        """Return this definition with its categorical levels learnt on ``transactions``.
+
+        ``transactions`` are validated and already cut at the cutoff the levels are
+        learnt at (a model's training day); levels learnt before are kept.
+        """
+        if self.extras.learnt:
+            return self
+        return replace(self, extras=self.extras.learn(transactions))
 
     def with_unit(self, time_unit: str) -> FeatureSpec:
         """Return the same definition in another time unit (only recency and T change)."""
@@ -177,6 +201,11 @@ class SnapshotPlan:
             object.__setattr__(self, name, int(whole))
         if not isinstance(self.spec, FeatureSpec):
             raise CXDataError(f"spec must be a FeatureSpec, got {type(self.spec).__name__}")
+
+    def learn(self, transactions) -> SnapshotPlan:
+        """Return this plan with its features' levels learnt (:meth:`FeatureSpec.learn`)."""
+        spec = self.spec.learn(transactions)
+        return self if spec is self.spec else replace(self, spec=spec)
 
 
 def _number(value, name: str, *, whole: bool = False) -> float | int:

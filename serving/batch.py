@@ -127,7 +127,7 @@ def score_events(
     params, fmt, asked = _settings("score_events", params, fmt, keywords)
     as_of = parse_as_of(as_of)
     spec = _trained_spec(model, asked)
-    tx, sv = validate_events(transactions, surveys, as_of=as_of, fmt=fmt)
+    tx, sv = validate_events(transactions, surveys, as_of=as_of, fmt=fmt, extras=spec.extras)
     attrs = (
         None if attributes is None
         else prepare_attributes(model, attributes, tx.data["customer_id"].dtype)

@@ -227,8 +227,10 @@ def _score_files(
             def prepare(piece):
                 """Read, validate and featurise one chunk (polars: mostly outside the GIL)."""
                 tx_lazy, sv_lazy, has_ids = piece
+                spec = trained_spec()  # its extra transaction columns are validated too
                 tx_v = validate_transactions(
-                    tx_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype, require_usable=False
+                    tx_lazy.collect(), as_of=as_of, fmt=fmt, id_dtype=id_dtype,
+                    require_usable=False, extras=spec.extras,
                 )
                 tx_v.report.source = tx_source
                 sv_v = sv_data = None
@@ -243,7 +245,6 @@ def _score_files(
                     if sv_data is not None and sv_data.height:
                         lost = sv_data["customer_id"].drop_nulls().n_unique()
                     return tx_v.report, sv_v and sv_v.report, None, lost
-                spec = trained_spec()
                 attrs = customer_attributes()
                 feats, chunk_orphans = features_from_validated(
                     tx_v.data, sv_data, as_of=as_of, spec=spec,

@@ -37,9 +37,9 @@ from cx_models.models.churn import ChurnModel
 from cx_models.models.clv import CLVModel
 from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
-from cx_models.settings import FeatureSpec, ScoreParams, SnapshotPlan
+from cx_models.settings import FeatureSpec, ScoreParams, SnapshotPlan, TransactionExtras
 from cx_models.snapshot_design import NotEnoughHistory
-from cx_models.timeutil import check_time_unit, parse_as_of
+from cx_models.timeutil import as_of_cutoff, check_time_unit, parse_as_of
 
 __all__ = [
     "GIVES_UP",
@@ -61,6 +61,8 @@ class TrainingConfig:
     step_days: int | None = None
     max_snapshots: int | None = None
     lookback_days: int = 365
+    tx_numeric: list[str] = field(default_factory=list)
+    tx_categorical: list[str] = field(default_factory=list)
     clv_model: str = "bgnbd"
     penalizer: float = 0.0
     clv_months: int = 12
@@ -76,6 +78,8 @@ class TrainingConfig:
             self.campaign = campaign_from_mapping(self.campaign)
         self.as_of = parse_as_of(self.as_of).isoformat()
         self.time_unit = check_time_unit(self.time_unit)
+        extras = TransactionExtras(numeric=self.tx_numeric, categorical=self.tx_categorical)
+        self.tx_numeric, self.tx_categorical = list(extras.numeric), list(extras.categorical)
         if self.clv_model != "auto":
             from cx_models.models._families import family
 
@@ -95,7 +99,11 @@ class TrainingConfig:
     @property
     def feature_spec(self) -> FeatureSpec:
         """The feature definition every snapshot, the CLV fit and the scorer share."""
-        return FeatureSpec(time_unit=self.time_unit, lookback_days=self.lookback_days)
+        return FeatureSpec(
+            time_unit=self.time_unit,
+            lookback_days=self.lookback_days,
+            extras=TransactionExtras(numeric=self.tx_numeric, categorical=self.tx_categorical),
+        )
 
     @property
     def snapshot_plan(self) -> SnapshotPlan:
@@ -182,7 +190,8 @@ def train_scorer(
         t0 = time.perf_counter()
         say("choosing the CLV model on a holdout inside the training data")
         choice = choose_clv_model(
-            transactions, as_of=config.as_of, spec=config.feature_spec, penalizer=config.penalizer
+            transactions, as_of=config.as_of, spec=config.feature_spec.core(),
+            penalizer=config.penalizer,
         )
         say(f"CLV model: {choice['chosen']} ({choice['reason']})")
         config = replace(config, clv_model=choice["chosen"])
@@ -222,9 +231,13 @@ def train_scorer(
 
     t0 = time.perf_counter()
     say("final churn model: snapshots whose label windows end at as_of")
+    # the levels of extra transaction columns: learnt once at as_of, kept by the scorer
+    plan = config.snapshot_plan.learn(
+        transactions.filter(pl.col("timestamp") < as_of_cutoff(parse_as_of(config.as_of)))
+    )
+    spec = plan.spec
     snaps = training_snapshots(
-        transactions, surveys, as_of=config.as_of, plan=config.snapshot_plan,
-        attributes=attributes,
+        transactions, surveys, as_of=config.as_of, plan=plan, attributes=attributes,
     )
     churn = churn_model().fit(snaps)
     timings["churn_fit_s"] = time.perf_counter() - t0
@@ -239,12 +252,9 @@ def train_scorer(
     clv = CLVModel(model=config.clv_model, penalizer=config.penalizer)
     # the plain feature table at as_of: one CLV fit, with the configured model
     table, _ = features_from_validated(
-        transactions, surveys, as_of=config.as_of, spec=config.feature_spec,
-        attributes=attributes,
+        transactions, surveys, as_of=config.as_of, spec=spec, attributes=attributes,
     )
-    features = to_pandas_features(
-        table, as_of=parse_as_of(config.as_of), spec=config.feature_spec
-    )
+    features = to_pandas_features(table, as_of=parse_as_of(config.as_of), spec=spec)
     clv.fit(features)
     reference_clv = clv.predict(
         features,
@@ -264,7 +274,7 @@ def train_scorer(
         weights=config.nco_weights,
         clv_months=config.clv_months,
         discount_rate=config.discount_rate,
-        feature_spec=config.feature_spec,
+        feature_spec=spec,
         ces_higher_is_better=config.ces_higher_is_better,
     )
     from cx_models.drift import drift_reference

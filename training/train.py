@@ -60,14 +60,16 @@ def train(
     target = target or TrackingTarget(**tracking)
     say = progress or (lambda message: None)
     say("validating inputs")
-    tx, sv = validate_events(transactions, surveys, as_of=config.as_of, fmt=fmt)
+    extras = config.feature_spec.extras
+    tx, sv = validate_events(transactions, surveys, as_of=config.as_of, fmt=fmt, extras=extras)
     attrs = None
     if attributes is not None:
         from cx_models.attributes import AttributeInput
         from cx_models.contract import feature_columns
 
         attrs = AttributeInput.of(attributes).validate(
-            id_dtype=tx.data["customer_id"].dtype, reserved=feature_columns()
+            id_dtype=tx.data["customer_id"].dtype,
+            reserved=[*feature_columns(), *extras.feature_names()],
         )
     with tempfile.TemporaryDirectory() as tmp:
         plots_dir = Path(tmp) / "figures"
@@ -91,7 +93,7 @@ def train(
                 holdout_end=as_of,
                 model=result.scorer.clv.model,
                 penalizer=config.penalizer,
-                spec=config.feature_spec,
+                spec=config.feature_spec.core(),
                 plots_dir=plots_dir,
             )
         plots = list(result.evaluation.get("plots", []))

@@ -127,7 +127,7 @@ def write_features(
         out,
         metadata={
             "as_of": summary["as_of"],
-            **spec.to_dict(),
+            **built.spec.to_dict(),
             "cx_models_version": __version__,
             "validation": summary,
             **({"attributes": built.features.attrs["attributes"]}

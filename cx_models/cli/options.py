@@ -26,7 +26,7 @@ import typer
 from cx_models.cli.db_options import location
 from cx_models.contract import SurveyColumns, TransactionColumns
 from cx_models.errors import CXDataError
-from cx_models.settings import EventFormat, FeatureSpec, ScoreParams
+from cx_models.settings import EventFormat, FeatureSpec, ScoreParams, TransactionExtras
 
 __all__ = [
     "AsOfOpt",
@@ -319,8 +319,28 @@ FEATURE_SPEC = OptionGroup(
             ],
             365,
         ),
+        "tx_numeric": (
+            Annotated[str | None, typer.Option(
+                "--tx-numeric", metavar="COLS",
+                help="Numeric transaction columns to aggregate per customer (sum and mean per "
+                "occasion, whole history and 30/90/180 days), comma-separated, e.g. quantity.",
+            )],
+            None,
+        ),
+        "tx_categorical": (
+            Annotated[str | None, typer.Option(
+                "--tx-categorical", metavar="COLS",
+                help="Categorical transaction columns: share of occasions of each of the 10 "
+                "most frequent levels (the rest pooled as other), comma-separated.",
+            )],
+            None,
+        ),
     },
-    lambda v: FeatureSpec(time_unit=v["time_unit"].value, lookback_days=v["lookback_days"]),
+    lambda v: FeatureSpec(
+        time_unit=v["time_unit"].value,
+        lookback_days=v["lookback_days"],
+        extras=TransactionExtras(numeric=v["tx_numeric"], categorical=v["tx_categorical"]),
+    ),
 )
 
 #: How to score: every option left out means "as trained".

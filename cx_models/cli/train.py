@@ -154,6 +154,8 @@ def train(
         "horizon_days": horizon_days,
         "time_unit": spec.time_unit,
         "lookback_days": spec.lookback_days,
+        "tx_numeric": list(spec.extras.numeric) or None,
+        "tx_categorical": list(spec.extras.categorical) or None,
         "step_days": step_days,
         "max_snapshots": max_snapshots,
         "clv_model": clv_model,

@@ -93,8 +93,9 @@ class ChurnModel:
             early stopping and calibration; with one snapshot only, a random
             :data:`HOLDOUT_SHARE` of its customers is (``holdout_`` says which).
         features : list of str, optional
-            Feature columns (default :data:`~cx_models.churn_data.CHURN_FEATURES`
-            and the customer attributes the snapshots carry, ``attrs["attribute_columns"]``).
+            Feature columns (default :data:`~cx_models.churn_data.CHURN_FEATURES`,
+            the aggregates of extra transaction columns, ``attrs["extra_columns"]``,
+            and the customer attributes, ``attrs["attribute_columns"]``).
             Text columns are categorical (their levels go to ``categories_``).
 
         Returns
@@ -110,7 +111,12 @@ class ChurnModel:
         for col in ("snapshot", "churn"):
             if col not in snapshots.columns:
                 raise CXDataError(f"snapshots need a {col!r} column (see training_snapshots)")
-        extra = [c for c in snapshots.attrs.get("attribute_columns", []) if c in snapshots]
+        extra = [
+            c
+            for key in ("extra_columns", "attribute_columns")
+            for c in snapshots.attrs.get(key, [])
+            if c in snapshots
+        ]
         features = list(features or [*CHURN_FEATURES, *extra])
         days = sorted(snapshots["snapshot"].unique())
         if len(days) >= 2:
