@@ -300,8 +300,20 @@ def create_app(
         not_ready = ready_or_503(request) or wrong_kind(request)
         if not_ready:
             return not_ready
+        extras = state.scorer.feature_spec.extras
+        errors = attribute_errors(
+            body.transactions, dict.fromkeys(extras.categorical), list(extras.columns),
+            "transactions", what="extra transaction columns",
+        )
+        if errors:
+            return JSONResponse(
+                {"errors": errors, "request_id": request.state.request_id}, status_code=422
+            )
         tx = pd.DataFrame([t.model_dump() for t in body.transactions])
         tx["timestamp"] = pd.to_datetime(tx["timestamp"])  # naive UTC (see api_models)
+        for column in extras.categorical:  # a record without the field: missing, not "nan"
+            if column in tx.columns:
+                tx[column] = [None if pd.isna(v) else str(v) for v in tx[column]]
         sv = None
         if body.surveys:
             sv = pd.DataFrame([s.model_dump() for s in body.surveys])

@@ -167,9 +167,9 @@ def _few_customers(ids: set) -> None:
 
 
 class TransactionRecord(BaseModel):
-    """One order in the default column contract."""
+    """One order in the default column contract, plus the served model's extra columns."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
     customer_id: RecordId
     timestamp: Timestamp
     amount: Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
@@ -344,7 +344,8 @@ def json_records(frame: pd.DataFrame) -> list[dict]:
 
 
 def attribute_errors(
-    customers, categories: dict, attributes: list[str], where: str = "customers"
+    customers, categories: dict, attributes: list[str], where: str = "customers",
+    what: str = "attributes",
 ) -> list[dict]:
     """Return the errors of the customers' extra fields against the model's attributes.
 
@@ -366,7 +367,7 @@ def attribute_errors(
             if name not in attributes:
                 known = ", ".join(attributes) if attributes else "none"
                 errors.append({"field": where, "type": "extra_forbidden",
-                               "message": f"unknown field (the model's attributes: {known})"})
+                               "message": f"unknown field (the model's {what}: {known})"})
             elif value is not None and not isinstance(value, str | int | float) or (
                 isinstance(value, bool)
             ):

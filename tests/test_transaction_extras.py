@@ -181,3 +181,28 @@ def test_features_cli_writes_the_aggregates_and_their_definition(tmp_path):
         "features", "--transactions", str(path), "--as-of", "2024-06-30", "--tx-numeric",
         "weight", "--out", str(tmp_path / "g.parquet")])
     assert bad.exit_code != 0 and "'weight'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_api_score_history_takes_the_models_extra_fields_only(base, trained):
+    from cx_models.serving.api import create_app
+    from fastapi.testclient import TestClient
+
+    tx, _ = base
+    ids = tx["customer_id"].unique().sort().head(3).to_list()
+    rows = tx.filter(pl.col("customer_id").is_in(ids)).with_columns(
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    records = rows.to_dicts()
+    body = {"as_of": "2025-12-31", "transactions": records}
+    with TestClient(create_app(loader=lambda: (trained.scorer, {}))) as client:
+        res = client.post("/score/history", json=body)
+        assert res.status_code == 200, res.text
+        got = {r["customer_id"]: r["churn_risk"] for r in res.json()["scores"]}
+        want = score_events(trained.scorer, rows.with_columns(
+            pl.col("timestamp").str.to_datetime()), as_of="2025-12-31").scored
+        for cid, risk in zip(want["customer_id"], want["churn_risk"], strict=True):
+            assert got[cid] == pytest.approx(risk, rel=1e-6)
+        wrong = [{**records[0], "colour": "red"}, {**records[1], "qty": "many"}]
+        res = client.post("/score/history", json={**body, "transactions": wrong})
+        assert res.status_code == 422
+        fields = {e["field"] for e in res.json()["errors"]}
+        assert fields == {"transactions.0.colour", "transactions.1.qty"}

@@ -16,6 +16,7 @@ from cx_models.contract import (
     WINDOWS_DAYS,
     feature_columns,
 )
+from cx_models.errors import CXDataError
 from cx_models.schemas import ValidationReport, require_usable
 from cx_models.settings import EventFormat, FeatureSpec, from_keywords
 from cx_models.timeutil import as_of_cutoff, parse_as_of
@@ -200,6 +201,11 @@ def build_features(
     (one row per customer with a purchase by ``as_of``), as a Spark DataFrame.
     """
     fmt, spec = from_keywords("build_features", keywords, fmt=fmt, spec=spec)
+    if spec.extras:
+        raise CXDataError(
+            "the Spark engine does not build the features of extra transaction columns "
+            f"({', '.join(spec.extras.columns)}) yet: score this model with cx-models score"
+        )
     as_of = parse_as_of(as_of)
     unit = spec.time_unit
     tx = validate_transactions(transactions, as_of=as_of, fmt=fmt, source=sources[0])
