@@ -89,13 +89,14 @@ def churn_evaluate(
     if transactions is None:
         raise CXDataError("give --transactions, or --subscriptions for a subscription business")
     day = parse_as_of(as_of, name="--as-of")
-    tx, sv = validate_events(transactions, surveys, as_of=day, fmt=fmt)
+    tx, sv = validate_events(transactions, surveys, as_of=day, fmt=fmt, extras=spec.extras)
     given = attribute_input(attributes, categorical)
     attrs = None
     if given is not None:
         from cx_models.contract import feature_columns
 
-        attrs = given.validate(id_dtype=tx.data["customer_id"].dtype, reserved=feature_columns())
+        attrs = given.validate(id_dtype=tx.data["customer_id"].dtype,
+                               reserved=[*feature_columns(), *spec.extras.feature_names()])
     reports = {"transactions": tx.report, "surveys": None if sv is None else sv.report,
                "attributes": None if attrs is None else attrs.report}
     err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))

@@ -83,7 +83,9 @@ def monitor(
             f"model {info['model_uri']} carries no drift reference (logged before cx-models "
             "recorded one): train it again to monitor it"
         )
-    tx, sv = validate_events(transactions, surveys, as_of=day, fmt=fmt)
+    tx, sv = validate_events(
+        transactions, surveys, as_of=day, fmt=fmt, extras=scorer.feature_spec.extras
+    )
     sv_data = None if sv is None else sv.data
     table, _ = features_from_validated(tx.data, sv_data, as_of=day, spec=scorer.feature_spec)
     features = to_pandas_features(table, as_of=day, spec=scorer.feature_spec)
