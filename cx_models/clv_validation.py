@@ -17,10 +17,11 @@ import polars as pl
 
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
+from cx_models.legacy_keywords import from_keywords
 from cx_models.models._families import family
 from cx_models.models.clv import CLVModel
 from cx_models.schemas import validate_transactions
-from cx_models.settings import EventFormat, FeatureSpec, from_keywords
+from cx_models.settings import EventFormat, FeatureSpec
 from cx_models.timeutil import DAYS_PER_UNIT, parse_as_of
 
 __all__ = ["holdout_actuals", "validate_clv"]

@@ -45,6 +45,7 @@ from cx_models.contract import (
 )
 from cx_models.errors import CXDataError
 from cx_models.io import read_input
+from cx_models.legacy_keywords import from_keywords
 from cx_models.quarantine import (
     ValidatedTable,
     ValidationReport,
@@ -54,7 +55,7 @@ from cx_models.quarantine import (
     require_usable,
     write_quarantine,
 )
-from cx_models.settings import EventFormat, from_keywords
+from cx_models.settings import EventFormat
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 from cx_models.transaction_extras import TransactionExtras
 

@@ -216,18 +216,11 @@ class CXScorer:
         _check_magnitudes(features)
         missing = [c for c in self.extra_columns if c not in features.columns]
         if missing:
-            extras = self.feature_spec.extras
-            flags = " ".join(
-                f"{flag} {','.join(cols)}"
-                for flag, cols in (("--tx-numeric", extras.numeric),
-                                   ("--tx-categorical", extras.categorical))
-                if cols
-            )
             raise CXDataError(
                 f"the model was trained with features of extra transaction columns "
                 f"({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}), missing here: "
                 f"score from the transactions (they are built the trained way) or build the "
-                f"features with {flags}"
+                f"features with {self.feature_spec.extras.declaration()}"
             )
         built = features.attrs.get("lookback_days")
         if built is not None and int(built) != self.feature_spec.lookback_days:

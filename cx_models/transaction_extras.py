@@ -140,6 +140,20 @@ class TransactionExtras:
         """Whether every categorical column has its levels."""
         return {c for c, _ in self.levels} == set(self.categorical)
 
+    def flags(self) -> dict[str, str]:
+        """Map each declared column to its command-line flag."""
+        return {**dict.fromkeys(self.numeric, "--tx-numeric"),
+                **dict.fromkeys(self.categorical, "--tx-categorical")}
+
+    def declaration(self) -> str:
+        """Return the command-line flags that declare these columns (``--tx-numeric q``)."""
+        return " ".join(
+            f"{flag} {','.join(cols)}"
+            for flag, cols in (("--tx-numeric", self.numeric),
+                               ("--tx-categorical", self.categorical))
+            if cols
+        )
+
     def validate(self, raw: pl.DataFrame, source: str, roles) -> tuple[list, list]:
         """Read the declared columns of a raw transactions export.
 
@@ -150,8 +164,7 @@ class TransactionExtras:
         from cx_models.cells import numbers, require_scalar_columns, text_cells
         from cx_models.contract import MAX_AMOUNT
 
-        flags = {**{c: "--tx-numeric" for c in self.numeric},
-                 **{c: "--tx-categorical" for c in self.categorical}}
+        flags = self.flags()
         for column, flag in flags.items():
             if column in roles:
                 raise CXDataError(

@@ -14,11 +14,12 @@ import pandas as pd
 
 from cx_models.contract import EXTRA_COLUMNS
 from cx_models.errors import CXDataError
+from cx_models.legacy_keywords import from_keywords
 from cx_models.schemas import (
     ValidationReport,
 )
 from cx_models.scoring import CXScorer
-from cx_models.settings import FeatureSpec, ScoreParams, from_keywords
+from cx_models.settings import FeatureSpec, ScoreParams
 
 __all__ = [
     "BatchResult",

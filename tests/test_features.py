@@ -223,13 +223,13 @@ def test_occasion_sums_fast_and_fallback_paths_agree():
     import numpy as np
     import polars as pl
 
-    from cx_models.features import _occasion_sums
+    from cx_models.occasions import occasion_sums
 
     rng = np.random.default_rng(3)
     key = rng.integers(0, 500, size=5_000)
     amount = rng.gamma(2.0, 10.0, size=5_000)
-    fast = _occasion_sums(pl.Series(key), pl.Series(amount))
-    slow = _occasion_sums(pl.Series(key + (1 << 60)), pl.Series(amount))  # 61 + 13 bits > 63
+    fast = occasion_sums(pl.Series(key), pl.Series(amount))
+    slow = occasion_sums(pl.Series(key + (1 << 60)), pl.Series(amount))  # 61 + 13 bits > 63
     assert fast["key"].to_list() == sorted(set(key.tolist()))
     assert (slow["key"] - (1 << 60)).to_list() == fast["key"].to_list()
     assert fast["n_tx"].to_list() == slow["n_tx"].to_list()
@@ -238,5 +238,5 @@ def test_occasion_sums_fast_and_fallback_paths_agree():
     expected = {k: amount[key == k].sum() for k in (0, 17, 499)}
     got = dict(zip(fast["key"].to_list(), fast["amount"].to_list(), strict=True))
     assert all(abs(got[k] - v) < 1e-9 for k, v in expected.items())
-    empty = _occasion_sums(pl.Series([], dtype=pl.Int64), pl.Series([], dtype=pl.Float64))
+    empty = occasion_sums(pl.Series([], dtype=pl.Int64), pl.Series([], dtype=pl.Float64))
     assert empty.height == 0

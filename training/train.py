@@ -19,9 +19,10 @@ from cx_models.training.pipeline import TrainingConfig, train_scorer
 from cx_models.training.tracking import TrackingTarget, log_training_run
 
 from cx_models.clv_validation import validate_clv
+from cx_models.legacy_keywords import from_keywords
 from cx_models.promotion import WINDOW_FILE, WINDOW_META, evaluation_window
 from cx_models.schemas import validate_events
-from cx_models.settings import EventFormat, from_keywords
+from cx_models.settings import EventFormat
 
 __all__ = ["train"]
 

@@ -13,10 +13,6 @@ deprecation line (:func:`cx_models.cli._app.renamed`).
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from cx_models.cli.db_options import location
+from cx_models.cli.option_groups import OptionGroup, settings_from
 from cx_models.contract import SurveyColumns, TransactionColumns
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec, ScoreParams, TransactionExtras
@@ -214,19 +211,9 @@ IncentiveCostOpt = Annotated[
 
 
 # --------------------------------------------------------------------------- option groups
-@dataclass(frozen=True)
-class OptionGroup:
-    """Options that together build one settings object."""
-
-    options: dict[str, tuple[Any, Any]]  # parameter name -> (Annotated type, default)
-    build: Callable[[dict], Any]
-
-    def parameters(self) -> list[inspect.Parameter]:
-        """Return the options as keyword-only parameters for a verb's signature."""
-        return [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=value)
-            for name, (kind, value) in self.options.items()
-        ]
+def _column_list(flag_name: str, help_text: str) -> tuple[Any, Any]:
+    option = typer.Option(flag_name, metavar="COLS", help=help_text)
+    return Annotated[str | None, option], None
 
 
 def _column(flag_name: str, help_text: str, default: str) -> tuple[Any, Any]:
@@ -319,21 +306,15 @@ FEATURE_SPEC = OptionGroup(
             ],
             365,
         ),
-        "tx_numeric": (
-            Annotated[str | None, typer.Option(
-                "--tx-numeric", metavar="COLS",
-                help="Numeric transaction columns to aggregate per customer (sum and mean per "
-                "occasion, whole history and 30/90/180 days), comma-separated, e.g. quantity.",
-            )],
-            None,
+        "tx_numeric": _column_list(
+            "--tx-numeric",
+            "Numeric transaction columns to aggregate per customer (sum and mean per occasion, "
+            "whole history and 30/90/180 days), comma-separated, e.g. quantity.",
         ),
-        "tx_categorical": (
-            Annotated[str | None, typer.Option(
-                "--tx-categorical", metavar="COLS",
-                help="Categorical transaction columns: share of occasions of each of the 10 "
-                "most frequent levels (the rest pooled as other), comma-separated.",
-            )],
-            None,
+        "tx_categorical": _column_list(
+            "--tx-categorical",
+            "Categorical transaction columns: share of occasions of each of the 10 most "
+            "frequent levels (the rest pooled as other), comma-separated.",
         ),
     },
     lambda v: FeatureSpec(
@@ -385,25 +366,3 @@ def attribute_input(attributes, categorical: str | None):
             raise CXDataError("--categorical names attribute columns: give --attributes too")
         return None
     return AttributeInput(attributes, AttributeSpec(categorical=names))
-
-
-def settings_from(**groups: OptionGroup):
-    """Give a verb settings objects built from option groups (see the module docstring)."""
-
-    def decorate(func):
-        signature = inspect.signature(func, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name not in groups]
-        added = [p for group in groups.values() for p in group.parameters()]
-        names = {name: list(group.options) for name, group in groups.items()}
-
-        @functools.wraps(func)
-        def verb(**kwargs):
-            for name, group in groups.items():
-                kwargs[name] = group.build({k: kwargs.pop(k) for k in names[name]})
-            return func(**kwargs)
-
-        verb.__signature__ = signature.replace(parameters=[*own, *added])
-        verb.__annotations__ = {}
-        return verb
-
-    return decorate

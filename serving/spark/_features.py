@@ -17,8 +17,9 @@ from cx_models.contract import (
     feature_columns,
 )
 from cx_models.errors import CXDataError
+from cx_models.legacy_keywords import from_keywords
 from cx_models.schemas import ValidationReport, require_usable
-from cx_models.settings import EventFormat, FeatureSpec, from_keywords
+from cx_models.settings import EventFormat, FeatureSpec
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = ["SparkFeatureBuild", "build_features", "features_from_validated"]

@@ -20,8 +20,9 @@ from cx_models.contract import (
     require_columns,
 )
 from cx_models.errors import CXDataError
+from cx_models.legacy_keywords import from_keywords
 from cx_models.schemas import ValidationReport
-from cx_models.settings import EventFormat, from_keywords
+from cx_models.settings import EventFormat
 from cx_models.timeutil import as_of_cutoff, parse_as_of
 
 __all__ = ["SparkValidated", "spark_time_format", "validate_surveys", "validate_transactions"]
