@@ -27,6 +27,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from cx_models.datasets import load_cdnow
 from cx_models.schemas import validate_transactions
+from cx_models.settings import MAX_TRAINING_ROWS
 
 DEFAULT_CUTS = [
     "1997-06-30:91",
@@ -71,12 +72,16 @@ def _lifetimes_expected(tx: pd.DataFrame, as_of: dt.date, horizon: int) -> pd.Se
     return expected
 
 
-def run_cut(tx_all: pl.DataFrame, as_of: dt.date, horizon: int) -> dict:
+def run_cut(tx_all: pl.DataFrame, as_of: dt.date, horizon: int, max_rows=MAX_TRAINING_ROWS) -> dict:
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     end = cutoff + dt.timedelta(days=horizon)
     tx = tx_all.filter(pl.col("timestamp") < cutoff)
     began = time.perf_counter()
-    result = train_scorer(tx, None, TrainingConfig(as_of=as_of.isoformat(), horizon_days=horizon))
+    result = train_scorer(
+        tx,
+        None,
+        TrainingConfig(as_of=as_of.isoformat(), horizon_days=horizon, max_training_rows=max_rows),
+    )
     seconds = time.perf_counter() - began
     scored = result.scorer.score(result.features, explain=False)
     future = tx_all.filter((pl.col("timestamp") >= cutoff) & (pl.col("timestamp") < end))
@@ -84,9 +89,16 @@ def run_cut(tx_all: pl.DataFrame, as_of: dt.date, horizon: int) -> dict:
     ids = scored["customer_id"].tolist()
     y = np.array([0 if c in buyers else 1 for c in ids])
     if y.min() == y.max():  # the data end at as_of: nothing to compare with
-        return {"as_of": as_of, "horizon": horizon, "customers": len(ids), "observed": None,
-                "rows": {}, "evaluation": result.evaluation, "design": result.design,
-                "train_s": seconds}
+        return {
+            "as_of": as_of,
+            "horizon": horizon,
+            "customers": len(ids),
+            "observed": None,
+            "rows": {},
+            "evaluation": result.evaluation,
+            "design": result.design,
+            "train_s": seconds,
+        }
     expected = _lifetimes_expected(tx.to_pandas(), as_of, horizon).reindex(ids).to_numpy()
     features = result.features.set_index("customer_id").loc[ids]
     rows = {
@@ -117,17 +129,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cuts", nargs="*", default=DEFAULT_CUTS, help="AS_OF:HORIZON ...")
     parser.add_argument("--dataset", default="master", choices=["master", "sample"])
+    parser.add_argument(
+        "--max-training-rows",
+        type=int,
+        default=MAX_TRAINING_ROWS,
+        help="cap on churn training rows (0: all)",
+    )
     args = parser.parse_args()
     tx_all = validate_transactions(load_cdnow(args.dataset), as_of="1998-06-30").data
     for cut in args.cuts:
         day, horizon = cut.split(":")
-        out = run_cut(tx_all, dt.date.fromisoformat(day), int(horizon))
+        out = run_cut(tx_all, dt.date.fromisoformat(day), int(horizon), args.max_training_rows)
         observed = "-" if out["observed"] is None else f"{out['observed']:.3f}"
         print(
             f"\n## CDNOW {args.dataset} at {out['as_of']}, horizon {out['horizon']} days: "
             f"{out['customers']:,} customers, observed churn {observed}, trained in "
             f"{out['train_s']:.1f} s ({out['design']['final']['rule']}, "
-            f"{len(out['design']['final']['snapshots'])} snapshots)"
+            f"{len(out['design']['final']['snapshots'])} snapshots, "
+            f"sampled: {out['design']['final'].get('sampled')})"
         )
         print("| scorer | ROC-AUC | PR-AUC | Brier | top-decile lift | mean |")
         print("|---|---|---|---|---|---|")
@@ -142,9 +161,7 @@ def main() -> None:
             continue
         print(f"forward evaluation (trained to {ev['evaluation_day']}):")
         for name, m in ev["metrics"].items():
-            print(
-                f"  {name:28s} ROC-AUC {_fmt(m['roc_auc'])}  Brier {_fmt(m.get('brier'))}"
-            )
+            print(f"  {name:28s} ROC-AUC {_fmt(m['roc_auc'])}  Brier {_fmt(m.get('brier'))}")
 
 
 if __name__ == "__main__":

@@ -30,11 +30,13 @@ from cx_models.timeutil import as_of_cutoff, parse_as_of
 __all__ = [
     "CHURN_FEATURES",
     "FALLBACK_PENALIZER",
+    "SAMPLE_SEED",
     "add_model_features",
     "churn_labels",
     "fit_snapshot_clv",
     "snapshot_dates",
     "snapshot_features",
+    "sample_rows",
     "training_snapshots",
 ]
 
@@ -231,6 +233,39 @@ def fit_snapshot_clv(frame: pd.DataFrame, model: str = "bgnbd") -> CLVModel:
         return CLVModel(model=model, penalizer=FALLBACK_PENALIZER).fit(frame)
 
 
+#: The seed of the training-row sample (:func:`sample_rows`).
+SAMPLE_SEED = 0
+
+
+def sample_rows(
+    parts: list[pd.DataFrame], max_rows: int | None
+) -> tuple[list[pd.DataFrame], dict | None]:
+    """Keep at most ``max_rows`` rows: the same seeded random share of every snapshot.
+
+    Returns the parts (unchanged when they fit) and what was sampled (``None`` when
+    nothing was): rows before and after, and the share kept.
+
+    Examples
+    --------
+    >>> parts = [pd.DataFrame({"churn": [0, 1] * 50}), pd.DataFrame({"churn": [1] * 300})]
+    >>> kept, sampled = sample_rows(parts, 200)
+    >>> [len(p) for p in kept], sampled
+    ([50, 150], {'rows': 400, 'kept': 200, 'share': 0.5, 'seed': 0})
+    """
+    total = sum(len(p) for p in parts)
+    if max_rows is None or total <= max_rows:
+        return parts, None
+    share = max_rows / total
+    rng = np.random.default_rng(SAMPLE_SEED)
+    kept = []
+    for part in parts:
+        n = max(1, round(len(part) * share))
+        rows = np.sort(rng.choice(len(part), size=n, replace=False))
+        kept.append(part.iloc[rows])
+    n_kept = sum(len(p) for p in kept)
+    return kept, {"rows": total, "kept": n_kept, "share": round(share, 6), "seed": SAMPLE_SEED}
+
+
 def training_snapshots(
     transactions: pl.DataFrame,
     surveys: pl.DataFrame | None,
@@ -286,8 +321,16 @@ def training_snapshots(
     if not parts:
         listing = "; ".join(f"{d['snapshot']}: {d['reason']}" for d in design.dropped)
         raise NotEnoughHistory(f"no usable churn snapshot ({listing})")
+    counts = {
+        part["snapshot"].iloc[0]: {
+            "customers": int(len(part)), "churn_rate": float(part["churn"].mean())
+        }
+        for part in parts
+    }
+    parts, design.sampled = sample_rows(parts, plan.max_rows)
     out = pd.concat(parts, ignore_index=True)
     out.attrs["snapshot_design"] = design.to_dict()
+    out.attrs["snapshot_counts"] = counts
     out.attrs["attribute_columns"] = (
         [] if attributes is None else [c for c in attributes.columns if c != "customer_id"]
     )

@@ -30,6 +30,7 @@ __all__ = [
     "EventFormat",
     "FeatureSpec",
     "HORIZON_DAYS_MAX",
+    "MAX_TRAINING_ROWS",
     "ScoreParams",
     "SnapshotPlan",
     "TransactionExtras",
@@ -141,6 +142,11 @@ class FeatureSpec:
         return replace(self, time_unit=time_unit)
 
 
+#: The default cap on churn training rows (snapshot, customer): above it XGBoost's time
+#: grows with the rows while the forward ROC-AUC no longer moves (benchmarks/README.md).
+MAX_TRAINING_ROWS = 250_000
+
+
 @dataclass(frozen=True)
 class SnapshotPlan:
     """Where the labelled churn snapshots go and how their features are defined.
@@ -160,6 +166,11 @@ class SnapshotPlan:
         The transaction model each snapshot's CLV fit uses (``bgnbd``, ``mbgnbd``,
         ``pnbd``): the one the scorer's CLV model is, so that the churn features a
         model is trained on and scored with come from the same model.
+    max_rows : int, optional
+        At most this many (snapshot, customer) training rows (default
+        :data:`MAX_TRAINING_ROWS`; ``None``: all). Above it every snapshot keeps the
+        same seeded random share of its customers, so the mix of snapshot days (and
+        of customer ages) is unchanged (:func:`cx_models.churn_data.training_snapshots`).
 
     Examples
     --------
@@ -176,6 +187,7 @@ class SnapshotPlan:
     max_snapshots: int | None = None
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     clv_model: str = "bgnbd"
+    max_rows: int | None = MAX_TRAINING_ROWS
 
     def __post_init__(self):
         from cx_models.models._families import family
@@ -185,6 +197,7 @@ class SnapshotPlan:
             ("horizon_days", HORIZON_DAYS_MAX),
             ("step_days", HORIZON_DAYS_MAX),
             ("max_snapshots", 10_000),
+            ("max_rows", 10**10),
         ):
             value = getattr(self, name)
             if value is None and name != "horizon_days":
@@ -193,8 +206,8 @@ class SnapshotPlan:
             if not 1 <= whole <= high:
                 raise CXDataError(
                     f"{name} must be a whole number of days in 1..{high}, got {value!r}"
-                    if name != "max_snapshots"
-                    else f"max_snapshots must be a whole number in 1..{high}, got {value!r}"
+                    if name not in ("max_snapshots", "max_rows")
+                    else f"{name} must be a whole number in 1..{high}, got {value!r}"
                 )
             object.__setattr__(self, name, int(whole))
         if not isinstance(self.spec, FeatureSpec):

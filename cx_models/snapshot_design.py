@@ -57,6 +57,7 @@ class SnapshotDesign:
     step_days: int
     dropped: list[dict] = field(default_factory=list)
     penalized: list[dict] = field(default_factory=list)
+    sampled: dict | None = None
 
     def to_dict(self) -> dict:
         """Return the design as a JSON-friendly dict (logged with the run)."""
@@ -67,6 +68,7 @@ class SnapshotDesign:
             "step_days": self.step_days,
             "dropped": list(self.dropped),
             "penalized": list(self.penalized),
+            "sampled": self.sampled,
         }
 
 

@@ -1,5 +1,6 @@
 import datetime as dt
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,34 @@ def test_label_windows_end_by_as_of(events):
     )
     expected = (~rows["customer_id"].isin(buyers)).astype(int).to_numpy()
     np.testing.assert_array_equal(rows["churn"].to_numpy(), expected)
+
+
+def test_row_cap_keeps_the_same_share_of_every_snapshot(events):
+    """Above max_rows each snapshot keeps one seeded share of its rows, unchanged otherwise."""
+    tx, sv = events
+    plan = SnapshotPlan(horizon_days=H, max_snapshots=3, max_rows=None)
+    full = training_snapshots(tx, sv, as_of=AS_OF, plan=plan)
+    capped = training_snapshots(tx, sv, as_of=AS_OF, plan=replace(plan, max_rows=len(full) // 3))
+    again = training_snapshots(tx, sv, as_of=AS_OF, plan=replace(plan, max_rows=len(full) // 3))
+    sizes, kept = full["snapshot"].value_counts(), capped["snapshot"].value_counts()
+    assert abs(len(capped) - len(full) // 3) <= 3  # one rounding per snapshot
+    assert set(kept.index) == set(sizes.index)
+    np.testing.assert_allclose((kept / sizes).to_numpy(), 1 / 3, atol=1e-3)
+    # the rows kept are rows of the full stack, features and labels unchanged
+    key = ["snapshot", "customer_id"]
+    joined = capped.merge(full, on=key, suffixes=("", "_full"))
+    assert len(joined) == len(capped)
+    np.testing.assert_array_equal(joined["churn"], joined["churn_full"])
+    np.testing.assert_allclose(joined["p_alive"], joined["p_alive_full"])
+    pd.testing.assert_frame_equal(capped, again)  # seeded
+    sampled = capped.attrs["snapshot_design"]["sampled"]
+    assert sampled["rows"] == len(full) and sampled["kept"] == len(capped)
+    assert full.attrs["snapshot_design"]["sampled"] is None
+    # the counts are of every customer of each snapshot, before the sample
+    counts = capped.attrs["snapshot_counts"]
+    assert {d: c["customers"] for d, c in counts.items()} == sizes.to_dict()
+    rates = full.groupby("snapshot")["churn"].mean()
+    assert all(abs(counts[d]["churn_rate"] - rates[d]) < 1e-12 for d in rates.index)
 
 
 def test_model_beats_the_baselines_forward_in_time(evaluation):

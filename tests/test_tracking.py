@@ -114,6 +114,10 @@ def test_run_records_configuration_data_metrics_figures_tables(first_run, store)
     )
     tables = {a.path for a in client.list_artifacts(first_run["run_id"], "tables")}
     assert "tables/churn_evaluation.json" in tables
+    # under the row cap every snapshot row trains (or is held out)
+    churn = first_run["result"].scorer.churn
+    assert run.data.metrics["snapshots.final.rows"] == churn.n_train_rows_ + churn.n_holdout_rows_
+    assert run.data.metrics["snapshots.final.rows_kept"] == run.data.metrics["snapshots.final.rows"]
 
 
 @pytest.mark.slow  # two more training runs (~15 s); CI runs the slow tests
@@ -215,6 +219,9 @@ def test_config_file_and_errors(tmp_path):
     cfg.write_text("[train]\nhorizon_days = 60\n[campaign]\ncontact_cost = 2.5\nsave_rate = 0.2\n")
     config = TrainingConfig(as_of=AS_OF, **load_config_file(cfg))
     assert (config.campaign.contact_cost, config.campaign.save_rate) == (2.5, 0.2)
+    cfg.write_text("max_training_rows = 0\n")
+    assert TrainingConfig(as_of=AS_OF, **load_config_file(cfg)).snapshot_plan.max_rows is None
+    assert TrainingConfig(as_of=AS_OF).snapshot_plan.max_rows == 250_000
     cfg.write_text("[campaign]\ncost = 2\n")
     from cx_models.errors import CXDataError
 

@@ -37,7 +37,13 @@ from cx_models.models.churn import ChurnModel
 from cx_models.models.clv import CLVModel
 from cx_models.nco import ValueReference, validate_weights
 from cx_models.scoring import CXScorer
-from cx_models.settings import FeatureSpec, ScoreParams, SnapshotPlan, TransactionExtras
+from cx_models.settings import (
+    MAX_TRAINING_ROWS,
+    FeatureSpec,
+    ScoreParams,
+    SnapshotPlan,
+    TransactionExtras,
+)
 from cx_models.snapshot_design import NotEnoughHistory
 from cx_models.timeutil import as_of_cutoff, check_time_unit, parse_as_of
 
@@ -60,6 +66,7 @@ class TrainingConfig:
     time_unit: str = "D"
     step_days: int | None = None
     max_snapshots: int | None = None
+    max_training_rows: int | None = MAX_TRAINING_ROWS  # 0 or None: every row
     lookback_days: int = 365
     tx_numeric: list[str] = field(default_factory=list)
     tx_categorical: list[str] = field(default_factory=list)
@@ -78,6 +85,7 @@ class TrainingConfig:
             self.campaign = campaign_from_mapping(self.campaign)
         self.as_of = parse_as_of(self.as_of).isoformat()
         self.time_unit = check_time_unit(self.time_unit)
+        self.max_training_rows = self.max_training_rows or None
         extras = TransactionExtras(numeric=self.tx_numeric, categorical=self.tx_categorical)
         self.tx_numeric, self.tx_categorical = list(extras.numeric), list(extras.categorical)
         if self.clv_model != "auto":
@@ -112,6 +120,7 @@ class TrainingConfig:
             horizon_days=self.horizon_days,
             step_days=self.step_days,
             max_snapshots=self.max_snapshots,
+            max_rows=self.max_training_rows,
             spec=self.feature_spec,
             clv_model=self.clv_model,
         )
@@ -282,11 +291,7 @@ def train_scorer(
     reference_frame = scorer.drift_frame(features)
     scorer.drift_reference = drift_reference(reference_frame, reference_frame.columns)
     scorer.trained_as_of = config.as_of
-    counts = snaps.groupby("snapshot")["churn"].agg(["size", "mean"])
-    snapshot_counts = {
-        day: {"customers": int(row["size"]), "churn_rate": float(row["mean"])}
-        for day, row in counts.iterrows()
-    }
+    snapshot_counts = dict(sorted(snaps.attrs["snapshot_counts"].items()))
     return TrainingResult(
         scorer=scorer,
         config=asked,
@@ -351,6 +356,13 @@ latest snapshot
         for pen in part["penalized"]:
             lines.append(
                 f"  {name}: CLV fit of {pen['snapshot']} penalized ({pen['penalizer']:g})"
+            )
+        if part.get("sampled"):
+            s = part["sampled"]
+            lines.append(
+                f"  {name}: trained on {s['kept']:,} of {s['rows']:,} snapshot rows (the same "
+                f"random {s['share']:.1%} of every snapshot, seed {s['seed']}; "
+                "--max-training-rows)"
             )
     if design.get("evaluation_skipped"):
         lines.append(f"forward evaluation: skipped ({design['evaluation_skipped']})")

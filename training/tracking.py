@@ -239,6 +239,10 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target, ar
         )
         metrics["snapshots.final.dropped"] = len(final.get("dropped", []))
         metrics["snapshots.final.penalized"] = len(final.get("penalized", []))
+        sampled = final.get("sampled") or {}
+        metrics["snapshots.final.rows"] = sampled.get("rows", scorer.churn.n_train_rows_
+                                                      + scorer.churn.n_holdout_rows_)
+        metrics["snapshots.final.rows_kept"] = sampled.get("kept", metrics["snapshots.final.rows"])
         mlflow.set_tags(
             {
                 "snapshots.rule": final.get("rule", ""),

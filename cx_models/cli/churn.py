@@ -17,6 +17,7 @@ from cx_models.cli.options import (
     CategoricalOpt,
     HorizonDaysOpt,
     MaxSnapshotsOpt,
+    MaxTrainingRowsOpt,
     PlotsOpt,
     QuarantineOut,
     ReportOutOpt,
@@ -33,7 +34,7 @@ from cx_models.cli.subscriptions import (
 )
 from cx_models.cli.train import describe_replay, read_truth
 from cx_models.errors import CXDataError
-from cx_models.settings import EventFormat, FeatureSpec, SnapshotPlan
+from cx_models.settings import MAX_TRAINING_ROWS, EventFormat, FeatureSpec, SnapshotPlan
 from cx_models.timeutil import parse_as_of
 
 __all__ = ["churn_app"]
@@ -58,6 +59,7 @@ def churn_evaluate(
     surveys: SurveysOpt = None,
     step_days: StepOpt = None,
     max_snapshots: MaxSnapshotsOpt = None,
+    max_training_rows: MaxTrainingRowsOpt = None,
     truth: TruthOpt = None,
     plots: PlotsOpt = None,
     out: ReportOutOpt = None,
@@ -110,6 +112,9 @@ def churn_evaluate(
                 horizon_days=horizon_days,
                 step_days=step_days,
                 max_snapshots=max_snapshots,
+                max_rows=(
+                    MAX_TRAINING_ROWS if max_training_rows is None else max_training_rows or None
+                ),
                 spec=spec,
             ),
             truth=read_truth(truth),

@@ -35,6 +35,7 @@ __all__ = [
     "HorizonDaysOpt",
     "LegacyModelOpt",
     "MaxSnapshotsOpt",
+    "MaxTrainingRowsOpt",
     "NcoWeightsOpt",
     "PenalizerOpt",
     "PlotsOpt",
@@ -181,6 +182,15 @@ StepOpt = Annotated[
 ]
 MaxSnapshotsOpt = Annotated[
     int | None, typer.Option("--max-snapshots", min=1, help="At most this many snapshots.")
+]
+MaxTrainingRowsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-training-rows",
+        min=0,
+        help="At most this many (snapshot, customer) training rows: above it every snapshot "
+        "keeps the same seeded random share of its customers (default 250000; 0: all rows).",
+    ),
 ]
 NcoWeightsOpt = Annotated[
     str | None,

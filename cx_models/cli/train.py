@@ -30,6 +30,7 @@ from cx_models.cli.options import (
     IncentiveCostOpt,
     MarginOpt,
     MaxSnapshotsOpt,
+    MaxTrainingRowsOpt,
     NcoWeightsOpt,
     PenalizerOpt,
     QuarantineOut,
@@ -58,8 +59,8 @@ ConfigOpt = Annotated[
         "--config",
         help=escape(
             "TOML or JSON file of training settings: any of as_of, horizon_days, time_unit, "
-            "lookback_days, step_days, max_snapshots, clv_model, penalizer, clv_months, "
-            "discount_rate, calibration, random_state at the top or under [train], NCO "
+            "lookback_days, step_days, max_snapshots, max_training_rows, clv_model, penalizer, "
+            "clv_months, discount_rate, calibration, random_state at the top or under [train], NCO "
             "weights under [nco.weights], the replayed campaign under [campaign] (contact_cost, "
             "save_rate, margin, incentive_cost, budget, max_contacts). Options given on the "
             "command line win."
@@ -125,6 +126,7 @@ def train(
     nco_weights: NcoWeightsOpt = None,
     step_days: StepOpt = None,
     max_snapshots: MaxSnapshotsOpt = None,
+    max_training_rows: MaxTrainingRowsOpt = None,
     truth: TruthOpt = None,
     quarantine_out: QuarantineOut = None,
     clv_model: ClvModelOpt = "auto",
@@ -158,6 +160,7 @@ def train(
         "tx_categorical": list(spec.extras.categorical) or None,
         "step_days": step_days,
         "max_snapshots": max_snapshots,
+        "max_training_rows": max_training_rows,
         "clv_model": clv_model,
         "penalizer": penalizer,
     }
