@@ -31,6 +31,7 @@ __all__ = [
     "CHURN_FEATURES",
     "FALLBACK_PENALIZER",
     "SAMPLE_SEED",
+    "SnapshotCache",
     "add_model_features",
     "churn_labels",
     "fit_snapshot_clv",
@@ -194,6 +195,41 @@ def add_model_features(features: pd.DataFrame, clv: CLVModel, *, horizon_days: i
 FALLBACK_PENALIZER = 0.001
 
 
+class SnapshotCache:
+    """The snapshots one training run has built, reused by day and feature definition.
+
+    A snapshot's features come from events at or before its day only, so the same day
+    with the same definition gives the same frame whichever later data the caller
+    holds: with the step equal to the horizon the forward evaluation's snapshots and
+    the day it is evaluated on are days of the final model's design too, and are
+    built once. A cache belongs to one run's validated data (its key does not hold
+    the data); a CLV fit that failed is not cached (it raises again). A frame is
+    handed out once (the final model's design takes each day once), as a shallow
+    copy: callers add columns, never change the values of the ones built.
+
+    Examples
+    --------
+    >>> cache = SnapshotCache()
+    >>> cache.get(("1997-01-01", 91)) is None
+    True
+    """
+
+    def __init__(self):
+        self._entries: list[tuple[tuple, pd.DataFrame, CLVModel]] = []
+
+    def get(self, key: tuple) -> tuple[pd.DataFrame, CLVModel] | None:
+        """Take the frame built under ``key`` and its CLV fit out of the cache, or ``None``."""
+        for i, (known, frame, clv) in enumerate(self._entries):
+            if known == key:
+                del self._entries[i]
+                return frame, clv
+        return None
+
+    def put(self, key: tuple, frame: pd.DataFrame, clv: CLVModel) -> None:
+        """Keep ``frame`` (a shallow copy) and its CLV fit under ``key``."""
+        self._entries.append((key, frame.copy(deep=False), clv))
+
+
 def snapshot_features(
     transactions: pl.DataFrame,
     surveys: pl.DataFrame | None,
@@ -203,6 +239,7 @@ def snapshot_features(
     spec: FeatureSpec | None = None,
     clv_model: CLVModel | str = "bgnbd",
     attributes: pl.DataFrame | None = None,
+    cache: SnapshotCache | None = None,
 ) -> tuple[pd.DataFrame, CLVModel]:
     """Features of every customer acquired by ``as_of``, from events at or before it.
 
@@ -210,16 +247,25 @@ def snapshot_features(
     of the transaction model to fit on this snapshot (with
     :data:`FALLBACK_PENALIZER` when the plain fit is not identified; the model's
     ``penalizer`` says which). Validated customer ``attributes`` (static) are
-    joined to every snapshot alike.
+    joined to every snapshot alike. A ``cache`` (:class:`SnapshotCache`) returns a
+    snapshot this run already built with a CLV model fitted on it.
     """
     as_of = parse_as_of(as_of)
     spec = spec or FeatureSpec()
+    fits_here = isinstance(clv_model, str)
+    joined = None if attributes is None else id(attributes)
+    key = (as_of, int(horizon_days), spec, clv_model, joined)
+    if cache is not None and fits_here and (known := cache.get(key)) is not None:
+        return known
     feats, _ = features_from_validated(
         transactions, surveys, as_of=as_of, spec=spec, attributes=attributes
     )
     frame = to_pandas_features(feats, as_of=as_of, spec=spec)
-    clv = clv_model if isinstance(clv_model, CLVModel) else fit_snapshot_clv(frame, clv_model)
-    return add_model_features(frame, clv, horizon_days=horizon_days), clv
+    clv = clv_model if not fits_here else fit_snapshot_clv(frame, clv_model)
+    out = add_model_features(frame, clv, horizon_days=horizon_days)
+    if cache is not None and fits_here:
+        cache.put(key, out, clv)
+    return out, clv
 
 
 def fit_snapshot_clv(frame: pd.DataFrame, model: str = "bgnbd") -> CLVModel:
@@ -273,6 +319,7 @@ def training_snapshots(
     as_of,
     plan: SnapshotPlan,
     attributes: pl.DataFrame | None = None,
+    cache: SnapshotCache | None = None,
 ) -> pd.DataFrame:
     """Stack labelled snapshots whose label windows end at or before ``as_of``.
 
@@ -302,7 +349,7 @@ def training_snapshots(
         try:
             frame, clv = snapshot_features(
                 visible, surveys, as_of=day, horizon_days=horizon_days, spec=spec,
-                clv_model=plan.clv_model, attributes=attributes,
+                clv_model=plan.clv_model, attributes=attributes, cache=cache,
             )
         except ConvergenceError as exc:
             design.dropped.append({"snapshot": day.isoformat(), "reason": str(exc)})

@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from cx_models.campaign import CampaignSettings
 from cx_models.campaign_outcomes import EVALUATION_CAMPAIGN, plot_realised, realised_campaign
 from cx_models.churn_data import (
+    SnapshotCache,
     churn_labels,
     fit_snapshot_clv,
     snapshot_features,
@@ -119,6 +120,7 @@ def evaluate_churn(
     plots_dir=None,
     campaign: CampaignSettings | None = None,
     attributes: pl.DataFrame | None = None,
+    cache: SnapshotCache | None = None,
 ) -> dict:
     """Train up to ``as_of - horizon``, evaluate on the window after it, with baselines.
 
@@ -149,6 +151,9 @@ def evaluate_churn(
     attributes : polars.DataFrame, optional
         Validated customer attributes (:func:`cx_models.attributes.validate_attributes`),
         features of the model (and, the numeric ones, of the logistic regression).
+    cache : SnapshotCache, optional
+        Keeps the snapshots built here for the final model of the same run
+        (:class:`cx_models.churn_data.SnapshotCache`).
 
     Returns
     -------
@@ -162,13 +167,15 @@ def evaluate_churn(
     # the extra columns' levels are learnt on what the model trained to as_of - horizon saw
     plan = plan.learn(transactions.filter(pl.col("timestamp") < as_of_cutoff(day)))
     spec = plan.spec
-    snaps = training_snapshots(transactions, surveys, as_of=day, plan=plan, attributes=attributes)
+    snaps = training_snapshots(
+        transactions, surveys, as_of=day, plan=plan, attributes=attributes, cache=cache
+    )
     model = model or ChurnModel(horizon_days=horizon_days)
     model.fit(snaps)
     visible = transactions.filter(pl.col("timestamp") < dt.datetime.combine(as_of, dt.time.max))
     current, _ = snapshot_features(
         transactions, surveys, as_of=day, horizon_days=horizon_days, spec=spec,
-        clv_model=plan.clv_model, attributes=attributes,
+        clv_model=plan.clv_model, attributes=attributes, cache=cache,
     )
     y = churn_labels(
         visible, current["customer_id"].to_numpy(), as_of=day, horizon_days=horizon_days

@@ -146,6 +146,41 @@ def test_row_cap_keeps_the_same_share_of_every_snapshot(events):
     assert all(abs(counts[d]["churn_rate"] - rates[d]) < 1e-12 for d in rates.index)
 
 
+def test_snapshot_cache_reuses_the_evaluation_days_and_changes_nothing(events, monkeypatch):
+    """The final design's days the forward evaluation built come from the cache, unchanged."""
+    import cx_models.churn_data as churn_data
+
+    tx, sv = events
+    plan = SnapshotPlan(horizon_days=H, max_snapshots=3)
+    earlier = (dt.date.fromisoformat(AS_OF) - dt.timedelta(days=H)).isoformat()
+    built = []
+    real = churn_data.features_from_validated
+
+    def counting(*args, **kwargs):
+        built.append(kwargs["as_of"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(churn_data, "features_from_validated", counting)
+    cache = churn_data.SnapshotCache()
+    evaluated = training_snapshots(tx, sv, as_of=earlier, plan=plan, cache=cache)
+    snapshot_features(tx, sv, as_of=earlier, horizon_days=H, cache=cache)  # the evaluated day
+    assert len(built) == 4
+    final = training_snapshots(tx, sv, as_of=AS_OF, plan=plan, cache=cache)
+    assert len(built) == 4  # all three final days were built by the evaluation
+    monkeypatch.setattr(churn_data, "features_from_validated", real)
+    fresh = training_snapshots(tx, sv, as_of=AS_OF, plan=plan)
+    pd.testing.assert_frame_equal(final, fresh)
+    assert set(final["snapshot"]) <= set(evaluated["snapshot"]) | {earlier}
+    # taken once; and a different definition (a shorter look-back) is built anew
+    monkeypatch.setattr(churn_data, "features_from_validated", counting)
+    training_snapshots(tx, sv, as_of=AS_OF, plan=plan, cache=cache)
+    assert len(built) == 7
+    other = replace(plan, spec=replace(plan.spec, lookback_days=90))
+    cache.put((dt.date.fromisoformat(earlier), H, plan.spec, "bgnbd", None), fresh, None)
+    snapshot_features(tx, sv, as_of=earlier, horizon_days=H, spec=other.spec, cache=cache)
+    assert len(built) == 8
+
+
 def test_model_beats_the_baselines_forward_in_time(evaluation):
     beats = evaluation["beats"]
     assert beats["bgnbd_prob_no_purchase"]["roc_auc"] > 0

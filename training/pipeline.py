@@ -28,7 +28,7 @@ import polars as pl
 
 from cx_models.campaign import CampaignSettings, campaign_from_mapping
 from cx_models.campaign_outcomes import EVALUATION_CAMPAIGN
-from cx_models.churn_data import training_snapshots
+from cx_models.churn_data import SnapshotCache, training_snapshots
 from cx_models.churn_eval import evaluate_churn
 from cx_models.clv_choice import choose_clv_model
 from cx_models.errors import CXDataError
@@ -213,6 +213,8 @@ def train_scorer(
             random_state=config.random_state,
         )
 
+    # the evaluation's snapshots are days of the final model's design too: built once
+    cache = SnapshotCache()
     t0 = time.perf_counter()
     say("forward evaluation: train to as_of - horizon, score the window after it")
     cut = parse_as_of(config.as_of) - dt.timedelta(days=config.horizon_days)
@@ -227,6 +229,7 @@ def train_scorer(
             plots_dir=plots_dir,
             campaign=config.campaign,
             attributes=attributes,
+            cache=cache,
         )
     except NotEnoughHistory as exc:
         evaluation = _skipped_evaluation(config, cut, exc)
@@ -246,8 +249,9 @@ def train_scorer(
     )
     spec = plan.spec
     snaps = training_snapshots(
-        transactions, surveys, as_of=config.as_of, plan=plan, attributes=attributes,
+        transactions, surveys, as_of=config.as_of, plan=plan, attributes=attributes, cache=cache,
     )
+    del cache
     churn = churn_model().fit(snaps)
     timings["churn_fit_s"] = time.perf_counter() - t0
     design = {
