@@ -36,6 +36,7 @@ from cx_models.churn_data import (
     training_snapshots,
 )
 from cx_models.emp import emp_score
+from cx_models.errors import ConvergenceError
 from cx_models.models.churn import ChurnModel
 from cx_models.settings import SnapshotPlan
 from cx_models.timeutil import as_of_cutoff, parse_as_of
@@ -121,6 +122,7 @@ def evaluate_churn(
     campaign: CampaignSettings | None = None,
     attributes: pl.DataFrame | None = None,
     cache: SnapshotCache | None = None,
+    baselines: tuple[str, ...] = (),
 ) -> dict:
     """Train up to ``as_of - horizon``, evaluate on the window after it, with baselines.
 
@@ -154,6 +156,10 @@ def evaluate_churn(
     cache : SnapshotCache, optional
         Keeps the snapshots built here for the final model of the same run
         (:class:`cx_models.churn_data.SnapshotCache`).
+    baselines : tuple of str
+        More transaction models (``mbgnbd``, ``pnbd``) whose P(no purchase), fitted on
+        the evaluated day, join the baselines beside BG/NBD's and ``plan.clv_model``'s
+        (a run's chosen CLV model, when the churn features come from another).
 
     Returns
     -------
@@ -197,9 +203,19 @@ def evaluate_churn(
             True,
         ),
     }
-    if plan.clv_model != "bgnbd":  # the chosen transaction model's own, beside BG/NBD's
+    if plan.clv_model != "bgnbd":  # the churn features' transaction model's own
         own = current["prob_no_purchase"].to_numpy()
         scores[f"{plan.clv_model}_prob_no_purchase"] = (own, True)
+    for name in dict.fromkeys(baselines):
+        if f"{name}_prob_no_purchase" not in scores and name != "bgnbd":
+            try:
+                fitted = fit_snapshot_clv(current, name)
+            except ConvergenceError:  # not identified on this day: no such baseline
+                continue
+            own = fitted.predict_arrays(
+                current, horizon_days=horizon_days, clv_months=0, discount_rate=0.0
+            )["prob_no_purchase"]
+            scores[f"{name}_prob_no_purchase"] = (own, True)
     if truth is not None:
         scores["ceiling_true_parameters"] = (
             true_prob_no_purchase(current, truth, horizon_days),

@@ -76,6 +76,14 @@ class CXScorer:
     drift_reference: dict = field(default_factory=dict)
     #: the day the scorer was trained as of (ISO text; ``None`` for older models)
     trained_as_of: str | None = None
+    #: the transaction model whose outputs are the churn model's features, when it is not
+    #: ``clv`` (``TrainingConfig.churn_clv_model``; ``None``: ``clv`` itself)
+    churn_clv: CLVModel | None = None
+
+    @property
+    def feature_clv(self) -> CLVModel:
+        """The CLV model whose outputs feed the churn model (``churn_clv`` or ``clv``)."""
+        return self.clv if self.churn_clv is None else self.churn_clv
 
     @property
     def lookback_days(self) -> int:
@@ -129,11 +137,16 @@ class CXScorer:
         # churn features: CLV outputs at the trained horizon (and the churn features' CLV)
         table = features
         features = NumericView(features)  # each column read once, as arrays
-        model_features = model_feature_arrays(features, self.clv, horizon_days=self.horizon_days)
+        model_features = model_feature_arrays(
+            features, self.feature_clv, horizon_days=self.horizon_days
+        )
         churn_risk, drivers = self.churn.predict_and_explain(
             features.with_columns(model_features), explain=explain, defer=True
         )
-        feature_settings = (CHURN_CLV_MONTHS, CHURN_CLV_DISCOUNT_RATE)
+        # the CLV model's own outputs at the churn features' settings are those features
+        feature_settings = (
+            (CHURN_CLV_MONTHS, CHURN_CLV_DISCOUNT_RATE) if self.churn_clv is None else None
+        )
         if horizon == self.horizon_days and (months, rate) == feature_settings:
             clv_part = model_features  # already computed for the churn model
         else:
@@ -188,7 +201,7 @@ class CXScorer:
     def drift_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Return the columns drift is measured on: the churn features and the scores."""
         model_features = model_feature_arrays(
-            NumericView(features), self.clv, horizon_days=self.horizon_days
+            NumericView(features), self.feature_clv, horizon_days=self.horizon_days
         )
         frame = features.assign(**model_features)[list(self.churn.features_)]
         scored = self.score(features, explain=False)
@@ -237,6 +250,8 @@ class CXScorer:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.clv.save(directory / "clv.json")
+        if self.churn_clv is not None:
+            self.churn_clv.save(directory / "churn_clv.json")
         self.churn.save(directory / "churn")
         meta = {
             "reference": self.reference.to_dict(),
@@ -251,6 +266,7 @@ class CXScorer:
             "features": self.churn.features_,
             "drift_reference": self.drift_reference,
             "trained_as_of": self.trained_as_of,
+            "churn_clv": None if self.churn_clv is None else "churn_clv.json",
             "cx_models_version": __version__,
         }
         (directory / "scorer.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -278,6 +294,9 @@ class CXScorer:
             ces_higher_is_better=bool(meta["ces_higher_is_better"]),
             drift_reference=meta.get("drift_reference") or {},
             trained_as_of=meta.get("trained_as_of"),
+            churn_clv=(
+                CLVModel.load(directory / meta["churn_clv"]) if meta.get("churn_clv") else None
+            ),
         )
 
 

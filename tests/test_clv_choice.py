@@ -72,3 +72,40 @@ def test_clvmodel_auto_chooses_on_transactions_and_matches_the_chosen_fit():
     assert auto.model == auto.choice_["chosen"] and auto.params_ == direct.params_
     with pytest.raises(CXDataError, match="fit_transactions"):
         CLVModel(model="auto").fit(load_cdnow("sample").head(0))
+
+
+def test_churn_features_come_from_bgnbd_whatever_the_clv_model(synthetic, tmp_path):
+    """A Pareto/NBD scorer keeps BG/NBD for the churn features (scored, saved, loaded)."""
+    import numpy as np
+    import pandas as pd
+
+    from cx_models.churn_data import add_model_features
+    from cx_models.scoring import CXScorer
+
+    config = TrainingConfig(as_of="2025-12-31", max_snapshots=2, clv_model="pnbd")
+    result = train_scorer(synthetic, None, config)
+    scorer, features = result.scorer, result.features
+    assert scorer.clv.model == "pnbd" and scorer.churn_clv.model == "bgnbd"
+    # the churn model sees BG/NBD's outputs; the scored columns are Pareto/NBD's
+    churn_inputs = add_model_features(features, scorer.churn_clv, horizon_days=90)
+    scored = scorer.score(features, explain=False)
+    np.testing.assert_allclose(
+        scored["churn_risk"], scorer.churn.predict_proba(churn_inputs), rtol=1e-6
+    )
+    one_timers = (features["frequency"] == 0).to_numpy() & (features["T"] > 0).to_numpy()
+    assert (churn_inputs.loc[one_timers, "p_alive"] == 1).all()  # BG/NBD
+    assert (scored.loc[one_timers, "p_alive"] < 1).all()  # Pareto/NBD lets them drop out
+    own = scorer.clv.predict(features, horizon_days=90)
+    np.testing.assert_allclose(scored["expected_purchases"], own["expected_purchases"])
+    # the evaluation ranks the chosen model's P(no purchase) beside BG/NBD's
+    assert {"bgnbd_prob_no_purchase", "pnbd_prob_no_purchase"} <= set(
+        result.evaluation["metrics"]
+    )
+    loaded = CXScorer.load(scorer.save(tmp_path / "scorer"))
+    assert loaded.churn_clv.model == "bgnbd"
+    pd.testing.assert_frame_equal(loaded.score(features), scorer.score(features))
+    same = train_scorer(synthetic, None, TrainingConfig(
+        as_of="2025-12-31", max_snapshots=2, clv_model="pnbd", churn_clv_model="same"))
+    assert same.scorer.churn_clv is None and same.scorer.feature_clv.model == "pnbd"
+    with pytest.raises(Exception, match="model must be one of"):
+        TrainingConfig(as_of="2025-12-31", churn_clv_model="nbd")

@@ -86,7 +86,11 @@ def model_metrics(scorer) -> tuple[dict, dict]:
     metrics.update({f"clv.se.{k}": v for k, v in clv.standard_errors_.items()})
     metrics["clv.log_likelihood"] = clv.log_likelihood_
     metrics["clv.spend_log_likelihood"] = clv.spend_log_likelihood_
-    return metrics, {"model.kind": "transactions", "clv.model": clv.model}
+    tags = {"model.kind": "transactions", "clv.model": clv.model, "churn.clv_model": clv.model}
+    if scorer.churn_clv is not None:  # the churn features' own transaction model
+        metrics.update({f"churn_clv.{k}": v for k, v in scorer.churn_clv.params_.items()})
+        tags["churn.clv_model"] = scorer.churn_clv.model
+    return metrics, tags
 
 
 def scorer_example(scorer, features: pd.DataFrame) -> pd.DataFrame:

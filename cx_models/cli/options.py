@@ -29,6 +29,7 @@ __all__ = [
     "AsOfOpt",
     "AttributesOpt",
     "CategoricalOpt",
+    "ChurnClvModelOpt",
     "ClvModelOpt",
     "ClvMonthsOpt",
     "DiscountRateOpt",
@@ -164,6 +165,15 @@ ClvModelOpt = Annotated[
         "--clv-model",
         help="Transaction model: bgnbd, mbgnbd, pnbd (Pareto/NBD); train also takes auto "
         "(the lowest holdout error; its default), clv validate all (side by side).",
+    ),
+]
+ChurnClvModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--churn-clv-model",
+        help="Transaction model whose P(alive), expected purchases, P(no purchase) and CLV "
+        "are churn features: bgnbd (default, whatever --clv-model chooses), mbgnbd, pnbd, "
+        "or same (the CLV model).",
     ),
 ]
 #: The old spelling of --clv-model (and of --model-file in `clv predict`).

@@ -24,6 +24,7 @@ from cx_models.cli.options import (
     AsOfOpt,
     AttributesOpt,
     CategoricalOpt,
+    ChurnClvModelOpt,
     ClvModelOpt,
     ContactCostOpt,
     HorizonDaysOpt,
@@ -59,8 +60,9 @@ ConfigOpt = Annotated[
         "--config",
         help=escape(
             "TOML or JSON file of training settings: any of as_of, horizon_days, time_unit, "
-            "lookback_days, step_days, max_snapshots, max_training_rows, clv_model, penalizer, "
-            "clv_months, discount_rate, calibration, random_state at the top or under [train], NCO "
+            "lookback_days, step_days, max_snapshots, max_training_rows, clv_model, "
+            "churn_clv_model, penalizer, clv_months, discount_rate, calibration, random_state "
+            "at the top or under [train], NCO "
             "weights under [nco.weights], the replayed campaign under [campaign] (contact_cost, "
             "save_rate, margin, incentive_cost, budget, max_contacts). Options given on the "
             "command line win."
@@ -130,6 +132,7 @@ def train(
     truth: TruthOpt = None,
     quarantine_out: QuarantineOut = None,
     clv_model: ClvModelOpt = "auto",
+    churn_clv_model: ChurnClvModelOpt = None,
     penalizer: PenalizerOpt = 0.0,
     contact_cost: ContactCostOpt = None,
     save_rate: SaveRateOpt = None,
@@ -162,6 +165,7 @@ def train(
         "max_snapshots": max_snapshots,
         "max_training_rows": max_training_rows,
         "clv_model": clv_model,
+        "churn_clv_model": churn_clv_model,
         "penalizer": penalizer,
     }
     for name, value in cli.items():
