@@ -150,12 +150,40 @@ def test_round_trip_and_intervals_with_covariates(tmp_path, bgnbd_fit, bgnbd_dat
     assert len(loaded.covariance_["transaction"]) == 4 + 3
 
 
+def test_a_text_covariate_is_its_indicators(bgnbd_data, bgnbd_fit, tmp_path):
+    """Text levels give the fit of their 0/1 indicators; unseen and missing count as reference."""
+    # "store" is the most frequent level (60 %): the reference, so "channel=web" is web
+    text = bgnbd_data.assign(channel=np.where(bgnbd_data["web"] == 1, " web", "store"))
+    fit = CLVModel(covariates={"purchase": ["channel"], "dropout": ["amount"]}).fit(text)
+    assert fit.covariates.levels == (("channel", ("store", "web")),)
+    assert fit.covariates.columns == ("channel=web", "amount")
+    assert fit.log_likelihood_ == pytest.approx(bgnbd_fit.log_likelihood_, rel=1e-9)
+    assert fit.coefficients_["purchase"]["channel=web"] == pytest.approx(
+        bgnbd_fit.coefficients_["purchase"]["web"], rel=1e-6
+    )
+    head = text.head(200)
+    np.testing.assert_allclose(
+        fit.predict(head, horizon_days=182)["expected_purchases"],
+        bgnbd_fit.predict(head, horizon_days=182)["expected_purchases"], rtol=1e-6,
+    )
+    loaded = CLVModel.load(fit.save(tmp_path / "clv.json"))
+    assert loaded.covariates == fit.covariates
+    odd = head.assign(channel=["app", None] * 100)  # unseen and missing: the reference
+    as_store = head.assign(channel="store")
+    pd.testing.assert_frame_equal(
+        loaded.predict(odd, horizon_days=182), loaded.predict(as_store, horizon_days=182)
+    )
+
+
 def test_bad_covariates_are_named(bgnbd_data):
     with pytest.raises(CXDataError, match="'channel' missing"):
         CLVModel(covariates={"purchase": ["channel"]}).fit(bgnbd_data)
     text = bgnbd_data.assign(channel="web")
-    with pytest.raises(CXDataError, match="'channel' must be numeric"):
+    with pytest.raises(CXDataError, match="'channel' takes one value"):
         CLVModel(covariates={"purchase": ["channel"]}).fit(text)
+    stamps = bgnbd_data.assign(channel=pd.Timestamp("2024-01-01"))
+    with pytest.raises(CXDataError, match="'channel' must be numeric"):
+        CLVModel(covariates={"purchase": ["channel"]}).fit(stamps)
     holes = bgnbd_data.assign(web=bgnbd_data["web"].where(bgnbd_data.index > 2))
     with pytest.raises(CXDataError, match="'web' has 3 missing"):
         CLVModel(covariates={"purchase": ["web"]}).fit(holes)

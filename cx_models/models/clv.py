@@ -155,6 +155,8 @@ class CLVModel(CLVPredictions, CLVPersistence):
             )
         unit = "P" if self.model == "bgbb" else table_unit(features)
         features, weights, has_spend = fit_table(features, allow_no_spend=self.model == "bgbb")
+        if self.covariates is not None:  # the levels of text covariates: learnt once, here
+            self.covariates = self.covariates.learn(features)
         Z = None if self.covariates is None else covariate_matrix(features, self.covariates)
         rfm = rfm_arrays(features)
         x = rfm["frequency"].astype(np.int64)

@@ -13,8 +13,11 @@ covariates, the shape parameters stay common,
 
 Covariates are the customer's attributes or values fixed at acquisition (the
 channel, the first order's amount) — never columns derived from the purchase
-history being modelled. They are numeric columns of the feature table (booleans
-count as 0/1; encode categories as indicator columns). ``params_`` then holds
+history being modelled. They are columns of the feature table: numeric (booleans
+count as 0/1) or categorical — text columns, whose levels the fit learns
+(:meth:`Covariates.learn`: the most frequent level is the reference, the next
+:data:`MAX_LEVELS` - 1 each get an indicator ``"column=level"``; rarer, unseen or
+missing values count as the reference). ``params_`` then holds
 ``α₀, β₀, a₀, b₀`` (the parameters of a customer whose covariates are all 0) and
 ``coefficients_`` the slopes, by block (``purchase``; ``dropout`` or
 ``dropout_a`` and ``dropout_b``) and column.
@@ -37,7 +40,18 @@ from cx_models.columns import as_float
 from cx_models.errors import CXDataError
 from cx_models.models._families import family
 
-__all__ = ["Covariates", "blocks", "covariate_matrix", "customer_params", "theta", "with_theta"]
+__all__ = [
+    "MAX_LEVELS",
+    "Covariates",
+    "blocks",
+    "covariate_matrix",
+    "customer_params",
+    "theta",
+    "with_theta",
+]
+
+#: A categorical covariate keeps at most this many levels (the reference included).
+MAX_LEVELS = 10
 
 #: Per model: (block, index of the parameter it moves, sign of the exponent, covariate group).
 _LINKS = {
@@ -58,11 +72,17 @@ class Covariates:
         Columns ``z₁`` of the purchase process.
     dropout : tuple of str
         Columns ``z₂`` of the dropout process. A column may be in both.
+    levels : tuple of (column, levels)
+        The categorical columns and their levels, the reference first; set by
+        :meth:`learn` (empty until then).
 
     Examples
     --------
     >>> Covariates(purchase=("web",), dropout=("web", "first_amount")).columns
     ('web', 'first_amount')
+    >>> cov = Covariates(dropout=("plan",)).learn(pd.DataFrame({"plan": ["a", "b", "a", "c"]}))
+    >>> cov.levels, cov.columns
+    ((('plan', ('a', 'b', 'c')),), ('plan=b', 'plan=c'))
     >>> Covariates()
     Traceback (most recent call last):
     ...
@@ -71,6 +91,7 @@ class Covariates:
 
     purchase: tuple[str, ...] = ()
     dropout: tuple[str, ...] = ()
+    levels: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self):
         for group in ("purchase", "dropout"):
@@ -83,15 +104,61 @@ class Covariates:
                 raise CXDataError(f"covariates: {group} names a column twice: {list(names)}")
         if not self.purchase and not self.dropout:
             raise CXDataError("covariates: name at least one purchase or dropout column")
+        object.__setattr__(
+            self, "levels", tuple((str(c), tuple(map(str, lv))) for c, lv in self.levels)
+        )
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The feature-table columns read, each once, purchase columns first."""
+        return tuple(dict.fromkeys(self.purchase + self.dropout))
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Every covariate column, each once, purchase columns first."""
-        return tuple(dict.fromkeys(self.purchase + self.dropout))
+        """The model's covariates: numeric inputs, and an indicator per non-reference level."""
+        return self.terms(self.inputs)
+
+    def terms(self, names) -> tuple[str, ...]:
+        """Return the covariates of the input columns ``names`` (categorical ones expanded)."""
+        levels = dict(self.levels)
+        return tuple(
+            t
+            for name in names
+            for t in ([f"{name}={lv}" for lv in levels[name][1:]] if name in levels else [name])
+        )
+
+    def learn(self, features) -> Covariates:
+        """Return these covariates with the levels of their text columns learnt on ``features``.
+
+        Levels by number of customers (ties in text order), the most frequent the
+        reference; at most :data:`MAX_LEVELS`. Learnt once: a model keeps its levels.
+        """
+        if self.levels:
+            return self
+        if isinstance(features, pl.DataFrame):
+            features = features.select([c for c in self.inputs if c in features.columns])
+            features = features.to_pandas()
+        found = []
+        for name in self.inputs:
+            if name not in features.columns or not _text(features[name]):
+                continue
+            text = features[name].dropna().astype(str).str.strip()
+            counts = text[text != ""].value_counts()
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            if len(ranked) < 2:
+                raise CXDataError(
+                    f"features: covariate column {name!r} takes one value for every customer, so "
+                    "its effect cannot be told apart from the base rate; drop it"
+                )
+            found.append((name, tuple(level for level, _ in ranked[:MAX_LEVELS])))
+        return self if not found else Covariates(self.purchase, self.dropout, tuple(found))
 
     def to_dict(self) -> dict:
         """Return the settings as JSON-serialisable data."""
-        return {"purchase": list(self.purchase), "dropout": list(self.dropout)}
+        out = {"purchase": list(self.purchase), "dropout": list(self.dropout)}
+        if self.levels:
+            out["levels"] = {name: list(levels) for name, levels in self.levels}
+        return out
 
     @classmethod
     def coerce(cls, value) -> Covariates | None:
@@ -99,12 +166,13 @@ class Covariates:
         if value is None or isinstance(value, Covariates):
             return value
         if isinstance(value, dict):
-            unknown = set(value) - {"purchase", "dropout"}
+            unknown = set(value) - {"purchase", "dropout", "levels"}
             if unknown:
                 raise CXDataError(
                     f"covariates: unknown key(s) {sorted(unknown)}; expected purchase, dropout"
                 )
-            return cls(tuple(value.get("purchase", ())), tuple(value.get("dropout", ())))
+            levels = tuple((k, tuple(v)) for k, v in (value.get("levels") or {}).items())
+            return cls(tuple(value.get("purchase", ())), tuple(value.get("dropout", ())), levels)
         raise CXDataError(
             f"covariates must be a Covariates or a mapping, got {type(value).__name__}"
         )
@@ -118,10 +186,23 @@ def blocks(model: str, covariates: Covariates):
         )
     out = []
     for name, index, sign, group in _LINKS[model]:
-        columns = getattr(covariates, group)
+        columns = covariates.terms(getattr(covariates, group))
         if columns:
             out.append((name, index, sign, columns))
     return out
+
+
+def _text(column) -> bool:
+    kind = column.dtype
+    return (
+        pd.api.types.is_string_dtype(kind)
+        or pd.api.types.is_object_dtype(kind)
+        or isinstance(kind, pd.CategoricalDtype)
+    )
+
+
+def _numeric(column) -> bool:
+    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
 
 
 def covariate_matrix(features, covariates: Covariates, *, source: str = "features"):
@@ -137,21 +218,25 @@ def covariate_matrix(features, covariates: Covariates, *, source: str = "feature
     """
     if isinstance(features, pl.DataFrame):
         features = features.to_pandas()
-    columns = covariates.columns
-    missing = [c for c in columns if c not in features.columns]
+    inputs = covariates.inputs
+    missing = [c for c in inputs if c not in features.columns]
     if missing:
         raise CXDataError(
             f"{source}: covariate column(s) {', '.join(map(repr, missing))} missing; the model "
-            f"was given covariates {list(columns)}"
+            f"was given covariates {list(inputs)}"
         )
-    out = np.empty((len(features), len(columns)))
-    for j, col in enumerate(columns):
+    levels = dict(covariates.levels)
+    parts = []
+    for col in inputs:
         column = features[col]
-        numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
-        if not numeric:
+        if col in levels:  # indicators of the non-reference levels; anything else: reference
+            text = column.astype("string").str.strip().fillna("")
+            parts.extend((text == lv).to_numpy(dtype=float) for lv in levels[col][1:])
+            continue
+        if not _numeric(column):
             raise CXDataError(
-                f"{source}: covariate column {col!r} must be numeric (booleans count as 0/1; "
-                "encode categories as indicator columns)"
+                f"{source}: covariate column {col!r} must be numeric (booleans count as 0/1) "
+                "or text learnt as categories when the model is fitted"
             )
         values = as_float(column.astype(float) if pd.api.types.is_bool_dtype(column) else column)
         bad = ~np.isfinite(values)
@@ -160,8 +245,10 @@ def covariate_matrix(features, covariates: Covariates, *, source: str = "feature
                 f"{source}: covariate column {col!r} has {int(bad.sum()):,} missing or "
                 "non-finite values; fill or drop those customers"
             )
-        out[:, j] = values
-    return out
+        parts.append(values)
+    if not parts:
+        return np.empty((len(features), 0))
+    return np.column_stack(parts)
 
 
 def _index(covariates: Covariates, columns) -> list[int]:
