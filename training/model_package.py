@@ -6,6 +6,7 @@ No MLflow here: :mod:`cx_models.training.tracking` (the adapter) passes these to
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -86,6 +87,9 @@ def model_metrics(scorer) -> tuple[dict, dict]:
     metrics.update({f"clv.se.{k}": v for k, v in clv.standard_errors_.items()})
     metrics["clv.log_likelihood"] = clv.log_likelihood_
     metrics["clv.spend_log_likelihood"] = clv.spend_log_likelihood_
+    for block, slopes in (getattr(clv, "coefficients_", None) or {}).items():
+        for column, slope in slopes.items():  # MLflow's names: no "=" (region=east)
+            metrics[f"clv.coef.{block}.{re.sub(r'[^0-9A-Za-z_./ -]', '.', column)}"] = slope
     tags = {"model.kind": "transactions", "clv.model": clv.model, "churn.clv_model": clv.model}
     if scorer.churn_clv is not None:  # the churn features' own transaction model
         metrics.update({f"churn_clv.{k}": v for k, v in scorer.churn_clv.params_.items()})

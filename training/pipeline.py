@@ -80,6 +80,8 @@ class TrainingConfig:
     tx_categorical: list[str] = field(default_factory=list)
     clv_model: str = "bgnbd"
     churn_clv_model: str = CHURN_CLV_MODEL
+    purchase_covariates: list[str] = field(default_factory=list)
+    dropout_covariates: list[str] = field(default_factory=list)
     penalizer: float = 0.0
     clv_months: int = 12
     discount_rate: float = 0.10
@@ -103,6 +105,12 @@ class TrainingConfig:
             family(self.clv_model)  # names the valid models
         if self.churn_clv_model != "same":
             family(self.churn_clv_model)
+        self.purchase_covariates = list(self.purchase_covariates or [])
+        self.dropout_covariates = list(self.dropout_covariates or [])
+        if self.covariates is not None and self.clv_model != "auto":
+            from cx_models.models.covariates import blocks
+
+            blocks(self.clv_model, self.covariates)  # names the models that take covariates
         self.nco_weights = validate_weights(self.nco_weights)
         # the bounds every scoring path uses (horizon, CLV months, discount rate)
         ScoreParams(
@@ -122,6 +130,17 @@ class TrainingConfig:
             time_unit=self.time_unit,
             lookback_days=self.lookback_days,
             extras=TransactionExtras(numeric=self.tx_numeric, categorical=self.tx_categorical),
+        )
+
+    @property
+    def covariates(self):
+        """The CLV model's covariates (customer attributes), or ``None``."""
+        if not (self.purchase_covariates or self.dropout_covariates):
+            return None
+        from cx_models.models.covariates import Covariates
+
+        return Covariates(
+            purchase=tuple(self.purchase_covariates), dropout=tuple(self.dropout_covariates)
         )
 
     @property
@@ -211,6 +230,7 @@ def train_scorer(
     say = progress or (lambda message: None)
     timings = {}
     asked, choice = config, None
+    _check_covariates(config, attributes)
     if config.clv_model == "auto":
         t0 = time.perf_counter()
         say("choosing the CLV model on a holdout inside the training data")
@@ -279,7 +299,7 @@ def train_scorer(
 
     t0 = time.perf_counter()
     say("CLV on all history to as_of, and the NCO value reference")
-    clv = CLVModel(model=config.clv_model, penalizer=config.penalizer)
+    clv = CLVModel(model=config.clv_model, penalizer=config.penalizer, covariates=config.covariates)
     # the plain feature table at as_of: one CLV fit, with the configured model
     table, _ = features_from_validated(
         transactions, surveys, as_of=config.as_of, spec=spec, attributes=attributes,
@@ -297,7 +317,8 @@ def train_scorer(
         settings={"clv_months": config.clv_months, "discount_rate": config.discount_rate},
     )
     churn_clv = None
-    if config.churn_feature_model != config.clv_model:  # the churn features' own CLV model
+    # the churn features' own CLV model: another model, or the same one without covariates
+    if config.churn_feature_model != config.clv_model or config.covariates is not None:
         churn_clv = CLVModel(model=config.churn_feature_model, penalizer=config.penalizer)
         churn_clv.fit(features)
     timings["clv_fit_s"] = time.perf_counter() - t0
@@ -328,6 +349,21 @@ def train_scorer(
         timings=timings,
         design=design,
     )
+
+
+def _check_covariates(config: TrainingConfig, attributes) -> None:
+    """Covariates are customer attributes: refuse names that are not among them."""
+    covariates = config.covariates
+    if covariates is None:
+        return
+    given = [] if attributes is None else [c for c in attributes.columns if c != "customer_id"]
+    unknown = [c for c in covariates.inputs if c not in given]
+    if unknown:
+        where = f"the attributes hold {', '.join(given)}" if given else "no --attributes given"
+        raise CXDataError(
+            f"CLV covariate(s) {', '.join(map(repr, unknown))} must be customer attributes "
+            f"(--attributes; Python attributes=), fixed before the history modelled: {where}"
+        )
 
 
 #: What a run without a forward evaluation gives up (printed and logged with it).

@@ -30,6 +30,8 @@ __all__ = [
     "AttributesOpt",
     "CategoricalOpt",
     "ChurnClvModelOpt",
+    "DropoutCovariatesOpt",
+    "PurchaseCovariatesOpt",
     "ClvModelOpt",
     "ClvMonthsOpt",
     "DiscountRateOpt",
@@ -174,6 +176,23 @@ ChurnClvModelOpt = Annotated[
         help="Transaction model whose P(alive), expected purchases, P(no purchase) and CLV "
         "are churn features: bgnbd (default, whatever --clv-model chooses), mbgnbd, pnbd, "
         "or same (the CLV model).",
+    ),
+]
+PurchaseCovariatesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--purchase-covariates",
+        metavar="COLS",
+        help="Customer attributes (--attributes) that scale the CLV model's purchase rate, "
+        "comma-separated (text columns become indicators of their levels).",
+    ),
+]
+DropoutCovariatesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dropout-covariates",
+        metavar="COLS",
+        help="Customer attributes that move the CLV model's dropout, comma-separated.",
     ),
 ]
 #: The old spelling of --clv-model (and of --model-file in `clv predict`).

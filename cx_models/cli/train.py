@@ -27,6 +27,7 @@ from cx_models.cli.options import (
     ChurnClvModelOpt,
     ClvModelOpt,
     ContactCostOpt,
+    DropoutCovariatesOpt,
     HorizonDaysOpt,
     IncentiveCostOpt,
     MarginOpt,
@@ -34,6 +35,7 @@ from cx_models.cli.options import (
     MaxTrainingRowsOpt,
     NcoWeightsOpt,
     PenalizerOpt,
+    PurchaseCovariatesOpt,
     QuarantineOut,
     SaveRateOpt,
     StepOpt,
@@ -61,7 +63,8 @@ ConfigOpt = Annotated[
         help=escape(
             "TOML or JSON file of training settings: any of as_of, horizon_days, time_unit, "
             "lookback_days, step_days, max_snapshots, max_training_rows, clv_model, "
-            "churn_clv_model, penalizer, clv_months, discount_rate, calibration, random_state "
+            "churn_clv_model, purchase_covariates, dropout_covariates, penalizer, clv_months, "
+            "discount_rate, calibration, random_state "
             "at the top or under [train], NCO "
             "weights under [nco.weights], the replayed campaign under [campaign] (contact_cost, "
             "save_rate, margin, incentive_cost, budget, max_contacts). Options given on the "
@@ -80,6 +83,13 @@ def read_truth(path: Path | None):
     if not path.exists():
         raise CXDataError(f"{path}: truth file not found")
     return pd.read_parquet(path)
+
+
+def _names(text: str | None) -> list[str] | None:
+    """Split a comma-separated option into names (``None`` when not given)."""
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -133,6 +143,8 @@ def train(
     quarantine_out: QuarantineOut = None,
     clv_model: ClvModelOpt = "auto",
     churn_clv_model: ChurnClvModelOpt = None,
+    purchase_covariates: PurchaseCovariatesOpt = None,
+    dropout_covariates: DropoutCovariatesOpt = None,
     penalizer: PenalizerOpt = 0.0,
     contact_cost: ContactCostOpt = None,
     save_rate: SaveRateOpt = None,
@@ -166,6 +178,8 @@ def train(
         "max_training_rows": max_training_rows,
         "clv_model": clv_model,
         "churn_clv_model": churn_clv_model,
+        "purchase_covariates": _names(purchase_covariates),
+        "dropout_covariates": _names(dropout_covariates),
         "penalizer": penalizer,
     }
     for name, value in cli.items():
