@@ -295,3 +295,7 @@ def test_training_hints_name_the_real_options(small_base_dir, tmp_path):
     res = run("train", "--transactions", tx, "--as-of", "2025-12-31", "--horizon-days", 100000)
     assert res.exit_code == 2 and "at most 36,525, got 100000" in res.stderr
     assert "--penalizer" in run("train", "--help").stdout
+    res = run("train", "--transactions", tx, "--as-of", "2025-12-31", "--dropout-covariates",
+              " region, plan", "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert res.exit_code == 2 and "Traceback" not in res.stderr
+    assert "CLV covariate(s) 'region', 'plan' must be customer attributes" in res.stderr

@@ -61,7 +61,8 @@ def test_scoring_uses_each_customers_attributes_and_round_trips(trained, tmp_pat
     assert (scorer.score(east)["p_alive"] <= scorer.score(west)["p_alive"] + 1e-12).all()
     loaded = CXScorer.load(scorer.save(tmp_path / "scorer"))
     assert loaded.clv.covariates == scorer.clv.covariates
-    pd.testing.assert_frame_equal(loaded.score(features.head(300)), scorer.score(features.head(300)))
+    head = features.head(300)
+    pd.testing.assert_frame_equal(loaded.score(head), scorer.score(head))
     with pytest.raises(CXDataError, match=r"customer attributes \(region\), missing here"):
         scorer.score(features.drop(columns=["region"]).head(5))
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 __all__ = [
     "input_example",
+    "metric_name",
     "model_metrics",
     "package_dir",
     "pip_requirements",
@@ -88,13 +89,24 @@ def model_metrics(scorer) -> tuple[dict, dict]:
     metrics["clv.log_likelihood"] = clv.log_likelihood_
     metrics["clv.spend_log_likelihood"] = clv.spend_log_likelihood_
     for block, slopes in (getattr(clv, "coefficients_", None) or {}).items():
-        for column, slope in slopes.items():  # MLflow's names: no "=" (region=east)
-            metrics[f"clv.coef.{block}.{re.sub(r'[^0-9A-Za-z_./ -]', '.', column)}"] = slope
+        for column, slope in slopes.items():
+            metrics[f"clv.coef.{block}.{column}"] = slope
     tags = {"model.kind": "transactions", "clv.model": clv.model, "churn.clv_model": clv.model}
     if scorer.churn_clv is not None:  # the churn features' own transaction model
         metrics.update({f"churn_clv.{k}": v for k, v in scorer.churn_clv.params_.items()})
         tags["churn.clv_model"] = scorer.churn_clv.model
     return metrics, tags
+
+
+def metric_name(name: str) -> str:
+    """Return ``name`` in the characters MLflow allows (``region=east`` → ``region:east``).
+
+    Examples
+    --------
+    >>> metric_name("clv.se.dropout_a.region=east")
+    'clv.se.dropout_a.region:east'
+    """
+    return re.sub(r"[^0-9A-Za-z_./ :-]", ":", name)
 
 
 def scorer_example(scorer, features: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cx_models.training.model_package import (
+    metric_name,
     model_metrics,
     package_dir,
     pip_requirements,
@@ -252,7 +253,7 @@ def _log_training_run(*, result, data, clv_validation, plots, tables, target, ar
         )
         for key, value in result.timings.items():
             metrics[f"timing.{key}"] = value
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics({metric_name(k): float(v) for k, v in metrics.items()})
         for name, table in tables.items():
             mlflow.log_dict(table, f"tables/{name}.json")
         for folder, paths in {"figures": plots, **(artifacts or {})}.items():
