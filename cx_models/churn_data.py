@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from cx_models.clv_fallback import FALLBACK_PENALIZER, FALLBACK_PENALIZERS, fit_snapshot_clv
 from cx_models.columns import as_float
 from cx_models.errors import ConvergenceError, CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
@@ -30,6 +31,7 @@ from cx_models.timeutil import as_of_cutoff, parse_as_of
 __all__ = [
     "CHURN_FEATURES",
     "FALLBACK_PENALIZER",
+    "FALLBACK_PENALIZERS",
     "SAMPLE_SEED",
     "SnapshotCache",
     "add_model_features",
@@ -191,10 +193,6 @@ def add_model_features(features: pd.DataFrame, clv: CLVModel, *, horizon_days: i
     return out
 
 
-#: The penalizer a snapshot's CLV fit is retried with when it is not identified.
-FALLBACK_PENALIZER = 0.001
-
-
 class SnapshotCache:
     """The snapshots one training run has built, reused by day and feature definition.
 
@@ -245,7 +243,7 @@ def snapshot_features(
 
     The features follow ``spec``; ``clv_model`` is a fitted CLV model, or the name
     of the transaction model to fit on this snapshot (with
-    :data:`FALLBACK_PENALIZER` when the plain fit is not identified; the model's
+    :data:`FALLBACK_PENALIZERS` while the plain fit is not identified; the model's
     ``penalizer`` says which). Validated customer ``attributes`` (static) are
     joined to every snapshot alike. A ``cache`` (:class:`SnapshotCache`) returns a
     snapshot this run already built with a CLV model fitted on it.
@@ -266,17 +264,6 @@ def snapshot_features(
     if cache is not None and fits_here:
         cache.put(key, out, clv)
     return out, clv
-
-
-def fit_snapshot_clv(frame: pd.DataFrame, model: str = "bgnbd") -> CLVModel:
-    """Fit ``model`` on a snapshot's features, retried with :data:`FALLBACK_PENALIZER`.
-
-    A fit that is not identified even with the penalizer raises ``ConvergenceError``.
-    """
-    try:
-        return CLVModel(model=model).fit(frame)
-    except ConvergenceError:
-        return CLVModel(model=model, penalizer=FALLBACK_PENALIZER).fit(frame)
 
 
 #: The seed of the training-row sample (:func:`sample_rows`).

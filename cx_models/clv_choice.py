@@ -18,6 +18,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from cx_models.clv_fallback import fit_snapshot_clv
 from cx_models.clv_validation import holdout_actuals
 from cx_models.errors import ConvergenceError, CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
@@ -119,7 +120,8 @@ def choose_clv_model(
     )
     for name in candidates:
         try:
-            model = CLVModel(model=name, penalizer=penalizer).fit(features)
+            # a larger penalizer where the asked one is not identified, as training does
+            model = fit_snapshot_clv(features, name, penalizer=penalizer)
         except (ConvergenceError, CXDataError) as exc:
             out["candidates"][name] = {"error": str(exc)}
             continue
@@ -136,6 +138,7 @@ def choose_clv_model(
             "purchases_actual": float(actual.sum()),
             "purchases_corr": None if corr is None else float(corr),
             "log_likelihood": model.log_likelihood_,
+            "penalizer": float(model.penalizer),
         }
     fitted = {k: v for k, v in out["candidates"].items() if "purchases_mae" in v}
     if not fitted:

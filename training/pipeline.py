@@ -33,10 +33,10 @@ from cx_models.training.config import CHURN_CLV_MODEL, TrainingConfig, load_conf
 from cx_models.churn_data import SnapshotCache, training_snapshots
 from cx_models.churn_eval import evaluate_churn
 from cx_models.clv_choice import choose_clv_model
+from cx_models.clv_fallback import fit_snapshot_clv
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
 from cx_models.models.churn import ChurnModel
-from cx_models.models.clv import CLVModel
 from cx_models.nco import ValueReference
 from cx_models.scoring import CXScorer
 from cx_models.snapshot_design import NotEnoughHistory
@@ -164,13 +164,15 @@ def train_scorer(
 
     t0 = time.perf_counter()
     say("CLV on all history to as_of, and the NCO value reference")
-    clv = CLVModel(model=config.clv_model, penalizer=config.penalizer, covariates=config.covariates)
     # the plain feature table at as_of: one CLV fit, with the configured model
     table, _ = features_from_validated(
         transactions, surveys, as_of=config.as_of, spec=spec, attributes=attributes,
     )
     features = to_pandas_features(table, as_of=parse_as_of(config.as_of), spec=spec)
-    clv.fit(features)
+    # refitted with a larger penalizer where the configured one is not identified (recorded)
+    clv = fit_snapshot_clv(
+        features, config.clv_model, penalizer=config.penalizer, covariates=config.covariates
+    )
     reference_clv = clv.predict(
         features,
         horizon_days=config.horizon_days,
@@ -184,8 +186,14 @@ def train_scorer(
     churn_clv = None
     # the churn features' own CLV model: another model, or the same one without covariates
     if config.churn_feature_model != config.clv_model or config.covariates is not None:
-        churn_clv = CLVModel(model=config.churn_feature_model, penalizer=config.penalizer)
-        churn_clv.fit(features)
+        churn_clv = fit_snapshot_clv(
+            features, config.churn_feature_model, penalizer=config.penalizer
+        )
+    design["penalized"] = [
+        {"model": name, "model_name": fit.model, "penalizer": fit.penalizer}
+        for name, fit in (("CLV", clv), ("churn features' CLV", churn_clv))
+        if fit is not None and fit.penalizer != config.penalizer
+    ]
     timings["clv_fit_s"] = time.perf_counter() - t0
     scorer = CXScorer(
         clv=clv,
@@ -293,4 +301,9 @@ latest snapshot
             )
     if design.get("evaluation_skipped"):
         lines.append(f"forward evaluation: skipped ({design['evaluation_skipped']})")
+    for pen in design.get("penalized") or []:
+        lines.append(
+            f"{pen['model']} ({pen['model_name']}): not identified with the penalizer asked, "
+            f"fitted with {pen['penalizer']:g}"
+        )
     return lines
