@@ -32,6 +32,7 @@ __all__ = [
     "CHURN_FEATURES",
     "FALLBACK_PENALIZER",
     "FALLBACK_PENALIZERS",
+    "MIN_CLASS_ROWS",
     "SAMPLE_SEED",
     "SnapshotCache",
     "add_model_features",
@@ -266,6 +267,9 @@ def snapshot_features(
     return out, clv
 
 
+#: The fewest rows of either outcome (churned, bought again) that churn is learnt from.
+MIN_CLASS_ROWS = 20
+
 #: The seed of the training-row sample (:func:`sample_rows`).
 SAMPLE_SEED = 0
 
@@ -355,6 +359,16 @@ def training_snapshots(
     if not parts:
         listing = "; ".join(f"{d['snapshot']}: {d['reason']}" for d in design.dropped)
         raise NotEnoughHistory(f"no usable churn snapshot ({listing})")
+    labels = np.concatenate([part["churn"].to_numpy() for part in parts])
+    rare = min(int(labels.sum()), int(len(labels) - labels.sum()))
+    if rare < MIN_CLASS_ROWS:
+        which = "churners" if labels.mean() < 0.5 else "customers who bought again"
+        raise NotEnoughHistory(
+            f"too few {which} to learn churn from: {rare:,} of {len(labels):,} snapshot rows "
+            f"({len(parts)} usable snapshot(s) with a {horizon_days}-day horizon; at least "
+            f"{MIN_CLASS_ROWS} of each outcome are needed); a longer horizon or more history "
+            "gives more"
+        )
     counts = {
         part["snapshot"].iloc[0]: {
             "customers": int(len(part)), "churn_rate": float(part["churn"].mean())

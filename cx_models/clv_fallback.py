@@ -28,7 +28,8 @@ def fit_snapshot_clv(
 ) -> CLVModel:
     """Fit ``model`` on a snapshot's features, retried with :data:`FALLBACK_PENALIZERS`.
 
-    A fit is retried with the next larger penalizer while it is not identified
+    A fit is retried with the next larger penalizer (on the transaction and the
+    spend model alike) while it is not identified
     (``ConvergenceError``) or its estimates predict non-finite values for some
     customer of ``frame`` (BG/NBD on data with no sign of dropout drives ``a`` and
     ``b`` to 0, where its hypergeometric terms overflow); the model's ``penalizer``
@@ -44,7 +45,12 @@ def fit_snapshot_clv(
     failure = None
     for pen in tried:
         try:
-            clv = CLVModel(model=model, penalizer=pen, covariates=covariates).fit(frame)
+            # the retries penalize the spend model too (Gamma-Gamma does not converge when
+            # every customer's mean spend is alike)
+            spend = 0.0 if pen == penalizer else pen
+            clv = CLVModel(
+                model=model, penalizer=pen, spend_penalizer=spend, covariates=covariates
+            ).fit(frame)
         except ConvergenceError as exc:
             failure = exc
             continue

@@ -181,6 +181,29 @@ def test_snapshot_cache_reuses_the_evaluation_days_and_changes_nothing(events, m
     assert len(built) == 8
 
 
+def test_a_base_where_nobody_churns_is_a_clear_error():
+    """Every customer buys every week: no churner to learn from, said with the counts."""
+    from cx_models.snapshot_design import NotEnoughHistory
+
+    rng = np.random.default_rng(3)
+    days = pl.date_range(dt.date(2024, 1, 1), dt.date(2025, 12, 31), "7d", eager=True)
+    n = 400
+    start = np.tile(days.to_numpy().astype("datetime64[D]"), n)
+    jitter = rng.integers(0, 4, start.size).astype("timedelta64[D]")
+    tx = pl.DataFrame({
+        "customer_id": np.repeat(np.arange(n), len(days)),
+        "timestamp": (start + jitter).astype("datetime64[us]"),
+        "amount": rng.gamma(4.0, 10.0, start.size),
+    })
+    tx = validate_transactions(tx, as_of=AS_OF).data
+    with pytest.raises(NotEnoughHistory, match=r"2025-10-02: every customer has churn=0; "):
+        training_snapshots(tx, None, as_of=AS_OF, plan=SnapshotPlan(horizon_days=H))
+    # three customers stop in November 2024: churners in four snapshots, too few to learn from
+    stop = (tx["customer_id"] < 3) & (tx["timestamp"] >= dt.datetime(2024, 11, 1))
+    with pytest.raises(NotEnoughHistory, match=r"too few churners to learn churn from: 12 of 1,6"):
+        training_snapshots(tx.filter(~stop), None, as_of=AS_OF, plan=SnapshotPlan(horizon_days=H))
+
+
 def test_model_beats_the_baselines_forward_in_time(evaluation):
     beats = evaluation["beats"]
     assert beats["bgnbd_prob_no_purchase"]["roc_auc"] > 0

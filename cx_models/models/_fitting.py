@@ -23,9 +23,12 @@ _WARM_START_SAMPLE = 20_000
 
 def not_converged(what: str, n: int, detail: str) -> ConvergenceError:
     """Return the error for a fit of ``what`` on ``n`` customers that did not converge."""
+    hint = (
+        "CLVModel(spend_penalizer=0.001)" if what == "Gamma-Gamma"
+        else "CLVModel(penalizer=0.001) or --penalizer 0.001 (clv fit, train)"
+    )
     return ConvergenceError(
-        f"{what} did not converge on {n:,} customers ({detail}); try a penalizer, "
-        "e.g. CLVModel(penalizer=0.001) or --penalizer 0.001 (clv fit, train)"
+        f"{what} did not converge on {n:,} customers ({detail}); try a penalizer, e.g. {hint}"
     )
 
 
