@@ -163,12 +163,17 @@ def _train(path: Path, env: dict) -> dict:
     import polars as pl
 
     cli = str(Path(sys.executable).with_name("cx-models"))
-    with tempfile.TemporaryDirectory() as tmp:
-        run = measure([cli, "train", "--transactions", str(path), "--as-of", AS_OF,
-                       "--tracking-uri", f"sqlite:///{tmp}/mlflow.db", "--experiment",
-                       "suite-train", "--model-name", "suite-train"],
-                      {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db"})
     customers = pl.scan_parquet(path).select(pl.col("customer_id").n_unique()).collect().item()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            run = measure([cli, "train", "--transactions", str(path), "--as-of", AS_OF,
+                           "--tracking-uri", f"sqlite:///{tmp}/mlflow.db", "--experiment",
+                           "suite-train", "--model-name", "suite-train"],
+                          {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db"})
+        except SystemExit:  # the data refused (its error line is printed above)
+            return {"wall_s": float("nan"), "peak_rss_mb": float("nan"), "others_cores": 0.0,
+                    "result": {"seconds": float("nan"), "customers": customers,
+                               "note": "cx-models train refused the data (its error above)"}}
     run["result"] = {"seconds": run["wall_s"], "customers": customers}
     return run
 
