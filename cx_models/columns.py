@@ -31,6 +31,37 @@ def as_float(values) -> np.ndarray:
     return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
+#: Up to this many rows a frame's matrix goes through one object array (see below).
+FEW_ROWS = 256
+
+
+def _numeric_matrix(frame: pd.DataFrame, numeric: list[str]) -> np.ndarray:
+    """Return the ``numeric`` columns as one float matrix (NaN for missing values).
+
+    For a few rows (one customer of the REST API) selecting the columns by label
+    costs ~0.3 ms; the frame as one object array, then the columns by position,
+    ~0.03 ms. Values the object route cannot convert (``pd.NA``) take the label route.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"a": pd.array([1.5, None], dtype="Float64"), "b": [1, 2]})
+    >>> _numeric_matrix(f, ["b", "a"]).tolist()
+    [[1.0, 1.5], [2.0, nan]]
+    >>> _numeric_matrix(f.astype({"a": float}), ["a"]).tolist()
+    [[1.5], [nan]]
+    """
+    if not numeric:
+        return np.empty((len(frame), 0))
+    if len(frame) <= FEW_ROWS:
+        where = frame.columns.get_indexer(numeric)
+        if (where >= 0).all() and frame.columns.is_unique:
+            try:
+                return np.asarray(frame.to_numpy()[:, where], dtype=float)
+            except (TypeError, ValueError):
+                pass
+    return frame[numeric].to_numpy(dtype=float, na_value=np.nan)
+
+
 class NumericView:
     """Read-only view of a feature table: numeric columns as float arrays, the rest as is.
 
@@ -58,11 +89,7 @@ class NumericView:
             if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
         ]
         self._index = {name: i for i, name in enumerate(numeric)}
-        self._matrix = (
-            frame[numeric].to_numpy(dtype=float, na_value=np.nan)
-            if numeric
-            else np.empty((len(frame), 0))
-        )
+        self._matrix = _numeric_matrix(frame, numeric)
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -186,7 +186,9 @@ class CXScorer:
         columns["drivers"] = ""
         if not explain:
             drivers = lambda: pa.array([""] * n, type=pa.string())  # noqa: E731 - as the texts
-        scored = pd.DataFrame(columns)[list(SCORE_COLUMNS)]
+        scored = pd.DataFrame(columns)  # built in the contract's order: no reindexing
+        if tuple(columns) != SCORE_COLUMNS:  # pragma: no cover - a programming error
+            raise AssertionError(f"scored columns out of the contract's order: {list(columns)}")
         if params.intervals is not None:  # after the contract's columns
             from cx_models.models._intervals import prediction_intervals
 
