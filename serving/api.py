@@ -26,7 +26,6 @@ import logging
 import threading
 import time
 
-import numpy as np
 import pandas as pd
 from cx_models.serving.api_middleware import RequestIdAndSize
 from cx_models.serving.api_models import (
@@ -38,6 +37,7 @@ from cx_models.serving.api_models import (
     cross_field_errors,
     field_path,
     json_records,
+    request_frame,
 )
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -258,12 +258,7 @@ def create_app(
                 return JSONResponse(
                     {"errors": errors, "request_id": request.state.request_id}, status_code=422
                 )
-        frame = pd.DataFrame([c.model_dump() for c in body.customers])
-        for col in feature_columns():
-            if col not in frame.columns:
-                frame[col] = np.nan
-        frame = frame[[*feature_columns(), *[a for a in attributes if a in frame.columns]]]
-        frame.attrs["time_unit"] = "D"
+        frame = request_frame(body.customers, attributes, categories)
         if attributes:
             frame.attrs["attributes"] = {
                 a: "categorical" if a in categories else "numeric" for a in attributes

@@ -39,6 +39,7 @@ __all__ = [
     "field_path",
     "json_records",
     "json_value",
+    "request_frame",
 ]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -330,6 +331,44 @@ def json_value(value):
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+def request_frame(customers, attributes=(), categories=()) -> pd.DataFrame:
+    """Return validated :class:`CustomerFeatures` as the scorer's feature table (days).
+
+    The numeric features go into one float block at once (``None`` → NaN): building
+    the frame column by column, with the missing survey answers as object columns,
+    cost more than scoring one customer. ``attributes`` (the served model's, in its
+    order) are added where given, the ``categories`` among them as text.
+
+    Examples
+    --------
+    >>> c = CustomerFeatures(customer_id=7, frequency=2, recency=30.0, T=90.0,
+    ...                      monetary_value=12.5, days_since_last_purchase=60.0,
+    ...                      tenure_days=90.0, plan="basic")
+    >>> f = request_frame([c], attributes=["plan"], categories=["plan"])
+    >>> f["customer_id"].tolist(), f["nps_latest"].dtype.kind, f["plan"].tolist()
+    ([7], 'f', ['basic'])
+    """
+    from cx_models.contract import feature_columns
+
+    rows = [c.model_dump() for c in customers]
+    names = feature_columns()
+    numeric = [c for c in names if c not in ("customer_id", "nps_category")]
+    values = np.array([[row.get(c) for c in numeric] for row in rows], dtype=float)
+    frame = pd.DataFrame(values, columns=numeric)
+    frame.insert(0, "customer_id", pd.Series([row["customer_id"] for row in rows]))
+    frame["nps_category"] = pd.Series([row.get("nps_category") for row in rows], dtype=object)
+    for name in attributes:
+        if not any(name in row for row in rows):
+            continue
+        given = [row.get(name) for row in rows]
+        frame[name] = (
+            pd.Series(given, dtype=object) if name in categories
+            else np.array(given, dtype=float)
+        )
+    frame.attrs["time_unit"] = "D"
+    return frame
 
 
 def json_records(frame: pd.DataFrame) -> list[dict]:
