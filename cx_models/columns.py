@@ -94,6 +94,11 @@ class NumericView:
     def __len__(self) -> int:
         return len(self.frame)
 
+    @property
+    def numeric(self) -> tuple[list[str], np.ndarray]:
+        """The numeric columns read (in matrix order) and their float matrix."""
+        return list(self._index), self._matrix
+
     def __getitem__(self, name: str):
         if name in self._extra:
             return self._extra[name]

@@ -127,7 +127,8 @@ class CXScorer:
             params = ScoreParams(**keywords)
         elif keywords:
             raise TypeError("give params=ScoreParams(...) or its keywords, not both")
-        self.check_features(features)
+        view = NumericView(features)  # each column read once, as arrays
+        self.check_features(features, view=view)
         horizon = self.horizon_days if params.horizon_days is None else params.horizon_days
         months = self.clv_months if params.clv_months is None else params.clv_months
         rate = self.discount_rate if params.discount_rate is None else params.discount_rate
@@ -135,8 +136,7 @@ class CXScorer:
         # Arrays throughout, one frame at the end: for one customer (the API) building
         # frames column by column cost more than the models.
         # churn features: CLV outputs at the trained horizon (and the churn features' CLV)
-        table = features
-        features = NumericView(features)  # each column read once, as arrays
+        table, features = features, view
         model_features = model_feature_arrays(
             features, self.feature_clv, horizon_days=self.horizon_days
         )
@@ -222,13 +222,15 @@ class CXScorer:
         """The features aggregated from extra transaction columns (none: ``[]``)."""
         return self.feature_spec.extras.feature_names()
 
-    def check_features(self, features: pd.DataFrame) -> None:
+    def check_features(self, features: pd.DataFrame, *, view: NumericView | None = None) -> None:
         """Refuse a feature table whose recorded definition differs from the trained one.
 
         Tables built by cx-models record their survey look-back in ``attrs``
-        (``lookback_days``); a table without it is taken as given.
+        (``lookback_days``); a table without it is taken as given. ``view``: the
+        table's :class:`~cx_models.columns.NumericView`, when the caller has one
+        (its matrix is checked instead of reading the columns again).
         """
-        _check_magnitudes(features)
+        _check_magnitudes(features, view)
         missing = [c for c in self.extra_columns if c not in features.columns]
         if missing:
             raise CXDataError(
@@ -327,14 +329,20 @@ def extreme_cells(features: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
         return numeric.columns, np.isinf(values) | (np.abs(values) > MAX_FEATURE_VALUE)
 
 
-def _check_magnitudes(features: pd.DataFrame) -> None:
+def _check_magnitudes(features: pd.DataFrame, view: NumericView | None = None) -> None:
     """Refuse infinite or huge feature values, naming the first customers that hold them.
 
     Tables built by cx-models never hold them (amounts above
     :data:`~cx_models.contract.MAX_AMOUNT` are quarantined); a table from elsewhere may
     (``cx-models score --features`` quarantines such customers instead).
     """
-    names, bad_cell = extreme_cells(features)
+    if view is not None:  # one pass over the matrix already read: inf > any bound
+        names, values = view.numeric
+        with np.errstate(invalid="ignore"):
+            bad_cell = np.abs(values) > MAX_FEATURE_VALUE
+        names = pd.Index(names)
+    else:
+        names, bad_cell = extreme_cells(features)
     if not bad_cell.any():
         return
     rows = np.flatnonzero(bad_cell.any(axis=1))
