@@ -121,6 +121,18 @@ class CXScorer:
         For batch jobs: the texts (a pyarrow string array) can then be made beside
         the next chunk's scoring.
         """
+        columns, drivers = self.score_columns(features, params, **keywords)
+        return pd.DataFrame(columns), drivers
+
+    def score_columns(
+        self, features: pd.DataFrame, params: ScoreParams | None = None, **keywords
+    ):
+        """Return :meth:`score_deferred`'s columns as a dict of arrays, without a frame.
+
+        In the contract's order (``drivers`` empty; the intervals after it), with the
+        function giving the driver texts: for one customer (the REST API) the frame
+        cost more than a third of the scoring.
+        """
         if "customer_id" not in features.columns:
             raise CXDataError("the feature table needs a 'customer_id' column")
         if params is None:
@@ -186,7 +198,6 @@ class CXScorer:
         columns["drivers"] = ""
         if not explain:
             drivers = lambda: pa.array([""] * n, type=pa.string())  # noqa: E731 - as the texts
-        scored = pd.DataFrame(columns)  # built in the contract's order: no reindexing
         if tuple(columns) != SCORE_COLUMNS:  # pragma: no cover - a programming error
             raise AssertionError(f"scored columns out of the contract's order: {list(columns)}")
         if params.intervals is not None:  # after the contract's columns
@@ -197,8 +208,8 @@ class CXScorer:
                 level=params.intervals, expected=clv_part["expected_purchases"],
                 point_clv=clv_part["clv"],
             )
-            scored = scored.assign(**extra)
-        return scored, drivers
+            columns.update({name: np.asarray(values) for name, values in extra.items()})
+        return columns, drivers
 
     def drift_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Return the columns drift is measured on: the churn features and the scores."""

@@ -34,6 +34,7 @@ from cx_models.serving.api_models import (
     ScoreRequest,
     SubscriptionRequest,
     attribute_errors,
+    column_records,
     cross_field_errors,
     field_path,
     json_records,
@@ -228,7 +229,8 @@ def create_app(
         if not_ready:
             return not_ready
         try:
-            scored = state.scorer.score(frame, ScoreParams(intervals=intervals))
+            columns, drivers = state.scorer.score_columns(frame, ScoreParams(intervals=intervals))
+            columns["drivers"] = drivers().to_pylist()
         except CXDataError as exc:
             return JSONResponse(
                 {
@@ -238,7 +240,7 @@ def create_app(
                 status_code=422,
             )
         # a ready JSON response: FastAPI's generic encoder costs more than the scoring
-        return JSONResponse({"scores": json_records(scored)})
+        return JSONResponse({"scores": column_records(columns)})
 
     @app.post("/score")
     def score(body: ScoreRequest, request: Request):

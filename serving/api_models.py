@@ -35,6 +35,7 @@ __all__ = [
     "SubscriptionRequest",
     "SurveyRecord",
     "TransactionRecord",
+    "column_records",
     "cross_field_errors",
     "field_path",
     "json_records",
@@ -369,6 +370,25 @@ def request_frame(customers, attributes=(), categories=()) -> pd.DataFrame:
         )
     frame.attrs["time_unit"] = "D"
     return frame
+
+
+def column_records(columns: dict) -> list[dict]:
+    """Return JSON-ready rows from a dict of equal-length columns (see :func:`json_value`).
+
+    Examples
+    --------
+    >>> column_records({"id": pd.Series([7, 8]), "p": np.array([0.5, np.nan]), "d": ["a", "b"]})
+    [{'id': 7, 'p': 0.5, 'd': 'a'}, {'id': 8, 'p': None, 'd': 'b'}]
+    """
+    names = list(columns)
+    values = [
+        column.tolist() if hasattr(column, "tolist") else list(column)
+        for column in columns.values()
+    ]
+    return [
+        {name: json_value(value) for name, value in zip(names, row, strict=True)}
+        for row in zip(*values, strict=True)
+    ]
 
 
 def json_records(frame: pd.DataFrame) -> list[dict]:

@@ -171,3 +171,21 @@ def test_intervals_come_after_the_contract_and_match_the_clv_models(trained):
     assert ScoreParams.from_pyfunc(params.to_pyfunc()) == params
     with pytest.raises(CXDataError, match="central level between 0 and 1"):
         ScoreParams(intervals=1.0)
+
+
+def test_score_columns_are_the_scored_table_and_json_rows(trained):
+    """The API's frame-free path gives the scored table's values, intervals after it."""
+    from cx_models.serving.api_models import column_records, json_records
+
+    _, result = trained
+    head = result.features.head(40)
+    columns, drivers = result.scorer.score_columns(head, intervals=0.9)
+    columns["drivers"] = drivers().to_pylist()
+    names = list(columns)
+    assert names[: len(SCORE_COLUMNS)] == list(SCORE_COLUMNS)
+    assert {"purchases_lower", "purchases_upper", "clv_lower", "clv_upper"} <= set(
+        names[len(SCORE_COLUMNS):]
+    )
+    scored = result.scorer.score(head, intervals=0.9)
+    assert list(scored.columns) == names
+    assert column_records(columns) == json_records(scored)
