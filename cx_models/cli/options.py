@@ -20,12 +20,34 @@ from typing import Annotated, Any
 import typer
 
 from cx_models.cli.db_options import location
+from cx_models.cli.model_options import (
+    ChurnClvModelOpt,
+    ClvModelOpt,
+    ClvMonthsOpt,
+    ContactCostOpt,
+    DiscountRateOpt,
+    DropoutCovariatesOpt,
+    IncentiveCostOpt,
+    LegacyModelOpt,
+    MarginOpt,
+    MaxSnapshotsOpt,
+    MaxTrainingRowsOpt,
+    NcoWeightsOpt,
+    PenalizerOpt,
+    PurchaseCovariatesOpt,
+    SaveRateOpt,
+    StepOpt,
+)
 from cx_models.cli.option_groups import OptionGroup, settings_from
 from cx_models.contract import SurveyColumns, TransactionColumns
 from cx_models.errors import CXDataError
 from cx_models.settings import EventFormat, FeatureSpec, ScoreParams, TransactionExtras
 
 __all__ = [
+    "ContactCostOpt",
+    "IncentiveCostOpt",
+    "MarginOpt",
+    "SaveRateOpt",
     "AsOfOpt",
     "AttributesOpt",
     "CategoricalOpt",
@@ -153,102 +175,11 @@ HorizonDaysOpt = Annotated[
         "P(no purchase) when predicting (scoring: default the trained churn horizon).",
     ),
 ]
-ClvMonthsOpt = Annotated[
-    int | None,
-    typer.Option("--clv-months", min=0, help="CLV horizon in months of 30.4375 days."),
-]
-DiscountRateOpt = Annotated[
-    float | None,
-    typer.Option("--discount-rate", help="ANNUAL discount rate of the CLV, e.g. 0.10 for 10 %."),
-]
-ClvModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--clv-model",
-        help="Transaction model: bgnbd, mbgnbd, pnbd (Pareto/NBD); train also takes auto "
-        "(the lowest holdout error; its default), clv validate all (side by side).",
-    ),
-]
-ChurnClvModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--churn-clv-model",
-        help="Transaction model whose P(alive), expected purchases, P(no purchase) and CLV "
-        "are churn features: bgnbd (default, whatever --clv-model chooses), mbgnbd, pnbd, "
-        "or same (the CLV model).",
-    ),
-]
-PurchaseCovariatesOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--purchase-covariates",
-        metavar="COLS",
-        help="Customer attributes (--attributes) that scale the CLV model's purchase rate, "
-        "comma-separated (text columns become indicators of their levels).",
-    ),
-]
-DropoutCovariatesOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--dropout-covariates",
-        metavar="COLS",
-        help="Customer attributes that move the CLV model's dropout, comma-separated.",
-    ),
-]
-#: The old spelling of --clv-model (and of --model-file in `clv predict`).
-LegacyModelOpt = Annotated[str | None, typer.Option("--model", hidden=True)]
-PenalizerOpt = Annotated[
-    float, typer.Option("--penalizer", min=0.0, help="L2 penalty (lifetimes' penalizer_coef).")
-]
 PlotsOpt = Annotated[Path | None, typer.Option("--plots", help="Directory for PNG plots.")]
 ReportOutOpt = Annotated[Path | None, typer.Option("--out", help="Report file (.json).")]
 TruthOpt = Annotated[
     Path | None, typer.Option("--truth", help="truth.parquet of a synthetic base (ceiling).")
 ]
-StepOpt = Annotated[
-    int | None,
-    typer.Option("--step-days", min=1, help="Days between snapshots (default: the horizon)."),
-]
-MaxSnapshotsOpt = Annotated[
-    int | None, typer.Option("--max-snapshots", min=1, help="At most this many snapshots.")
-]
-MaxTrainingRowsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--max-training-rows",
-        min=0,
-        help="At most this many (snapshot, customer) training rows: above it every snapshot "
-        "keeps the same seeded random share of its customers (default 250000; 0: all rows).",
-    ),
-]
-NcoWeightsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--nco-weights",
-        help="Component weights, e.g. 'csat=0.2,nps=0.2,ces=0.1,retention=0.25,value=0.25'.",
-    ),
-]
-
-# the economics of a retention campaign (``target``, and the replay of ``train``)
-ContactCostOpt = Annotated[
-    float | None, typer.Option("--contact-cost", min=0.0, help="Cost of one contact.")
-]
-SaveRateOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--save-rate", min=0.0, max=1.0, help="Share of would-be churners a contact keeps."
-    ),
-]
-MarginOpt = Annotated[
-    float | None,
-    typer.Option("--margin", min=0.0, max=1.0, help="Gross margin on CLV (1: revenue)."),
-]
-IncentiveCostOpt = Annotated[
-    float | None,
-    typer.Option("--incentive-cost", min=0.0, help="Paid by each customer who accepts."),
-]
-
-
 # --------------------------------------------------------------------------- option groups
 def _column_list(flag_name: str, help_text: str) -> tuple[Any, Any]:
     option = typer.Option(flag_name, metavar="COLS", help=help_text)
