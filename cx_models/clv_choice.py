@@ -1,13 +1,16 @@
 """Choosing the transaction model on evidence: a holdout inside the training data.
 
 ``clv_model="auto"`` (``--clv-model auto``, the default of ``cx-models train``)
-fits every candidate — BG/NBD, MBG/NBD and Pareto/NBD — on a calibration
+fits every candidate — BG/NBD, MBG/NBD and Pareto/NBD, and BG/BB when the
+features count discrete periods (``period_days``) — on a calibration
 period inside the training history and keeps the one whose predictions of each
 customer's purchase occasions (distinct purchase days) in the holdout are
 closest: the lowest per-customer mean absolute error, ties within 1 % broken
 by the smaller error of the total. The holdout is the last third of the
 history, at least 8 weeks; with less history BG/NBD is kept, and the reason is
-recorded. The chosen model is then refitted on all history (and every churn
+recorded. BG/BB predicts the periods with a purchase: where customers buy at most
+once a period, as BG/BB assumes, that is their count of purchase days, and it is
+compared on it like the others. The chosen model is then refitted on all history (and every churn
 snapshot fits it); every candidate's figures and the choice go to MLflow.
 """
 
@@ -60,7 +63,7 @@ def choose_clv_model(
     as_of,
     spec: FeatureSpec | None = None,
     penalizer: float = 0.0,
-    candidates: tuple[str, ...] = CANDIDATES,
+    candidates: tuple[str, ...] | None = None,
 ) -> dict:
     """Fit each candidate on a calibration period and choose by holdout error.
 
@@ -74,8 +77,9 @@ def choose_clv_model(
         The feature definition (its time unit is the fit's).
     penalizer : float
         As in :class:`~cx_models.models.clv.CLVModel`.
-    candidates : tuple of str
-        The models to choose from.
+    candidates : tuple of str, optional
+        The models to choose from; by default :data:`CANDIDATES`, and BG/BB when
+        ``spec.period_days`` is set.
 
     Returns
     -------
@@ -97,6 +101,8 @@ def choose_clv_model(
     """
     as_of = parse_as_of(as_of)
     spec = spec or FeatureSpec()
+    if candidates is None:
+        candidates = (*CANDIDATES, *(("bgbb",) if spec.period_days is not None else ()))
     if transactions.height == 0:
         raise CXDataError("no transactions to choose a CLV model on")
     first_day = transactions["timestamp"].min().date()

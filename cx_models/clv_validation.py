@@ -22,7 +22,7 @@ from cx_models.models._families import family
 from cx_models.models.clv import CLVModel
 from cx_models.schemas import validate_transactions
 from cx_models.settings import EventFormat, FeatureSpec
-from cx_models.timeutil import DAYS_PER_UNIT, parse_as_of
+from cx_models.timeutil import parse_as_of
 
 __all__ = ["holdout_actuals", "validate_clv"]
 
@@ -208,7 +208,7 @@ def _plots(out: Path, clv: CLVModel, tx, features, report, start, end) -> list[s
         pl.DataFrame({"day": days}).join(daily, on="day", how="left").fill_null(0)["n"].cum_sum()
     )
     cohort = firsts.group_by("first").len()
-    unit_days = DAYS_PER_UNIT[clv.time_unit_]
+    unit_days = clv._unit_days()  # a BG/BB period: period_days
     model = family(clv.model)
     params = tuple(clv.params_[k] for k in model.params)
     grid = np.array([(d - days[0]).days for d in days.to_list()], dtype=float)
@@ -226,6 +226,8 @@ def _plots(out: Path, clv: CLVModel, tx, features, report, start, end) -> list[s
     paths.append(_save(fig, out / "tracking.png"))
 
     # 3. P(alive) by frequency and recency, for a customer of the oldest age
+    if clv.time_unit_ == "P":  # BG/BB: the history in periods
+        features = clv._period_table(features)
     T_max = float(features["T"].max())
     max_f = int(min(features["frequency"].quantile(0.99), 60))
     f_grid, r_grid = np.meshgrid(np.arange(max_f + 1), np.linspace(0, T_max, 80))

@@ -176,7 +176,9 @@ def features_from_validated(
     without a purchase by ``as_of`` (who get no row). The extra transaction columns
     of ``spec.extras`` (:mod:`cx_models.transaction_extras`; levels not yet learnt
     are learnt on these transactions) follow the standard feature columns.
-    ``attributes`` (validated by :func:`cx_models.attributes.validate_attributes`:
+    With ``spec.period_days``, each customer's BG/BB history in periods follows
+    (:data:`~cx_models.period_features.PERIOD_COLUMNS`). ``attributes`` (validated
+    by :func:`cx_models.attributes.validate_attributes`:
     ``customer_id`` and static columns) are joined after them; a customer without
     a row gets nulls.
     """
@@ -213,6 +215,11 @@ def features_from_validated(
     if extras is not None:
         feats = feats.join(extras.features(transactions, as_of=as_of), on="customer_id",
                            how="left", maintain_order="left")
+    if spec.period_days is not None:  # BG/BB's history in periods, beside the continuous one
+        from cx_models.period_features import period_histories
+
+        periods = period_histories(transactions, as_of=as_of, period_days=spec.period_days)
+        feats = feats.join(periods, on="customer_id", how="left", maintain_order="left")
     if attributes is not None:
         from cx_models.attributes import join_attributes
 
@@ -235,6 +242,8 @@ def to_pandas_features(feats: pl.DataFrame, *, as_of: dt.date, spec: FeatureSpec
     frame.attrs["as_of"] = as_of.isoformat()
     frame.attrs["time_unit"] = spec.time_unit
     frame.attrs["lookback_days"] = spec.lookback_days
+    if spec.period_days is not None:
+        frame.attrs["period_days"] = spec.period_days
     return frame
 
 
@@ -267,7 +276,7 @@ def build_features(
 
         attrs = AttributeInput.of(attributes).validate(
             id_dtype=tx.data["customer_id"].dtype,
-            reserved=[*feature_columns(), *spec.extras.feature_names()],
+            reserved=[*feature_columns(), *spec.added_columns()],
         )
     feats, orphans = features_from_validated(
         tx.data, None if sv is None else sv.data, as_of=as_of, spec=spec,

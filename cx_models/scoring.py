@@ -229,6 +229,15 @@ class CXScorer:
         return [f for f in self.churn.features_ if f not in CHURN_FEATURES and f not in extra]
 
     @property
+    def period_columns(self) -> list[str]:
+        """The period history columns the scorer reads (its CLV is BG/BB; else ``[]``)."""
+        if "bgbb" not in (self.clv.model, self.feature_clv.model):
+            return []
+        from cx_models.period_features import PERIOD_COLUMNS
+
+        return list(PERIOD_COLUMNS)
+
+    @property
     def extra_columns(self) -> list[str]:
         """The features aggregated from extra transaction columns (none: ``[]``)."""
         return self.feature_spec.extras.feature_names()
@@ -249,6 +258,15 @@ class CXScorer:
                 f"({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}), missing here: "
                 f"score from the transactions (they are built the trained way) or build the "
                 f"features with {self.feature_spec.extras.declaration()}"
+            )
+        missing = [c for c in self.period_columns if c not in features.columns]
+        if missing:
+            raise CXDataError(
+                f"the model's CLV is BG/BB, which reads each customer's history in periods "
+                f"of {self.feature_spec.period_days} days ({', '.join(missing)}), missing here: "
+                f"score from the transactions (they are built the trained way) or build the "
+                f"features with --period-days {self.feature_spec.period_days} (Python: "
+                f"FeatureSpec(period_days=...))"
             )
         built = features.attrs.get("lookback_days")
         if built is not None and int(built) != self.feature_spec.lookback_days:

@@ -87,12 +87,17 @@ class FeatureSpec:
     90
     >>> FeatureSpec(extras=TransactionExtras(numeric=["cds"])).extras.feature_names()[:3]
     ['cds_sum', 'cds_mean', 'cds_sum_30d']
+    >>> FeatureSpec(period_days=7).added_columns()
+    ['period_frequency', 'period_recency', 'period_T', 'period_monetary_value']
     """
 
     time_unit: str = "D"
     lookback_days: int = 365
     #: Extra transaction columns aggregated as features (:mod:`cx_models.transaction_extras`).
     extras: TransactionExtras = field(default_factory=TransactionExtras)
+    #: Discrete opportunities of this many days: the table also holds each customer's
+    #: BG/BB history in periods (:data:`~cx_models.period_features.PERIOD_COLUMNS`).
+    period_days: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "time_unit", check_time_unit(self.time_unit))
@@ -101,6 +106,20 @@ class FeatureSpec:
             raise CXDataError(
                 f"lookback_days must be a whole number of days >= 1, got {days!r}"
             )
+        period = self.period_days
+        if period is not None:
+            if isinstance(period, bool) or int(period) != period or not 1 <= period <= 36_525:
+                raise CXDataError(
+                    f"period_days must be a whole number of days in 1..36525, got {period!r}"
+                )
+            object.__setattr__(self, "period_days", int(period))
+
+    def added_columns(self) -> list[str]:
+        """Return the columns this definition adds after the standard ones: extras, periods."""
+        from cx_models.period_features import PERIOD_COLUMNS
+
+        periods = list(PERIOD_COLUMNS) if self.period_days is not None else []
+        return [*self.extras.feature_names(), *periods]
 
     @property
     def unit_days(self) -> float:
@@ -112,6 +131,8 @@ class FeatureSpec:
         out = {"time_unit": self.time_unit, "lookback_days": self.lookback_days}
         if self.extras:
             out["extras"] = self.extras.to_dict()
+        if self.period_days is not None:
+            out["period_days"] = self.period_days
         return out
 
     @classmethod
@@ -122,6 +143,7 @@ class FeatureSpec:
             time_unit=data.get("time_unit", "D"),
             lookback_days=int(data.get("lookback_days", 365)),
             extras=TransactionExtras.from_dict(data.get("extras")),
+            period_days=data.get("period_days"),
         )
 
     def core(self) -> FeatureSpec:

@@ -150,7 +150,7 @@ def create_app(
         if isinstance(customers, list):  # extra fields: the served model's attributes only
             scorer = state.scorer
             categories = getattr(getattr(scorer, "churn", None), "categories_", None) or {}
-            attributes = scorer.attribute_columns if scorer is not None else []
+            attributes = _declared_fields(scorer) if scorer is not None else []
             rows = [c for c in customers if isinstance(c, dict)]
             if len(rows) == len(customers):
                 extras += attribute_errors(rows, categories, attributes)
@@ -219,7 +219,8 @@ def create_app(
             "model_uri": state.info.get("model_uri"),
             "time_unit": scorer.time_unit,
             "trained_horizon_days": scorer.horizon_days,
-            "features": feature_columns(),
+            "features": [*feature_columns(), *scorer.period_columns],
+            "clv_model": scorer.clv.model,
             "churn_features": scorer.churn.features_,
             "nco_weights": scorer.weights,
         }
@@ -245,8 +246,8 @@ def create_app(
     @app.post("/score")
     def score(body: ScoreRequest, request: Request):
         extra = any(c.model_extra for c in body.customers)
-        categories, attributes = {}, []
-        if extra:  # customer attributes: only the served model's
+        categories, fields = {}, []
+        if extra:  # customer attributes (and BG/BB's period history): the served model's
             not_ready = ready_or_503(request)
             if not_ready:
                 return not_ready
@@ -254,16 +255,17 @@ def create_app(
             if wrong:
                 return wrong
             categories = getattr(state.scorer.churn, "categories_", None) or {}
-            attributes = state.scorer.attribute_columns
-            errors = attribute_errors(body.customers, categories, attributes)
+            fields = _declared_fields(state.scorer)
+            errors = attribute_errors(body.customers, categories, fields)
             if errors:
                 return JSONResponse(
                     {"errors": errors, "request_id": request.state.request_id}, status_code=422
                 )
-        frame = request_frame(body.customers, attributes, categories)
-        if attributes:
+        frame = request_frame(body.customers, fields, categories)
+        if fields:  # the attributes are carried into the scores
             frame.attrs["attributes"] = {
-                a: "categorical" if a in categories else "numeric" for a in attributes
+                a: "categorical" if a in categories else "numeric"
+                for a in state.scorer.attribute_columns
             }
         return score_frame(request, frame, body.intervals)
 
@@ -352,6 +354,11 @@ def create_app(
 
     app.state.model_state = state
     return app
+
+
+def _declared_fields(scorer) -> list[str]:
+    """Return the fields a feature row may carry beyond the standard ones."""
+    return [*scorer.attribute_columns, *getattr(scorer, "period_columns", [])]
 
 
 def _log_to_stderr() -> None:

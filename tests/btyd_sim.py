@@ -8,6 +8,8 @@ purchase histories to age ``T``, and returns a feature table
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
@@ -78,3 +80,38 @@ def simulate_bgnbd(rng, n, *, r, alpha0, a0, b0, purchase=None, dropout=None, T=
         order = rng.beta(np.maximum(x, 1), np.maximum(opportunities - x + 1, 1))
     t_x = np.where(x > 0, T * order, 0.0)
     return _table(rng, x, t_x, T, table)
+
+
+#: The BG/BB world of :func:`simulate_bgbb_orders`: p ~ Beta(α, β), θ ~ Beta(γ, δ).
+BGBB_TRUTH = {"alpha": 1.2, "beta": 2.5, "gamma": 0.6, "delta": 3.0}
+BGBB_PERIOD = 30
+BGBB_START = dt.date(2024, 1, 1)
+BGBB_DAYS = 720  # 24 periods of 30 days; customers join in the first 180 days
+BGBB_AS_OF = (BGBB_START + dt.timedelta(days=BGBB_DAYS - 1)).isoformat()
+
+
+def simulate_bgbb_orders(n: int, seed: int) -> pd.DataFrame:
+    """Orders of a BG/BB world: one chance to buy in each 30-day period after the first order.
+
+    A customer alive at the start of a period stays so with probability 1 − θ and then
+    buys in it with probability p (Fader, Hardie & Shang 2010), on a random day of it.
+    """
+    rng = np.random.default_rng(seed)
+    truth, period, days = BGBB_TRUTH, BGBB_PERIOD, BGBB_DAYS
+    p = rng.beta(truth["alpha"], truth["beta"], n)
+    theta = rng.beta(truth["gamma"], truth["delta"], n)
+    first = rng.integers(0, 180, n)
+    customers, when = [np.arange(n)], [first]
+    alive = np.ones(n, dtype=bool)
+    for k in range(1, days // period + 1):
+        alive &= rng.random(n) >= theta  # inactive at the start of a period with prob θ
+        day = first + k * period + rng.integers(0, period, n)
+        keep = alive & (rng.random(n) < p) & (day < days)
+        customers.append(np.flatnonzero(keep))
+        when.append(day[keep])
+    cid, day = np.concatenate(customers), np.concatenate(when)
+    return pd.DataFrame({
+        "customer_id": cid,
+        "timestamp": pd.to_datetime(BGBB_START) + pd.to_timedelta(day, unit="D"),
+        "amount": np.round(rng.gamma(4.0, 10.0, cid.size), 2),
+    })

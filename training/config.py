@@ -40,6 +40,9 @@ class TrainingConfig:
     lookback_days: int = 365
     tx_numeric: list[str] = field(default_factory=list)
     tx_categorical: list[str] = field(default_factory=list)
+    #: Discrete opportunities of this many days: BG/BB's periods (``clv_model="bgbb"``, and
+    #: a candidate of ``"auto"``); ``None``: continuous time only.
+    period_days: int | None = None
     clv_model: str = "bgnbd"
     churn_clv_model: str = CHURN_CLV_MODEL
     purchase_covariates: list[str] = field(default_factory=list)
@@ -73,6 +76,7 @@ class TrainingConfig:
             from cx_models.models.covariates import blocks
 
             blocks(self.clv_model, self.covariates)  # names the models that take covariates
+        self._check_periods()
         self.nco_weights = validate_weights(self.nco_weights)
         # the bounds every scoring path uses (horizon, CLV months, discount rate)
         ScoreParams(
@@ -80,6 +84,22 @@ class TrainingConfig:
             clv_months=self.clv_months,
             discount_rate=self.discount_rate,
         )
+
+    def _check_periods(self) -> None:
+        from cx_models.errors import CXDataError
+
+        self.period_days = FeatureSpec(period_days=self.period_days).period_days
+        discrete = "bgbb" in (self.clv_model, self.churn_feature_model)
+        if discrete and self.period_days is None:
+            raise CXDataError(
+                "BG/BB counts discrete opportunities: give their length, period_days "
+                "(--period-days N)"
+            )
+        if self.period_days is not None and not discrete and self.clv_model != "auto":
+            raise CXDataError(
+                f"period_days is the length of BG/BB's periods: use it with clv_model 'bgbb' "
+                f"or 'auto' (which adds BG/BB to its candidates), not {self.clv_model!r}"
+            )
 
     def to_dict(self) -> dict:
         """Return the settings as a flat-ish dict."""
@@ -92,6 +112,7 @@ class TrainingConfig:
             time_unit=self.time_unit,
             lookback_days=self.lookback_days,
             extras=TransactionExtras(numeric=self.tx_numeric, categorical=self.tx_categorical),
+            period_days=self.period_days,
         )
 
     @property

@@ -32,7 +32,7 @@ from cx_models.training.config import CHURN_CLV_MODEL, TrainingConfig, load_conf
 
 from cx_models.churn_data import SnapshotCache, training_snapshots
 from cx_models.churn_eval import evaluate_churn
-from cx_models.clv_choice import choose_clv_model
+from cx_models.clv_choice import CANDIDATES, choose_clv_model
 from cx_models.clv_fallback import fit_snapshot_clv
 from cx_models.errors import CXDataError
 from cx_models.features import features_from_validated, to_pandas_features
@@ -102,6 +102,8 @@ def train_scorer(
         choice = choose_clv_model(
             transactions, as_of=config.as_of, spec=config.feature_spec.core(),
             penalizer=config.penalizer,
+            # BG/BB takes no covariates: with them it is no candidate
+            candidates=CANDIDATES if config.covariates is not None else None,
         )
         say(f"CLV model: {choice['chosen']} ({choice['reason']})")
         config = replace(config, clv_model=choice["chosen"])

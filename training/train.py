@@ -70,7 +70,7 @@ def train(
 
         attrs = AttributeInput.of(attributes).validate(
             id_dtype=tx.data["customer_id"].dtype,
-            reserved=[*feature_columns(), *extras.feature_names()],
+            reserved=[*feature_columns(), *config.feature_spec.added_columns()],
         )
     with tempfile.TemporaryDirectory() as tmp:
         plots_dir = Path(tmp) / "figures"

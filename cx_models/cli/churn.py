@@ -90,6 +90,12 @@ def churn_evaluate(
         return
     if transactions is None:
         raise CXDataError("give --transactions, or --subscriptions for a subscription business")
+    from dataclasses import replace
+
+    from cx_models.cli.model_options import transaction_periods
+
+    if (periods := transaction_periods(contract)) is not None:  # BG/BB joins the baselines
+        spec = replace(spec, period_days=periods)
     day = parse_as_of(as_of, name="--as-of")
     tx, sv = validate_events(transactions, surveys, as_of=day, fmt=fmt, extras=spec.extras)
     given = attribute_input(attributes, categorical)
@@ -98,7 +104,7 @@ def churn_evaluate(
         from cx_models.contract import feature_columns
 
         attrs = given.validate(id_dtype=tx.data["customer_id"].dtype,
-                               reserved=[*feature_columns(), *spec.extras.feature_names()])
+                               reserved=[*feature_columns(), *spec.added_columns()])
     reports = {"transactions": tx.report, "surveys": None if sv is None else sv.report,
                "attributes": None if attrs is None else attrs.report}
     err.print(report_table({k: None if r is None else r.to_dict() for k, r in reports.items()}))
@@ -120,6 +126,7 @@ def churn_evaluate(
             truth=read_truth(truth),
             plots_dir=plots,
             attributes=None if attrs is None else attrs.data,
+            baselines=("bgbb",) if periods is not None else (),
         )
     for key in [k for k in report if k.startswith("_")]:
         report.pop(key)

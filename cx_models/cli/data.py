@@ -98,6 +98,12 @@ def features(
         return
     if transactions is None:
         raise CXDataError("give --transactions, or --subscriptions for a subscription business")
+    from dataclasses import replace
+
+    from cx_models.cli.model_options import transaction_periods
+
+    if (periods := transaction_periods(contract)) is not None:  # BG/BB's history too
+        spec = replace(spec, period_days=periods)
     write_features(
         transactions,
         surveys,

@@ -27,6 +27,7 @@ __all__ = [
     "PurchaseCovariatesOpt",
     "SaveRateOpt",
     "StepOpt",
+    "transaction_periods",
 ]
 
 ClvMonthsOpt = Annotated[
@@ -118,3 +119,22 @@ IncentiveCostOpt = Annotated[
     float | None,
     typer.Option("--incentive-cost", min=0.0, help="Paid by each customer who accepts."),
 ]
+
+
+def transaction_periods(contract) -> int | None:
+    """BG/BB's period length from ``--period-days`` on a transactions (non-contractual) run.
+
+    The flag is the subscriptions' billing period too (the same name, days either way);
+    a calendar ``--period`` has no fixed length in days, so it is refused here.
+    """
+    period = getattr(contract, "period", None)
+    if period is None:
+        return None
+    if period.days is None:
+        from cx_models.errors import CXDataError
+
+        raise CXDataError(
+            f"--period {period.calendar} is a subscription billing period; BG/BB's periods "
+            "of transactions are a number of days: --period-days N"
+        )
+    return int(period.days)

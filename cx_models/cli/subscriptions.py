@@ -118,8 +118,10 @@ SUBSCRIPTION_SPEC = OptionGroup(
             "--subscription-time-format", "strptime format of non-ISO dates.", None
         ),
         "period_days": (
-            Annotated[int | None, typer.Option("--period-days", min=1,
-                                               help="Billing period in days.")],
+            Annotated[int | None, typer.Option(
+                "--period-days", min=1,
+                help="Billing period in days; with transactions only: the length of BG/BB's "
+                "periods (discrete opportunities).")],
             None,
         ),
         "period": (

@@ -219,6 +219,10 @@ def train(
             attributes=attribute_input(attributes, categorical),
         )
     else:
+        from cx_models.cli.model_options import transaction_periods
+
+        if (periods := transaction_periods(contract)) is not None:
+            settings["period_days"] = periods
         run = run_training(
             transactions,
             surveys,

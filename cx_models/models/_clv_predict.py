@@ -55,7 +55,32 @@ class CLVPredictions:
             )
         return float(self.period_days)
 
+    def _period_table(self, features):
+        """Return a BG/BB model's table: the features' period history, or the table itself.
+
+        A customer feature table built with ``period_days`` holds the history in
+        periods beside the continuous one (:func:`~cx_models.period_features.btyd_view`);
+        one recorded in days or weeks without it is refused (it would be read as periods).
+        """
+        from cx_models.period_features import btyd_view
+
+        view = btyd_view(features, period_days=self.period_days)
+        if view is not None:
+            if self.period_days is None:
+                self.period_days = view.attrs["period_days"]
+            return view
+        unit = getattr(features, "attrs", {}).get("time_unit")
+        if unit is not None and unit != "P":
+            raise CXDataError(
+                f"BG/BB counts discrete periods but this feature table's history is in "
+                f"time unit {unit!r}: build the features with period_days=N (--period-days N), "
+                "which adds each customer's history in periods"
+            )
+        return features
+
     def _in_model_units(self, features) -> dict[str, np.ndarray]:
+        if self.time_unit_ == "P":
+            features = self._period_table(features)
         table, _, _ = fit_table(features, allow_no_spend=not self.spend_params_)
         rfm = rfm_arrays(table)
         if self.time_unit_ == "P":  # BG/BB tables count periods already

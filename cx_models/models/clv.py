@@ -154,6 +154,8 @@ class CLVModel(CLVPredictions, CLVPersistence):
                 "table does not have: fit_transactions(transactions, as_of=...) does it"
             )
         unit = "P" if self.model == "bgbb" else table_unit(features)
+        if self.model == "bgbb":  # a feature table's history in periods, when it has one
+            features = self._period_table(features)
         features, weights, has_spend = fit_table(features, allow_no_spend=self.model == "bgbb")
         if self.covariates is not None:  # the levels of text covariates: learnt once, here
             self.covariates = self.covariates.learn(features)

@@ -18,6 +18,7 @@ from cx_models.contract import (
 )
 from cx_models.errors import CXDataError
 from cx_models.legacy_keywords import from_keywords
+from cx_models.period_features import PERIOD_COLUMNS
 from cx_models.schemas import ValidationReport, require_usable
 from cx_models.settings import EventFormat, FeatureSpec
 from cx_models.timeutil import as_of_cutoff, parse_as_of
@@ -160,7 +161,45 @@ def features_from_validated(
     feats = feats.withColumns(
         {f"{s}_count": F.coalesce(F.col(f"{s}_count"), F.lit(0)).cast("long") for s in SURVEY_TYPES}
     ).withColumn("nps_category", category)
-    return feats.select(*feature_columns())
+    feats = feats.select(*feature_columns())
+    if spec.period_days is not None:  # BG/BB's history in periods, beside the continuous one
+        periods = _period_histories(transactions, as_of, spec.period_days)
+        feats = feats.join(periods, "customer_id", "left").select(
+            *feature_columns(), *PERIOD_COLUMNS
+        )
+    return feats
+
+
+def _period_histories(tx: DataFrame, as_of: dt.date, period: int) -> DataFrame:
+    """:func:`cx_models.period_features.period_histories` in Spark (``tx`` cut at as_of)."""
+    days = tx.select("customer_id", _epoch_day("timestamp").alias("day"), "amount")
+    end = (as_of - _EPOCH).days + 1
+    spans = days.groupBy("customer_id").agg(F.min("day").alias("first")).withColumn(
+        "period_T",
+        F.greatest(F.floor((F.lit(end) - F.col("first")) / period) - 1, F.lit(0)).cast("long"),
+    )
+    active = (
+        days.join(spans, "customer_id")
+        .withColumn("k", F.floor((F.col("day") - F.col("first")) / period).cast("long"))
+        .filter((F.col("k") >= 1) & (F.col("k") <= F.col("period_T")))
+        .groupBy("customer_id", "k")
+        .agg(F.sum("amount").alias("spend"))
+        .groupBy("customer_id")
+        .agg(
+            F.count(F.lit(1)).cast("long").alias("period_frequency"),
+            F.max("k").alias("period_recency"),
+            F.avg("spend").alias("period_monetary_value"),
+        )
+    )
+    return spans.join(active, "customer_id", "left").select(
+        "customer_id",
+        F.coalesce("period_frequency", F.lit(0)).cast("long").alias("period_frequency"),
+        F.coalesce("period_recency", F.lit(0)).cast("long").alias("period_recency"),
+        "period_T",
+        F.coalesce("period_monetary_value", F.lit(0.0)).cast("double").alias(
+            "period_monetary_value"
+        ),
+    )
 
 
 @dataclass
