@@ -110,8 +110,10 @@ def simulate_bgbb_orders(n: int, seed: int) -> pd.DataFrame:
         customers.append(np.flatnonzero(keep))
         when.append(day[keep])
     cid, day = np.concatenate(customers), np.concatenate(when)
+    # Gamma-Gamma spend: order values ~ Gamma(p = 4, rate ν), ν ~ Gamma(q = 3, rate 15)
+    nu = rng.gamma(3.0, 1.0 / 15.0, n)
     return pd.DataFrame({
         "customer_id": cid,
         "timestamp": pd.to_datetime(BGBB_START) + pd.to_timedelta(day, unit="D"),
-        "amount": np.round(rng.gamma(4.0, 10.0, cid.size), 2),
+        "amount": np.round(rng.gamma(4.0, 1.0 / nu[cid]), 2) + 0.01,
     })

@@ -202,3 +202,25 @@ def test_cli_period_days_with_transactions(orders, tmp_path):
                                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", *args])
         assert res.exit_code != 0 and message in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
+
+
+def test_clv_validate_compares_bgbb_beside_the_others(orders, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cx_models.cli import app
+
+    path = tmp_path / "orders.parquet"
+    orders.to_parquet(path)
+    out = tmp_path / "validate.json"
+    res = CliRunner().invoke(app, [
+        "clv", "validate", "--transactions", str(path), "--calibration-end", "2025-04-24",
+        "--holdout-end", AS_OF, "--clv-model", "all", "--period-days", "30", "--out", str(out)])
+    assert res.exit_code == 0, res.stderr
+    report = json.loads(out.read_text())
+    assert set(report["models"]) == {"bgnbd", "mbgnbd", "pnbd", "bgbb"}
+    holdout = report["models"]["bgbb"]["holdout"]
+    # one purchase at most a period: BG/BB's active periods are the purchase days
+    assert holdout["purchases_predicted"] == pytest.approx(holdout["purchases_actual"], rel=0.1)
+    assert report["lowest_purchases_mae"] == "bgbb"

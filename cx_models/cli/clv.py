@@ -204,20 +204,23 @@ def clv_validate(
     penalizer: PenalizerOpt = 0.0,
     plots: PlotsOpt = None,
     out: ReportOutOpt = None,
+    period_days: PeriodDaysOpt = None,
     *,
     fmt: EventFormat,
 ) -> None:
     """Fit on the calibration period, predict the holdout, compare with what happened.
 
-    --clv-model all compares BG/NBD, MBG/NBD and Pareto/NBD side by side (plots in one
-    folder per model under --plots).
+    --clv-model all compares BG/NBD, MBG/NBD and Pareto/NBD side by side, and BG/BB with
+    --period-days (plots in one folder per model under --plots).
     """
     from cx_models.clv_choice import CANDIDATES
     from cx_models.clv_validation import validate_clv
     from cx_models.io import write_text_atomic
 
     family = renamed("--model", "--clv-model", legacy_model, clv_model)
-    models = CANDIDATES if family == "all" else (family,)
+    if family == "bgbb" and period_days is None:
+        raise CXDataError("BG/BB counts discrete opportunities: give --period-days")
+    models = (*CANDIDATES, *(("bgbb",) if period_days else ())) if family == "all" else (family,)
     reports = {}
     for name in models:
         with err.status(f"{name}: fitting on the calibration period and predicting the holdout"):
@@ -227,7 +230,7 @@ def clv_validate(
                 holdout_end=holdout_end,
                 model=name,
                 penalizer=penalizer,
-                spec=FeatureSpec(time_unit=time_unit.value),
+                spec=FeatureSpec(time_unit=time_unit.value, period_days=period_days),
                 fmt=fmt,
                 plots_dir=None if plots is None else (plots / name if len(models) > 1 else plots),
             )

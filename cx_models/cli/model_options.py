@@ -42,8 +42,9 @@ ClvModelOpt = Annotated[
     str,
     typer.Option(
         "--clv-model",
-        help="Transaction model: bgnbd, mbgnbd, pnbd (Pareto/NBD); train also takes auto "
-        "(the lowest holdout error; its default), clv validate all (side by side).",
+        help="Transaction model: bgnbd, mbgnbd, pnbd (Pareto/NBD), bgbb (BG/BB, with "
+        "--period-days); train also takes auto (the lowest holdout error; its default), clv "
+        "validate all (side by side).",
     ),
 ]
 ChurnClvModelOpt = Annotated[
