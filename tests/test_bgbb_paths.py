@@ -224,3 +224,20 @@ def test_clv_validate_compares_bgbb_beside_the_others(orders, tmp_path):
     # one purchase at most a period: BG/BB's active periods are the purchase days
     assert holdout["purchases_predicted"] == pytest.approx(holdout["purchases_actual"], rel=0.1)
     assert report["lowest_purchases_mae"] == "bgbb"
+
+
+def test_auto_with_periods_keeps_a_continuous_model_where_purchases_are_continuous():
+    """The synthetic base is BG/NBD: monthly periods lose buyers' repeat days, BG/NBD wins."""
+    from cx_models.synthetic import generate_customer_base
+
+    base = generate_customer_base(4_000, seed=2)
+    config = TrainingConfig(as_of="2025-12-31", horizon_days=90, clv_model="auto",
+                            period_days=30, max_snapshots=2)
+    result = train_scorer(base.transactions, base.surveys, config)
+    choice = result.clv_choice
+    mae = {k: v["purchases_mae"] for k, v in choice["candidates"].items()}
+    assert choice["chosen"] == "bgnbd" and mae["bgbb"] > 1.02 * mae["bgnbd"]
+    # the scorer then reads no period history; the run still logs what was asked
+    assert result.scorer.feature_spec.period_days is None
+    assert result.scorer.period_columns == [] and "period_T" not in result.features
+    assert result.config.period_days == 30

@@ -106,7 +106,10 @@ def train_scorer(
             candidates=CANDIDATES if config.covariates is not None else None,
         )
         say(f"CLV model: {choice['chosen']} ({choice['reason']})")
-        config = replace(config, clv_model=choice["chosen"])
+        # periods only where a model counts them (the features then leave them out)
+        discrete = "bgbb" in (choice["chosen"], config.churn_clv_model)
+        config = replace(config, clv_model=choice["chosen"],
+                         period_days=config.period_days if discrete else None)
         timings["clv_choice_s"] = time.perf_counter() - t0
 
     def churn_model() -> ChurnModel:
