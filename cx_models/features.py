@@ -22,6 +22,9 @@ Columns, in order:
   averaged), ``{s}_mean``, ``{s}_count`` and ``{s}_days_since``; and
   ``nps_category`` (promoter 9-10, passive 7-8, detractor 0-6). Missing stays
   missing (NaN), never 0.
+* With ``FeatureSpec(period_days=N)``: BG/BB's history in periods of N days,
+  ``period_frequency``, ``period_recency``, ``period_T`` and
+  ``period_monetary_value`` (:mod:`cx_models.period_features`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from cx_models.contract import (
 )
 from cx_models.legacy_keywords import from_keywords
 from cx_models.occasions import sorted_occasions
+from cx_models.period_features import PERIOD_COLUMNS, occasion_periods
 from cx_models.schemas import ValidationReport, quarantine_table, validate_events
 from cx_models.settings import EventFormat, FeatureSpec
 from cx_models.survey_features import nps_category, survey_features
@@ -91,7 +95,9 @@ class FeatureBuild:
         }
 
 
-def _transaction_features(tx: pl.DataFrame, as_of: dt.date, unit_days: float) -> pl.DataFrame:
+def _transaction_features(
+    tx: pl.DataFrame, as_of: dt.date, unit_days: float, period_days: int | None = None
+) -> pl.DataFrame:
     as_of_day = as_of.toordinal() - dt.date(1970, 1, 1).toordinal()
     occasions = sorted_occasions(tx).with_columns(
         pl.when(pl.col("customer_id") == pl.col("customer_id").shift(1))
@@ -125,6 +131,9 @@ def _transaction_features(tx: pl.DataFrame, as_of: dt.date, unit_days: float) ->
             ],
         )
     )
+    if period_days is not None:  # BG/BB's history in periods, from the same sorted occasions
+        periods = occasion_periods(occasions, as_of=as_of, period_days=period_days)
+        per_customer = per_customer.hstack(periods.drop("customer_id").get_columns())
     per_customer = (
         per_customer.join(recent, on="customer_id", how="left")
         .with_columns(pl.col(f"_n{t}").fill_null(0) for t in bounds)
@@ -175,8 +184,8 @@ def features_from_validated(
     Returns the features, defined by ``spec``, and the number of survey customers
     without a purchase by ``as_of`` (who get no row). The extra transaction columns
     of ``spec.extras`` (:mod:`cx_models.transaction_extras`; levels not yet learnt
-    are learnt on these transactions) follow the standard feature columns.
-    With ``spec.period_days``, each customer's BG/BB history in periods follows
+    are learnt on these transactions) follow the standard feature columns, after
+    each customer's BG/BB history in periods with ``spec.period_days``
     (:data:`~cx_models.period_features.PERIOD_COLUMNS`). ``attributes`` (validated
     by :func:`cx_models.attributes.validate_attributes`:
     ``customer_id`` and static columns) are joined after them; a customer without
@@ -186,7 +195,7 @@ def features_from_validated(
     spec = spec or FeatureSpec()
     cutoff = as_of_cutoff(as_of)
     transactions = transactions.filter(pl.col("timestamp") < cutoff)
-    feats = _transaction_features(transactions, as_of, spec.unit_days)
+    feats = _transaction_features(transactions, as_of, spec.unit_days, spec.period_days)
     extras = spec.extras.learn(transactions) if spec.extras else None
     orphans = 0
     if surveys is not None and surveys.height:
@@ -211,15 +220,11 @@ def features_from_validated(
             .cast(pl.Int64)
             .alias(name)
         )
-    feats = feats.with_columns(nps_category()).select(feature_columns())
+    periods = list(PERIOD_COLUMNS) if spec.period_days is not None else []
+    feats = feats.with_columns(nps_category()).select(*feature_columns(), *periods)
     if extras is not None:
         feats = feats.join(extras.features(transactions, as_of=as_of), on="customer_id",
                            how="left", maintain_order="left")
-    if spec.period_days is not None:  # BG/BB's history in periods, beside the continuous one
-        from cx_models.period_features import period_histories
-
-        periods = period_histories(transactions, as_of=as_of, period_days=spec.period_days)
-        feats = feats.join(periods, on="customer_id", how="left", maintain_order="left")
     if attributes is not None:
         from cx_models.attributes import join_attributes
 

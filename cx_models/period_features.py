@@ -19,6 +19,8 @@ reads those (:func:`btyd_view`), the other models the continuous columns.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -77,7 +79,7 @@ def period_features(transactions: pl.DataFrame, *, as_of, period_days: int) -> p
 
 
 def period_histories(transactions: pl.DataFrame, *, as_of, period_days: int) -> pl.DataFrame:
-    """Return :func:`period_features`' histories as :data:`PERIOD_COLUMNS` (polars, unsorted).
+    """Return :func:`period_features`' histories as :data:`PERIOD_COLUMNS` (polars, by id).
 
     Examples
     --------
@@ -86,44 +88,59 @@ def period_histories(transactions: pl.DataFrame, *, as_of, period_days: int) -> 
     >>> period_histories(tx, as_of="2023-12-31", period_days=365).row(0)
     (1, 1, 1, 3, 20.0)
     """
+    from cx_models.occasions import sorted_occasions
+    from cx_models.timeutil import as_of_cutoff
+
+    as_of = parse_as_of(as_of)
+    seen = transactions.filter(pl.col("timestamp") < as_of_cutoff(as_of))
+    return occasion_periods(sorted_occasions(seen), as_of=as_of, period_days=period_days)
+
+
+def occasion_periods(occasions: pl.DataFrame, *, as_of, period_days: int) -> pl.DataFrame:
+    """Return the period histories of sorted purchase occasions, one row per customer.
+
+    ``occasions``: :func:`cx_models.occasions.sorted_occasions` (``customer_id``,
+    ``day`` in days since 1970-01-01, ``amount``), sorted by customer then day and
+    cut at ``as_of``; the rows come out in its customer order. The mean spend of the
+    active periods is their total spend over their number.
+    """
     if int(period_days) != period_days or not 1 <= period_days <= 36_525:
         raise CXDataError(f"period_days must be a whole number of days in 1..36525, got "
                           f"{period_days!r}")
-    as_of = parse_as_of(as_of)
     period = int(period_days)
-    day = pl.col("timestamp").dt.date()
-    seen = transactions.filter(day <= as_of).with_columns(day.alias("day"))
-    first = seen.group_by("customer_id").agg(pl.col("day").min().alias("first"))
-    end = pl.lit(as_of) + pl.duration(days=1)
-    spans = first.with_columns(
-        (((end - pl.col("first")).dt.total_days() // period) - 1).clip(lower_bound=0).alias("T")
-    )
-    periods = (
-        seen.join(spans, on="customer_id")
-        .with_columns(((pl.col("day") - pl.col("first")).dt.total_days() // period).alias("k"))
-        .filter((pl.col("k") >= 1) & (pl.col("k") <= pl.col("T")))
-        .group_by("customer_id", "k")
-        .agg(pl.col("amount").sum().alias("spend"))
-        .group_by("customer_id")
-        .agg(
-            pl.len().alias("frequency"),
-            pl.col("k").max().alias("recency"),
-            pl.col("spend").mean().alias("monetary_value"),
-        )
-    )
-    return (
-        spans.join(periods, on="customer_id", how="left")
-        .with_columns(
-            pl.col("frequency").fill_null(0).cast(pl.Int64),
-            pl.col("recency").fill_null(0).cast(pl.Int64),
-            pl.col("T").cast(pl.Int64),
-            pl.col("monetary_value").fill_null(0.0),
-        )
-        .select(
-            "customer_id",
-            *(pl.col(btyd).alias(name) for name, btyd in PERIOD_COLUMNS.items()),
-        )
-    )
+    end = (parse_as_of(as_of) - dt.date(1970, 1, 1)).days + 1  # the day after as_of
+    ids = occasions["customer_id"]
+    if ids.len() == 0:
+        return pl.DataFrame({"customer_id": ids, **{
+            c: pl.Series([], dtype=pl.Float64 if c == "period_monetary_value" else pl.Int64)
+            for c in PERIOD_COLUMNS}})
+    # arrays over the sorted occasions: a customer's rows are one run, in day order
+    new = (ids != ids.shift(1)).fill_null(True).to_numpy()
+    starts = np.flatnonzero(new)
+    day = occasions["day"].to_numpy().astype(np.int64)
+    amount = occasions["amount"].to_numpy().astype(np.float64)
+    first = day[starts]
+    n = np.maximum((end - first) // period - 1, 0)
+    counts = np.diff(np.append(starts, day.size))
+    k = (day - np.repeat(first, counts)) // period
+    active = (k >= 1) & (k <= np.repeat(n, counts))
+    # a period opens where k moves on within the customer's run
+    opens = np.empty(day.size, dtype=bool)
+    opens[0] = True
+    np.not_equal(k[1:], k[:-1], out=opens[1:])
+    opens |= new
+    frequency = np.add.reduceat((opens & active).astype(np.int64), starts)
+    recency = np.maximum.reduceat(np.where(active, k, 0), starts)
+    spend = np.add.reduceat(np.where(active, amount, 0.0), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(frequency > 0, spend / np.maximum(frequency, 1), 0.0)
+    return pl.DataFrame({
+        "customer_id": ids.gather(starts),
+        "period_frequency": frequency,
+        "period_recency": recency,
+        "period_T": n,
+        "period_monetary_value": mean,
+    })
 
 
 def btyd_view(features, *, period_days: float | None = None) -> pd.DataFrame | None:

@@ -115,11 +115,11 @@ class FeatureSpec:
             object.__setattr__(self, "period_days", int(period))
 
     def added_columns(self) -> list[str]:
-        """Return the columns this definition adds after the standard ones: extras, periods."""
+        """Return the columns this definition adds after the standard ones: periods, extras."""
         from cx_models.period_features import PERIOD_COLUMNS
 
         periods = list(PERIOD_COLUMNS) if self.period_days is not None else []
-        return [*self.extras.feature_names(), *periods]
+        return [*periods, *self.extras.feature_names()]
 
     @property
     def unit_days(self) -> float:

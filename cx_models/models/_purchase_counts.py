@@ -26,6 +26,7 @@ import numpy as np
 from scipy.special import betaln, gammaln
 
 from cx_models.models._maths import as_params
+from cx_models.models._patterns import distinct_rows
 
 __all__ = ["GL_NODES", "GL_WEIGHTS", "bgbb_pmf", "bgnbd_pmf", "pnbd_pmf"]
 
@@ -92,8 +93,8 @@ def pnbd_pmf(params, t, x, t_x, T, n_max: int, *, alive) -> np.ndarray:
 def bgbb_pmf(params, m, x, t_x, n_obs, n_max: int, *, alive) -> np.ndarray:
     """BG/BB P(N = k) transactions in the next ``m`` periods (rounded down), k = 0..n_max."""
     a, b, g, d = (float(v) for v in params)
-    x = np.asarray(x, dtype=float)[:, None, None]
-    n_obs = np.asarray(n_obs, dtype=float)[:, None, None]
+    (x, n_obs), index = distinct_rows(x, n_obs)  # once per (x, n) pattern
+    x, n_obs = x[:, None, None], n_obs[:, None, None]
     whole = int(np.floor(float(m) + 1e-9))
     j = np.arange(whole + 1, dtype=float)[None, None, :]  # periods alive
     k = np.arange(n_max + 1, dtype=float)[None, :, None]  # transactions
@@ -108,7 +109,7 @@ def bgbb_pmf(params, m, x, t_x, n_obs, n_max: int, *, alive) -> np.ndarray:
         log_binom = gammaln(j + 1.0) - gammaln(k + 1.0) - gammaln(j - k + 1.0)
         log_mix = betaln(a1 + k, b1 + j - k) - betaln(a1, b1)
     given_j = np.where(k <= j, np.exp(log_binom + log_mix), 0.0)
-    if_alive = (p_j * given_j).sum(axis=2)
+    if_alive = (p_j * given_j).sum(axis=2)[index]
     return _mix(if_alive, alive)
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaln, digamma, expit, gammaln
 
+from cx_models.models._patterns import distinct_rows
+
 __all__ = [
     "PARAMS",
     "BGBBPatterns",
@@ -118,9 +120,9 @@ def p_alive(params, x, t_x, n) -> np.ndarray:
     >>> p_alive((1.204, 0.750, 0.657, 2.783), [6], [6], [6]).round(3)
     array([1.])
     """
-    x, t_x, n = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, t_x, n))
+    (x, t_x, n), index = distinct_rows(*(np.atleast_1d(v) for v in (x, t_x, n)))
     first, rest, _ = _terms(params, x, t_x, n)
-    return expit(first - np.logaddexp.reduce(rest, axis=1))
+    return expit(first - np.logaddexp.reduce(rest, axis=1))[index]
 
 
 def p_alive_at(params, m, x, t_x, n) -> np.ndarray:
@@ -194,10 +196,12 @@ def prob_no_purchase(params, m, x, t_x, n, *, alive=None) -> np.ndarray:
     array([0.9836])
     """
     a, b, g, d = _params(params)
-    x, t_x, n = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, t_x, n))
+    x, t_x, n = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=float))
+                                      for v in (x, t_x, n)))
     whole = np.floor(np.broadcast_to(np.asarray(m, dtype=float), x.shape) + 1e-9)
     if alive is None:
         alive = p_alive(params, x, t_x, n)
+    (x, n, whole), index = distinct_rows(x, n, whole)  # the quiet periods: once per pattern
     top = int(whole.max(initial=0))
     j = np.arange(top + 1)[None, :]
     quiet = np.exp(betaln(a + x[:, None], b + n[:, None] - x[:, None] + j)
@@ -206,7 +210,7 @@ def prob_no_purchase(params, m, x, t_x, n, *, alive=None) -> np.ndarray:
     last = np.exp(betaln(g, d + n[:, None] + j) - betaln(g, d + n)[:, None])
     before = np.where(j < whole[:, None], stop * quiet, 0.0).sum(axis=1)
     at_end = np.take_along_axis(last * quiet, whole.astype(int)[:, None], axis=1)[:, 0]
-    return np.clip(1.0 - alive + alive * (before + at_end), 0.0, 1.0)
+    return np.clip(1.0 - alive + alive * (before + at_end)[index], 0.0, 1.0)
 
 
 class BGBBPatterns:
