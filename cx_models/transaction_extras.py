@@ -154,6 +154,27 @@ class TransactionExtras:
             if cols
         )
 
+    def check_columns(self, columns, source: str, roles) -> dict[str, str]:
+        """Refuse declared columns that are missing or are the id, time or amount column.
+
+        Returns each declared column's flag. ``columns``: the export's column names;
+        ``roles``: its customer, time and amount columns (name → role).
+        """
+        flags = self.flags()
+        for column, flag in flags.items():
+            if column in roles:
+                raise CXDataError(
+                    f"{source}: column {column!r} is the transactions' {roles[column]} column; "
+                    f"it cannot also be an extra column ({flag})"
+                )
+            if column not in columns:
+                found = ", ".join(repr(c) for c in columns if not c.startswith("__"))
+                raise CXDataError(
+                    f"{source}: column {column!r} ({flag}, declared for the features) is "
+                    f"missing; found columns: {found}"
+                )
+        return flags
+
     def validate(self, raw: pl.DataFrame, source: str, roles) -> tuple[list, list]:
         """Read the declared columns of a raw transactions export.
 
@@ -164,19 +185,7 @@ class TransactionExtras:
         from cx_models.cells import numbers, require_scalar_columns, text_cells
         from cx_models.contract import MAX_AMOUNT
 
-        flags = self.flags()
-        for column, flag in flags.items():
-            if column in roles:
-                raise CXDataError(
-                    f"{source}: column {column!r} is the transactions' {roles[column]} column; "
-                    f"it cannot also be an extra column ({flag})"
-                )
-            if column not in raw.columns:
-                found = ", ".join(repr(c) for c in raw.columns if not c.startswith("__"))
-                raise CXDataError(
-                    f"{source}: column {column!r} ({flag}, declared for the features) is "
-                    f"missing; found columns: {found}"
-                )
+        flags = self.check_columns(raw.columns, source, roles)
         require_scalar_columns(raw.schema, source, {c: (c, f) for c, f in flags.items()})
         columns, checks = [], []
         for q in self.numeric:

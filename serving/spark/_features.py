@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cx_models.serving.spark._session import EPOCH as _EPOCH
 from cx_models.serving.spark._validation import validate_surveys, validate_transactions
@@ -16,9 +16,7 @@ from cx_models.contract import (
     WINDOWS_DAYS,
     feature_columns,
 )
-from cx_models.errors import CXDataError
 from cx_models.legacy_keywords import from_keywords
-from cx_models.period_features import PERIOD_COLUMNS
 from cx_models.schemas import ValidationReport, require_usable
 from cx_models.settings import EventFormat, FeatureSpec
 from cx_models.timeutil import as_of_cutoff, parse_as_of
@@ -164,10 +162,14 @@ def features_from_validated(
     feats = feats.select(*feature_columns())
     if spec.period_days is not None:  # BG/BB's history in periods, beside the continuous one
         periods = _period_histories(transactions, as_of, spec.period_days)
-        feats = feats.join(periods, "customer_id", "left").select(
-            *feature_columns(), *PERIOD_COLUMNS
-        )
-    return feats
+        feats = feats.join(periods, "customer_id", "left")
+    if spec.extras:  # levels not yet learnt are learnt on these transactions
+        from cx_models.serving.spark._extras import extra_features, learn_levels
+
+        extras = learn_levels(transactions, spec.extras)
+        feats = feats.join(extra_features(transactions, extras, as_of), "customer_id", "left")
+        spec = replace(spec, extras=extras)
+    return feats.select(*feature_columns(), *spec.added_columns())
 
 
 def _period_histories(tx: DataFrame, as_of: dt.date, period: int) -> DataFrame:
@@ -241,14 +243,10 @@ def build_features(
     (one row per customer with a purchase by ``as_of``), as a Spark DataFrame.
     """
     fmt, spec = from_keywords("build_features", keywords, fmt=fmt, spec=spec)
-    if spec.extras:
-        raise CXDataError(
-            "the Spark engine does not build the features of extra transaction columns "
-            f"({', '.join(spec.extras.columns)}) yet: score this model with cx-models score"
-        )
     as_of = parse_as_of(as_of)
     unit = spec.time_unit
-    tx = validate_transactions(transactions, as_of=as_of, fmt=fmt, source=sources[0])
+    tx = validate_transactions(transactions, as_of=as_of, fmt=fmt, source=sources[0],
+                               extras=spec.extras)
     require_usable(tx.report, as_of, fmt.time_format)
     sv = None
     if surveys is not None:

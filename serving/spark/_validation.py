@@ -266,13 +266,16 @@ def validate_transactions(
     as_of,
     fmt: EventFormat | None = None,
     source: str | None = None,
+    extras=None,
     **keywords,
 ) -> SparkValidated:
     """Validate a transactions Spark DataFrame, as :func:`cx_models.schemas.validate_transactions`.
 
     The same reasons, in the same priority order; the report's counts come from
     one Spark aggregation. Row numbers are not kept (a Spark DataFrame has no
-    row order): the quarantine keeps the rows' values.
+    row order): the quarantine keeps the rows' values. ``extras``
+    (:class:`~cx_models.transaction_extras.TransactionExtras`): the declared extra
+    columns are kept under their own names, checked as on one machine.
     """
     source = _source(sdf, source, "transactions")
     _require_utc(sdf.sparkSession)
@@ -303,6 +306,14 @@ def validate_transactions(
         ("negative_amount", finite & (a < 0)),
         ("amount_too_large", finite & (a > MAX_AMOUNT)),
     ]
+    if extras:
+        from cx_models.serving.spark._extras import validate_extras
+
+        roles = {column: role for role, (column, _) in columns.roles().items()}
+        more, more_helpers, more_checks = validate_extras(sdf, extras, source, roles)
+        canonical.update(more)
+        helpers.update(more_helpers)
+        checks += more_checks
     return _finish(
         sdf,
         canonical,
