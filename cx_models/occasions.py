@@ -60,7 +60,7 @@ def occasion_sums(key: pl.Series, amount: pl.Series) -> pl.DataFrame:
 
     The row number is packed below the key (when both fit in 63 bits) and the
     packed integers sorted by value — several times faster than sorting a frame
-    by a key, and stable: equal keys keep their rows' order, as polars' sort did.
+    by a key, and stable: equal keys keep their rows' order.
     """
     n = key.len()
     row_bits = max(int(n).bit_length(), 1)
@@ -71,12 +71,20 @@ def occasion_sums(key: pl.Series, amount: pl.Series) -> pl.DataFrame:
             .group_by("key", maintain_order=True)
             .agg(pl.col("amount").sum(), pl.len().cast(pl.Int64).alias("n_tx"))
         )
-    packed = np.sort((key.to_numpy() << row_bits) | np.arange(n, dtype=np.int64))
+    # polars' sort: multi-threaded, and near free on input already in order (4-15x NumPy's)
+    packed = pl.Series((key.to_numpy() << row_bits) | np.arange(n, dtype=np.int64)).sort()
+    packed = packed.to_numpy()
     keys = packed >> row_bits
-    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    counts = np.empty(starts.size, dtype=np.int64)
+    counts[:-1] = starts[1:] - starts[:-1]
+    counts[-1] = n - starts[-1]
     values = amount.fill_null(0.0).cast(pl.Float64).to_numpy()[packed & ((1 << row_bits) - 1)]
     return pl.DataFrame({
         "key": keys[starts],
         "amount": np.add.reduceat(values, starts),
-        "n_tx": np.diff(np.append(starts, n)).astype(np.int64),
+        "n_tx": counts,
     })
