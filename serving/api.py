@@ -221,6 +221,7 @@ def create_app(
             "trained_horizon_days": scorer.horizon_days,
             "features": [*feature_columns(), *scorer.period_columns],
             "clv_model": scorer.clv.model,
+            "period_days": scorer.clv.period_days,  # BG/BB's periods ("time_unit": "P")
             "churn_features": scorer.churn.features_,
             "nco_weights": scorer.weights,
         }

@@ -158,7 +158,9 @@ def test_api_takes_the_period_history_as_fields(orders, trained):
         assert res.status_code == 200, res.text
         got = [r["clv"] for r in res.json()["scores"]]
         np.testing.assert_allclose(got, want["clv"], rtol=1e-9)
-        assert client.get("/metadata").json()["clv_model"] == "bgbb"
+        meta = client.get("/metadata").json()
+        assert (meta["clv_model"], meta["period_days"]) == ("bgbb", PERIOD)
+        assert meta["features"][-4:] == list(PERIOD_COLUMNS)
         # without the period history: a 422 naming it; an unknown field: still a 422
         bare = [{k: v for k, v in r.items() if k not in PERIOD_COLUMNS} for r in rows]
         res = client.post("/score", json={"customers": bare})
