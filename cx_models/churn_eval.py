@@ -36,7 +36,7 @@ from cx_models.churn_data import (
     training_snapshots,
 )
 from cx_models.emp import emp_score
-from cx_models.errors import ConvergenceError
+from cx_models.errors import ConvergenceError, CXDataError
 from cx_models.models.churn import ChurnModel
 from cx_models.settings import SnapshotPlan
 from cx_models.timeutil import as_of_cutoff, parse_as_of
@@ -219,8 +219,8 @@ def evaluate_churn(
         if f"{name}_prob_no_purchase" not in scores and name != "bgnbd":
             try:
                 fitted = fit_snapshot_clv(current, name)
-            except ConvergenceError:  # not identified on this day: no such baseline
-                continue
+            except (ConvergenceError, CXDataError):  # not identified / no data for it on
+                continue  # this day (BG/BB: no complete period yet): no such baseline
             own = fitted.predict_arrays(
                 current, horizon_days=horizon_days, clv_months=0, discount_rate=0.0
             )["prob_no_purchase"]

@@ -186,7 +186,7 @@ def test_cli_period_days_with_transactions(orders, tmp_path):
     from cx_models.cli import app
 
     path = tmp_path / "orders.csv"
-    orders.head(3_000).to_csv(path, index=False)
+    orders[orders["customer_id"] < 1_500].to_csv(path, index=False)
     out = tmp_path / "f.parquet"
     runner = CliRunner()
     res = runner.invoke(app, ["features", "--transactions", str(path), "--as-of", AS_OF,
@@ -199,6 +199,7 @@ def test_cli_period_days_with_transactions(orders, tmp_path):
         (["--clv-model", "bgnbd", "--period-days", "30"], "not 'bgnbd'"),
         (["--clv-model", "bgbb"], "--period-days N"),
         (["--period", "monthly"], "--period-days N"),
+        (["--clv-model", "bgbb", "--period-days", "800"], "no customer has a complete period"),
     ):
         res = runner.invoke(app, ["train", "--transactions", str(path), "--as-of", AS_OF,
                                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", *args])

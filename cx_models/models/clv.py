@@ -164,6 +164,13 @@ class CLVModel(CLVPredictions, CLVPersistence):
         x = rfm["frequency"].astype(np.int64)
         if x.size == 0:
             raise CXDataError("features: no customers to fit")
+        if self.model == "bgbb" and rfm["T"].max() == 0:
+            length = f"{self.period_days:g} days" if self.period_days else "one period"
+            raise CXDataError(
+                f"features: no customer has a complete period ({length}) after the first "
+                f"purchase yet, so BG/BB has no opportunity to learn from: use shorter periods "
+                f"(--period-days) or a later as_of"
+            )
         (px, pr, pT), w = weighted_patterns(x, rfm["recency"], rfm["T"], weights=weights)
         spend = None
         if has_spend:
