@@ -138,6 +138,15 @@ def test_scorer_round_trip_and_every_scoring_path(orders, trained, tmp_path):
     events = score_events(scorer, orders, as_of=AS_OF).scored.sort_values("customer_id")
     np.testing.assert_allclose(events["clv"].to_numpy(),
                                direct.sort_values("customer_id")["clv"].to_numpy(), rtol=1e-9)
+    from cx_models.serving.batch_files import score_files
+
+    path = tmp_path / "orders.parquet"
+    orders.to_parquet(path)
+    out = tmp_path / "scored.parquet"
+    score_files(scorer, path, as_of=AS_OF, out=out, chunk_customers=700)  # nine chunks
+    chunked = pd.read_parquet(out).sort_values("customer_id")
+    np.testing.assert_allclose(chunked["clv"].to_numpy(),
+                               direct.sort_values("customer_id")["clv"].to_numpy(), rtol=1e-9)
     plain = build_features(orders, as_of=AS_OF).features
     with pytest.raises(CXDataError, match="--period-days 30"):
         scorer.score(plain)
