@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from cx_models.serving.spark._session import EPOCH as _EPOCH
+from cx_models.serving.spark._validation import _blank_to_null, _finite
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -20,15 +21,6 @@ from cx_models.errors import CXDataError
 from cx_models.transaction_extras import MAX_LEVELS, TransactionExtras
 
 __all__ = ["extra_features", "learn_levels", "validate_extras"]
-
-
-def _blank_to_null(col):
-    text = F.trim(col.cast("string"))
-    return F.when(F.length(text) == 0, F.lit(None)).otherwise(text)
-
-
-def _finite(col):
-    return ~F.isnan(col) & ~col.isin(float("inf"), float("-inf"))
 
 
 def validate_extras(sdf: DataFrame, extras: TransactionExtras, source: str, roles: dict):
