@@ -84,3 +84,21 @@ def test_spark_engine_scores_a_bgbb_model_as_one_machine(spark, orders, tmp_path
     expected = expected.sort_values("customer_id").reset_index(drop=True)
     for col in ("p_alive", "expected_purchases", "clv", "churn_risk", "nco"):
         np.testing.assert_allclose(got[col], expected[col], rtol=1e-9, err_msg=col)
+
+    # a feature file: with the period history it scores alike; without, one line, no output
+    for name, extra in (("with", ["--period-days", str(BGBB_PERIOD)]), ("without", [])):
+        table = tmp_path / f"features_{name}.parquet"
+        made = CliRunner().invoke(app, ["features", "--transactions", str(path), "--as-of",
+                                        BGBB_AS_OF, "--out", str(table), *extra])
+        assert made.exit_code == 0, made.output
+        scored = tmp_path / f"scored_{name}.parquet"
+        result = CliRunner().invoke(app, [
+            "score", "--engine", "spark", "--spark-master", "local[2]", "--model", uri,
+            "--tracking-uri", store, "--features", str(table), "--out", str(scored), "--quiet"])
+        if name == "with":
+            assert result.exit_code == 0, result.output
+            back = pd.read_parquet(scored).sort_values("customer_id").reset_index(drop=True)
+            np.testing.assert_allclose(back["clv"], expected["clv"], rtol=1e-9)
+        else:
+            assert result.exit_code != 0 and "--period-days 30" in result.stderr
+            assert "Traceback" not in result.stderr and not scored.exists()

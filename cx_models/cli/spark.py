@@ -34,6 +34,7 @@ def score_on_spark(*, model, out, features_path, inputs, as_of, tracking_uri, pa
                 f"trained with {spec.lookback_days}; rebuild the features with "
                 f"--lookback-days {spec.lookback_days}"
             )
+        _check_feature_columns(loaded, features_path, meta)
         metadata = score_metadata(info, loaded, as_of=meta.get("as_of"), params=params)
         result = cx_spark.score_feature_file(
             info["model_uri"],
@@ -68,3 +69,46 @@ def score_on_spark(*, model, out, features_path, inputs, as_of, tracking_uri, pa
             err.print(report_table({k: result[k] for k in ("transactions", "surveys")}))
     if not quiet:
         err.print(scored_line(result["customers"], info, out, engine=" on Spark"))
+
+
+def _check_feature_columns(loaded, features_path, meta: dict) -> None:
+    """Refuse, on the driver, a feature file without the columns the model reads.
+
+    The model's period history (BG/BB), extra-column aggregates and customer
+    attributes: found missing on the executors they would fail the Spark job with
+    a worker's stack trace instead of one line.
+    """
+    import pandas as pd
+
+    from cx_models.serving.predictors import as_predictor
+
+    scorer = getattr(as_predictor(loaded), "scorer", None)
+    columns = _file_columns(features_path)
+    if scorer is None or columns is None:
+        return
+    empty = pd.DataFrame(columns=columns)
+    empty.attrs = {k: meta[k] for k in ("lookback_days",) if k in meta}
+    try:
+        scorer.check_features(empty)
+    except CXDataError as exc:
+        raise CXDataError(f"{features_path}: {exc}") from None
+    missing = [c for c in scorer.attribute_columns if c not in columns]
+    if missing:
+        raise CXDataError(
+            f"{features_path}: the model was trained with customer attributes "
+            f"({', '.join(missing)}), missing here: build the features with --attributes"
+        )
+
+
+def _file_columns(path) -> list[str] | None:
+    """Return the column names of a Parquet file or dataset or a CSV file (or ``None``)."""
+    try:
+        if str(path).lower().endswith(".csv"):
+            import polars as pl
+
+            return pl.read_csv(path, n_rows=0).columns
+        import pyarrow.dataset as ds
+
+        return ds.dataset(str(path), format="parquet").schema.names
+    except Exception:  # noqa: BLE001 - unreadable here: Spark's own reading says why
+        return None
