@@ -20,11 +20,22 @@ __all__ = [
     "customer_ids",
     "duplicate_mask",
     "first_reason",
+    "no_cells",
     "numbers",
     "text_cells",
     "timestamps",
 ]
 
+
+def no_cells(n: int) -> pl.Series:
+    """Return an all-false mask of ``n`` cells (built by polars, not from a Python list).
+
+    Examples
+    --------
+    >>> no_cells(3).to_list()
+    [False, False, False]
+    """
+    return pl.repeat(False, n, dtype=pl.Boolean, eager=True)
 
 
 def require_scalar_columns(schema, source: str, roles: dict[str, tuple[str, str]]) -> None:
@@ -126,14 +137,14 @@ def timestamps(
     """Return (naive UTC datetimes, mask of present-but-unparseable values)."""
     dtype = series.dtype
     if dtype == pl.Null:  # every cell empty
-        return series.cast(pl.Datetime("us")), pl.Series([False] * len(series), dtype=pl.Boolean)
+        return series.cast(pl.Datetime("us")), no_cells(len(series))
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         parsed = series.cast(pl.Datetime("us"))
-        return parsed, pl.Series([False] * len(series), dtype=pl.Boolean)
+        return parsed, no_cells(len(series))
     if dtype == pl.Date:
-        return series.cast(pl.Datetime("us")), pl.Series([False] * len(series), dtype=pl.Boolean)
+        return series.cast(pl.Datetime("us")), no_cells(len(series))
     if dtype.is_integer():
         if time_format is None:
             raise CXDataError(
@@ -159,7 +170,7 @@ def numbers(series: pl.Series, source: str, column: str, what: str) -> tuple[pl.
     """Return (Float64 values, mask of present-but-non-numeric values)."""
     dtype = series.dtype
     if dtype.is_numeric():
-        return series.cast(pl.Float64), pl.Series([False] * len(series), dtype=pl.Boolean)
+        return series.cast(pl.Float64), no_cells(len(series))
     if dtype == pl.Boolean:
         raise CXDataError(f"{source}: column {column!r} ({what}) is boolean; expected numbers")
     text = text_cells(series)
@@ -174,7 +185,7 @@ def duplicate_mask(raw: pl.DataFrame) -> pl.Series:
     exactly, which is several times faster than hashing whole rows into a set.
     """
     height = raw.height
-    mask = pl.Series("duplicate", [False] * height, dtype=pl.Boolean)
+    mask = no_cells(height).alias("duplicate")
     if height < 2 or raw.width == 0:
         return mask
     hashes = raw.hash_rows(seed=0)

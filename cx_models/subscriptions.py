@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cx_models.cells import customer_ids, numbers, require_scalar_columns, text_cells, timestamps
+from cx_models.cells import (
+    customer_ids,
+    no_cells,
+    numbers,
+    require_scalar_columns,
+    text_cells,
+    timestamps,
+)
 from cx_models.contract import require_columns
 from cx_models.errors import CXDataError
 from cx_models.io import read_input
@@ -130,7 +137,7 @@ class SubscriptionSpec:
 def _dates(raw: pl.DataFrame, column: str | None, source: str, time_format):
     if column is None:
         none = pl.Series([None] * raw.height, dtype=pl.Date)
-        return none, pl.Series([False] * raw.height, dtype=pl.Boolean)
+        return none, no_cells(raw.height)
     parsed, bad = timestamps(raw[column], time_format, source, column)
     return parsed.dt.date(), bad
 
@@ -202,7 +209,7 @@ def validate_subscriptions(
         negative = finite & (price.fill_nan(0.0) < 0)
     else:
         price = pl.Series([None] * raw.height, dtype=pl.Float64)
-        missing_price = non_numeric = negative = pl.Series([False] * raw.height)
+        missing_price = non_numeric = negative = no_cells(raw.height)
     checks = [
         ("missing_customer_id", customer.is_null()),
         ("missing_start", start.is_null() & ~bad_start),
@@ -239,7 +246,7 @@ def _finish(raw, canonical, checks, source, as_of: dt.date) -> ValidatedTable:
         ~passing.select(pl.struct("customer_id", "start", "end", "plan").is_first_distinct())
         .to_series()
     )["row"]
-    duplicate = pl.Series([False] * height, dtype=pl.Boolean).scatter(repeats, True)
+    duplicate = no_cells(height).scatter(repeats, True)
     reason = pl.select(
         pl.when(pl.lit(duplicate)).then(pl.lit("duplicate_subscription"))
         .otherwise(pl.lit(reason)).alias("reason")
