@@ -189,6 +189,12 @@ def test_api_takes_the_period_history_as_fields(orders, trained):
                                    rtol=1e-9)
 
 
+def _config(tmp_path, text: str):
+    path = tmp_path / "train.toml"
+    path.write_text(text)
+    return path
+
+
 def test_cli_period_days_with_transactions(orders, tmp_path):
     from typer.testing import CliRunner
 
@@ -209,6 +215,9 @@ def test_cli_period_days_with_transactions(orders, tmp_path):
         (["--clv-model", "bgbb"], "--period-days N"),
         (["--period", "monthly"], "--period-days N"),
         (["--clv-model", "bgbb", "--period-days", "800"], "no customer has a complete period"),
+        # a config file's top-level settings are read as settings, not as NCO weights
+        (["--config", str(_config(tmp_path, 'clv_model = "bgnbd"\nperiod_days = 7\n'))],
+         "not 'bgnbd'"),
     ):
         res = runner.invoke(app, ["train", "--transactions", str(path), "--as-of", AS_OF,
                                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", *args])

@@ -13,7 +13,6 @@ from cx_models.cli._app import (
     err,
     print_json,
     report_table,
-    resolve_weights,
     say_quarantine,
     user_errors,
 )
@@ -201,7 +200,11 @@ def train(
 
         base = settings.get("campaign") or asdict(EVALUATION_CAMPAIGN)
         settings["campaign"] = {**base, **{k: v for k, v in campaign.items() if v is not None}}
-    settings["nco_weights"] = resolve_weights(config, nco_weights)
+    # a training config's top level holds settings; its weights sit under [nco.weights]
+    # (read by load_config_file), then --nco-weights
+    from cx_models.nco import parse_weights
+
+    settings["nco_weights"] = parse_weights(nco_weights or "", base=settings.get("nco_weights"))
     if subscriptions is None and transactions is None:
         raise CXDataError(
             "give --transactions (a non-contractual business) or --subscriptions (contracts, "
