@@ -30,7 +30,8 @@ from cx_models.settings import FeatureSpec
 from cx_models.timeutil import parse_as_of
 
 __all__ = [
-    "CANDIDATES", "MIN_HOLDOUT_DAYS", "TIE", "choose_clv_model", "fit_transactions", "pick_model",
+    "CANDIDATES", "MIN_HOLDOUT_DAYS", "TIE", "candidates_for", "choose_clv_model",
+    "fit_transactions", "pick_model",
 ]
 
 #: The models ``auto`` chooses from (BG/BB needs discrete periods: not a candidate here).
@@ -39,6 +40,17 @@ CANDIDATES = ("bgnbd", "mbgnbd", "pnbd")
 MIN_HOLDOUT_DAYS = 56
 #: MAEs within this share of the best are a tie, broken by the total's error.
 TIE = 0.01
+
+
+def candidates_for(period_days: int | None) -> tuple[str, ...]:
+    """Return the models compared on these features: :data:`CANDIDATES`, BG/BB with periods.
+
+    Examples
+    --------
+    >>> candidates_for(7)
+    ('bgnbd', 'mbgnbd', 'pnbd', 'bgbb')
+    """
+    return (*CANDIDATES, *(("bgbb",) if period_days is not None else ()))
 
 
 def pick_model(figures: dict) -> tuple[str, list[str]]:
@@ -102,7 +114,7 @@ def choose_clv_model(
     as_of = parse_as_of(as_of)
     spec = spec or FeatureSpec()
     if candidates is None:
-        candidates = (*CANDIDATES, *(("bgbb",) if spec.period_days is not None else ()))
+        candidates = candidates_for(spec.period_days)
     if transactions.height == 0:
         raise CXDataError("no transactions to choose a CLV model on")
     first_day = transactions["timestamp"].min().date()

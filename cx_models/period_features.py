@@ -28,7 +28,9 @@ import polars as pl
 from cx_models.errors import CXDataError
 from cx_models.timeutil import parse_as_of
 
-__all__ = ["PERIOD_COLUMNS", "btyd_view", "period_features", "period_histories"]
+__all__ = [
+    "PERIOD_COLUMNS", "btyd_view", "occasion_periods", "period_features", "period_histories",
+]
 
 #: The period history's columns in a customer feature table, and the BTYD name of each.
 PERIOD_COLUMNS = {
@@ -104,10 +106,9 @@ def occasion_periods(occasions: pl.DataFrame, *, as_of, period_days: int) -> pl.
     cut at ``as_of``; the rows come out in its customer order. The mean spend of the
     active periods is their total spend over their number.
     """
-    if int(period_days) != period_days or not 1 <= period_days <= 36_525:
-        raise CXDataError(f"period_days must be a whole number of days in 1..36525, got "
-                          f"{period_days!r}")
-    period = int(period_days)
+    from cx_models.settings import FeatureSpec
+
+    period = FeatureSpec(period_days=period_days).period_days  # the one rule for the length
     end = (parse_as_of(as_of) - dt.date(1970, 1, 1)).days + 1  # the day after as_of
     ids = occasions["customer_id"]
     if ids.len() == 0:

@@ -251,23 +251,18 @@ class CXScorer:
         (its matrix is checked instead of reading the columns again).
         """
         _check_magnitudes(features, view)
-        missing = [c for c in self.extra_columns if c not in features.columns]
-        if missing:
-            raise CXDataError(
-                f"the model was trained with features of extra transaction columns "
-                f"({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}), missing here: "
-                f"score from the transactions (they are built the trained way) or build the "
-                f"features with {self.feature_spec.extras.declaration()}"
-            )
-        missing = [c for c in self.period_columns if c not in features.columns]
-        if missing:
-            raise CXDataError(
-                f"the model's CLV is BG/BB, which reads each customer's history in periods "
-                f"of {self.feature_spec.period_days} days ({', '.join(missing)}), missing here: "
-                f"score from the transactions (they are built the trained way) or build the "
-                f"features with --period-days {self.feature_spec.period_days} (Python: "
-                f"FeatureSpec(period_days=...))"
-            )
+        spec = self.feature_spec
+        _require_columns(
+            features, self.extra_columns,
+            "the model was trained with features of extra transaction columns",
+            spec.extras.declaration(),
+        )
+        _require_columns(
+            features, self.period_columns,
+            f"the model's CLV is BG/BB, which reads each customer's history in periods of "
+            f"{spec.period_days} days",
+            f"--period-days {spec.period_days} (Python: FeatureSpec(period_days=...))",
+        )
         built = features.attrs.get("lookback_days")
         if built is not None and int(built) != self.feature_spec.lookback_days:
             raise CXDataError(
@@ -330,6 +325,17 @@ class CXScorer:
             churn_clv=(
                 CLVModel.load(directory / meta["churn_clv"]) if meta.get("churn_clv") else None
             ),
+        )
+
+
+def _require_columns(features, columns, what: str, how: str) -> None:
+    """Refuse a feature table without ``columns``: say ``what`` needs them and ``how`` to build."""
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        shown = f"{', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}"
+        raise CXDataError(
+            f"{what} ({shown}), missing here: score from the transactions (they are built the "
+            f"trained way) or build the features with {how}"
         )
 
 

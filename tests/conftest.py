@@ -1,4 +1,5 @@
 import os
+import sys
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -45,3 +46,17 @@ def contract_trained():
         spec=SubscriptionSpec(period=30),
     )
     return base, result
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark session on two cores for one test module (``pytest -m spark``)."""
+    pytest.importorskip("pyspark")
+    # the executors of a local session must run this very interpreter (and its venv)
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    from cx_models.serving import spark as cx_spark
+
+    session = cx_spark.spark_session("local[2]")
+    yield session
+    session.stop()

@@ -1,18 +1,12 @@
 """Spark features, CLV fitting and scoring equal the single-machine ones (``pytest -m spark``)."""
 
 import json
-import os
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 pytest.importorskip("pyspark")
-
-# the executors of a local session must run this very interpreter (and its venv)
-os.environ["PYSPARK_PYTHON"] = sys.executable
-os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 
 from cx_models.serving import spark as cx_spark  # noqa: E402
 from cx_models.serving.batch import EXTRA_COLUMNS, score_features  # noqa: E402
@@ -32,13 +26,6 @@ from cx_models.synthetic import generate_customer_base, write_customer_base  # n
 pytestmark = pytest.mark.spark
 AS_OF = "2025-12-31"
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = cx_spark.spark_session("local[2]")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,10 @@
 """Spark reads extra transaction columns as one machine does: contracts, levels, scores."""
 
-import os
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
 pytest.importorskip("pyspark")
-
-os.environ["PYSPARK_PYTHON"] = sys.executable
-os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 
 from cx_models.serving import spark as cx_spark  # noqa: E402
 from cx_models.serving.batch import score_features  # noqa: E402
@@ -29,13 +23,6 @@ from cx_models.synthetic import generate_customer_base  # noqa: E402
 pytestmark = pytest.mark.spark
 AS_OF = "2025-06-30"
 EXTRAS = TransactionExtras(numeric=["qty"], categorical=["channel"])
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = cx_spark.spark_session("local[2]")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,10 @@
 """Spark builds BG/BB's period history as one machine does and scores a BG/BB model alike."""
 
-import os
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
 pytest.importorskip("pyspark")
-
-os.environ["PYSPARK_PYTHON"] = sys.executable
-os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 
 from btyd_sim import BGBB_AS_OF, BGBB_PERIOD, simulate_bgbb_orders  # noqa: E402
 from cx_models.serving import spark as cx_spark  # noqa: E402
@@ -26,13 +20,6 @@ from cx_models.period_features import PERIOD_COLUMNS  # noqa: E402
 from cx_models.settings import FeatureSpec  # noqa: E402
 
 pytestmark = pytest.mark.spark
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = cx_spark.spark_session("local[2]")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

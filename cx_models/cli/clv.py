@@ -213,14 +213,14 @@ def clv_validate(
     --clv-model all compares BG/NBD, MBG/NBD and Pareto/NBD side by side, and BG/BB with
     --period-days (plots in one folder per model under --plots).
     """
-    from cx_models.clv_choice import CANDIDATES
+    from cx_models.clv_choice import candidates_for
     from cx_models.clv_validation import validate_clv
     from cx_models.io import write_text_atomic
 
     family = renamed("--model", "--clv-model", legacy_model, clv_model)
     if family == "bgbb" and period_days is None:
         raise CXDataError("BG/BB counts discrete opportunities: give --period-days")
-    models = (*CANDIDATES, *(("bgbb",) if period_days else ())) if family == "all" else (family,)
+    models = candidates_for(period_days) if family == "all" else (family,)
     reports = {}
     for name in models:
         with err.status(f"{name}: fitting on the calibration period and predicting the holdout"):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cx_models.serving.spark._features import _epoch_day
 from cx_models.serving.spark._session import EPOCH as _EPOCH
-from cx_models.serving.spark._validation import _blank_to_null, _finite
+from cx_models.serving.spark._validation import _blank_to_null, _finite, _numbers
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -39,16 +40,7 @@ def validate_extras(sdf: DataFrame, extras: TransactionExtras, source: str, role
             )
     canonical, helpers, checks = {}, {}, []
     for q in extras.numeric:
-        dtype = sdf.schema[q].dataType
-        if isinstance(dtype, T.BooleanType):
-            raise CXDataError(f"{source}: column {q!r} (--tx-numeric) is boolean; "
-                              "expected numbers")
-        if isinstance(dtype, T.NumericType):
-            canonical[q], helpers[f"{q}__text"] = F.col(q).cast("double"), F.lit(False)
-        else:
-            text = _blank_to_null(F.col(q))
-            canonical[q] = text.try_cast("double")
-            helpers[f"{q}__text"] = text.isNotNull() & canonical[q].isNull()
+        canonical[q], helpers[f"{q}__text"] = _numbers(sdf, q, source, "--tx-numeric")
         v, text = F.col(f"__cx_{q}"), F.col(f"__cx_{q}__text")
         present = v.isNotNull()
         finite = present & _finite(v)
@@ -62,7 +54,7 @@ def validate_extras(sdf: DataFrame, extras: TransactionExtras, source: str, role
 
 
 def _level_counts(tx: DataFrame, column: str) -> DataFrame:
-    day = F.datediff(F.to_date("timestamp"), F.lit(_EPOCH)).alias("_day")
+    day = _epoch_day("timestamp").alias("_day")
     return (tx.select("customer_id", day, F.col(column).alias("_level"))
             .filter(F.col("_level").isNotNull()).distinct())
 
@@ -90,7 +82,7 @@ def extra_features(tx: DataFrame, extras: TransactionExtras, as_of: dt.date) -> 
     if not extras.learnt:
         raise CXDataError("the categorical levels are not learnt: call learn_levels() first")
     as_of_day = (as_of - _EPOCH).days
-    day = F.datediff(F.to_date("timestamp"), F.lit(_EPOCH))
+    day = _epoch_day("timestamp")
     out = tx.select("customer_id").distinct()
     if extras.numeric:
         # an occasion's value: the sum of its rows, missing when all are empty
